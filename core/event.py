@@ -1,0 +1,346 @@
+"""The Event model: SPEC §2 as pydantic, validated once, at the edge.
+
+Everything downstream (deployments, the flow, executors) receives an `Event` that is
+already valid; nothing re-checks fields later.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .durations import Duration
+
+__all__ = [
+    "Event",
+    "EventType",
+    "EventStatus",
+    "RunLocation",
+    "Priority",
+    "Schedule",
+    "Resources",
+    "HttpRequest",
+    "ToolMessage",
+    "SendMessage",
+    "Action",
+    "TRIGGER_WORDS",
+    "SCRIPT_TYPES",
+]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
+ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TRIGGER_WORDS = ("success", "failure", "always", "condition")
+
+
+class EventType(str, Enum):
+    bash = "bash"
+    python = "python"
+    node = "node"
+    http = "http"
+    tool = "tool"
+
+
+SCRIPT_TYPES = (EventType.bash, EventType.python, EventType.node)
+
+
+class EventStatus(str, Enum):
+    active = "active"
+    paused = "paused"
+    draft = "draft"
+    archived = "archived"
+
+
+class RunLocation(str, Enum):
+    local = "local"
+    remote = "remote"
+
+
+class Priority(str, Enum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    critical = "critical"
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+def _check_trigger(value: Any) -> Any:
+    """`success | failure | always | condition`, or `{all: [...]}` / `{any: [...]}` of them."""
+    if isinstance(value, str):
+        if value not in TRIGGER_WORDS:
+            raise ValueError(
+                f"unknown trigger {value!r}; use one of {', '.join(TRIGGER_WORDS)}, "
+                "or {all: [...]} / {any: [...]}"
+            )
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((op, items),) = value.items()
+        if op in ("all", "any") and isinstance(items, list) and items:
+            return {op: [_check_trigger(item) for item in items]}
+    raise ValueError(
+        f"a trigger is one of {', '.join(TRIGGER_WORDS)} or {{all: [...]}} / {{any: [...]}} "
+        f"with a non-empty list, got {value!r}"
+    )
+
+
+Trigger = Annotated[str | dict[str, Any], AfterValidator(_check_trigger)]
+
+
+def _check_name(value: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(
+            "an event name is 1-100 characters of a-z, 0-9 and '-', starting with a letter "
+            f"or digit; got {value!r}"
+        )
+    return value
+
+
+def _size_in_bytes(value: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[bkmg]?b?", str(value).strip().lower()):
+        raise ValueError(f"expected a size like 256m or 1g, got {value!r}")
+    return str(value).strip().lower()
+
+
+def _env_value(value: Any) -> str:
+    """YAML turns `PORT: 8080` into an int; the environment only holds text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ValueError(f"environment values must be text or numbers, got {type(value).__name__}")
+
+
+class Schedule(_Strict):
+    """When the event runs by itself. Cron and timezones are checked by Prefect's own models."""
+
+    cron: str | None = Field(default=None, description="Cron expression, e.g. `0 3 * * *`.")
+    interval: Duration | None = Field(default=None, description="Every N: 30s, 15m, 2h, 1d.")
+    timezone: str = Field(default="UTC", description="IANA timezone for cron and start_time.")
+    start_time: datetime | None = Field(
+        default=None, description="First run at that time; alone, the event runs once then."
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        return value if value is None else _prefect_checked(CronSchedule, cron=value).cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from prefect.client.schemas.schedules import IntervalSchedule
+
+        _prefect_checked(IntervalSchedule, interval=60, timezone=value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if self.cron is not None and self.interval is not None:
+            raise ValueError("give either cron or interval, not both")
+        if self.cron is None and self.interval is None and self.start_time is None:
+            raise ValueError("a schedule needs cron, interval or start_time")
+        if self.interval is not None and self.interval < 1:
+            raise ValueError(f"interval must be at least 1s, got {self.interval}s")
+        return self
+
+
+def _prefect_checked(model: type[BaseModel], **fields: Any) -> Any:
+    """Validate with Prefect's own schedule model: its cron parser and tz database."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+class Resources(_Strict):
+    """Container limits for local runs; unset ones take the operator's defaults."""
+
+    memory: Annotated[str, AfterValidator(_size_in_bytes)] | None = Field(
+        default=None, description="Memory limit, e.g. 256m."
+    )
+    cpus: float | None = Field(default=None, gt=0, le=256, description="CPU share, e.g. 0.5.")
+    pids: int | None = Field(default=None, ge=8, le=1_000_000, description="Max processes.")
+    network: Literal["none", "bridge"] | None = Field(
+        default=None, description="`bridge` (outbound access) or `none`."
+    )
+
+
+class HttpRequest(_Strict):
+    """The request a `type: http` event makes; text fields are templates."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    url: str = Field(min_length=1, max_length=8192)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | dict[str, Any] | list[Any] | None = None
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = Field(
+        default=None, description="Statuses that count as success; default any 2xx."
+    )
+    timeout: Duration = Field(default=30.0, gt=0)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not (value.startswith(("http://", "https://")) or value.startswith("{{")):
+            raise ValueError(f"url must start with http:// or https://, got {value!r}")
+        return value
+
+
+class ToolMessage(_Strict):
+    """A `type: tool` event: send a message through a notification block."""
+
+    block: str = Field(min_length=1, description="Name of a Prefect notification block.")
+    message: str = Field(min_length=1)
+    subject: str | None = None
+
+
+class SendMessage(_Strict):
+    block: str = Field(min_length=1, description="Name of a Prefect notification block.")
+    message: str = Field(min_length=1)
+    subject: str | None = None
+
+
+class Action(_Strict):
+    """A conditional action: when `on` holds after a run, send a message or run an event."""
+
+    on: Trigger
+    send_message: SendMessage | None = None
+    run_event: Annotated[str, AfterValidator(_check_name)] | None = None
+    delay: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Action:
+        if (self.send_message is None) == (self.run_event is None):
+            raise ValueError("an action needs exactly one of send_message or run_event")
+        return self
+
+
+class Event(_Strict):
+    """A named unit of work. See SPEC §2 for every field."""
+
+    name: Annotated[str, AfterValidator(_check_name)] = Field(
+        description="Unique; 1-100 characters of a-z, 0-9 and '-'."
+    )
+    description: str = Field(default="", max_length=500)
+    type: EventType
+    script: str | None = Field(default=None, description="Inline source of a script event.")
+    script_file: str | None = Field(
+        default=None, description="Script path, relative to the definition file."
+    )
+    status: EventStatus = EventStatus.draft
+    schedule: Schedule | None = None
+    max_executions: int = Field(default=0, ge=0)
+    run_location: RunLocation = RunLocation.local
+    servers: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    image: str | None = Field(default=None, min_length=1, max_length=512)
+    resources: Resources = Field(default_factory=Resources)
+    timeout: Duration = Field(default=3600.0, gt=0, le=7 * 86400)
+    retries: int = Field(default=0, ge=0, le=10)
+    env: dict[str, Annotated[str, BeforeValidator(_env_value)]] = Field(default_factory=dict)
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    owner: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")] | None = None
+    priority: Priority = Priority.normal
+    http: HttpRequest | None = None
+    tool: ToolMessage | None = None
+    actions: list[Action] = Field(default_factory=list)
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if not ENV_KEY_PATTERN.match(key):
+                raise ValueError(f"environment variable name {key!r} is not a valid name")
+            if key.upper().startswith("CRONIUM_"):
+                raise ValueError(f"environment variable {key!r}: the CRONIUM_ prefix is reserved")
+        return env
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_servers(cls, servers: list[str]) -> list[str]:
+        duplicates = sorted({s for s in servers if servers.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"server listed twice: {', '.join(duplicates)}")
+        return servers
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_script_file(cls, data: Any, info: Any) -> Any:
+        """Inline `script_file` so the event carries its source wherever it is deployed."""
+        if not isinstance(data, dict) or data.get("script_file") is None:
+            return data
+        if data.get("script") is not None:
+            raise ValueError("give either script or script_file, not both")
+        base = Path((info.context or {}).get("base_dir", "."))
+        path = base / str(data["script_file"])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValueError(
+                f"script_file {str(data['script_file'])!r}: no such file ({path})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"script_file {str(data['script_file'])!r}: cannot read: {exc}"
+            ) from None
+        return {**data, "script": text}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Event:
+        problems = []
+        if self.type in SCRIPT_TYPES:
+            if self.script is None:
+                problems.append(f"a {self.type.value} event needs script or script_file")
+            for field in ("http", "tool"):
+                if getattr(self, field) is not None:
+                    problems.append(f"{field} is only used by type: {field}")
+        else:
+            if self.script is not None:
+                problems.append("script is only used by bash, python and node events")
+            section = getattr(self, self.type.value)
+            if section is None:
+                problems.append(f"a {self.type.value} event needs a {self.type.value} section")
+            other = "tool" if self.type == EventType.http else "http"
+            if getattr(self, other) is not None:
+                problems.append(f"{other} is only used by type: {other}")
+        if self.run_location == RunLocation.remote:
+            if not self.servers:
+                problems.append("run_location: remote needs at least one server in servers")
+            if self.image is not None:
+                problems.append("image is only used with run_location: local")
+        elif self.servers:
+            problems.append("servers is only used with run_location: remote")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_script(self) -> bool:
+        return self.type in SCRIPT_TYPES
+
+    def to_parameters(self) -> dict[str, Any]:
+        """JSON form for a deployment's parameters; `Event.model_validate` reads it back."""
+        return self.model_dump(mode="json", exclude={"script_file"}, exclude_none=True)

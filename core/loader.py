@@ -1,0 +1,327 @@
+"""Reading event definitions from YAML / JSON files and folders, with locations in errors.
+
+YAML is read with YAML 1.2 booleans (`on:` stays the word "on"), duplicate keys refused,
+and a node budget so that alias bombs and absurd nesting fail fast and clearly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidEvent, Problem
+from .event import Event
+
+__all__ = ["load_paths", "load_file", "parse_text", "validate_event", "check_references"]
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+SUFFIXES = (".yaml", ".yml", ".json")
+
+Location = tuple[Any, ...]
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: `on`, `off`, `yes`, `no` are plain words."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class _DocumentError(Exception):
+    def __init__(self, message: str, line: int | None, field: str = ""):
+        super().__init__(message)
+        self.line, self.field = line, field
+
+
+def _dotted(path: Location) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Builder:
+    """Turns a composed YAML node tree into Python values, remembering each path's line."""
+
+    def __init__(self, loader: yaml.SafeLoader):
+        self.loader = loader
+        self.lines: dict[Location, int] = {}
+        self.budget = MAX_NODES
+
+    def build(self, node: yaml.Node, path: Location = ()) -> Any:
+        line = node.start_mark.line + 1
+        self.lines.setdefault(path, line)
+        self.budget -= 1
+        if self.budget < 0:
+            raise _DocumentError(
+                f"document too large: more than {MAX_NODES} values (alias expansion?)", line
+            )
+        if len(path) > MAX_DEPTH:
+            raise _DocumentError(f"nested deeper than {MAX_DEPTH} levels", line, _dotted(path))
+        if isinstance(node, yaml.MappingNode):
+            self.loader.flatten_mapping(node)  # resolves `<<` merge keys
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _DocumentError("mapping keys must be plain values", line, _dotted(path))
+                key = self.loader.construct_object(key_node)
+                key_line = key_node.start_mark.line + 1
+                if key in result:
+                    raise _DocumentError(
+                        f"duplicate key {key!r} (first at line {self.lines[(*path, key)]})",
+                        key_line,
+                        _dotted(path),
+                    )
+                self.lines[(*path, key)] = key_line
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node)
+
+
+def _yaml_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
+    loader = _Yaml12Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            builder = _Builder(loader)
+            yield builder.build(node), builder.lines, node.start_mark.line + 1
+    finally:
+        loader.dispose()
+
+
+def _json_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise _DocumentError(f"duplicate key {key!r}", None)
+            seen[key] = value
+        return seen
+
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise _DocumentError(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+    except RecursionError:
+        raise _DocumentError("nested too deeply", None) from None
+    for item in data if isinstance(data, list) else [data]:
+        yield item, {}, None
+
+
+def _line_for(lines: dict[Location, int], loc: Sequence[Any]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if tuple(loc[:end]) in lines:
+            return lines[tuple(loc[:end])]
+    return None
+
+
+def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
+    if error["type"] == "extra_forbidden":
+        key = str(error["loc"][-1])
+        parent: Any = model
+        for part in error["loc"][:-1]:
+            field = getattr(parent, "model_fields", {}).get(part)
+            if field is None or not isinstance(field.annotation, type):
+                parent = None
+                break
+            parent = field.annotation
+        known = list(getattr(parent, "model_fields", {})) if parent else []
+        close = difflib.get_close_matches(key, known, n=1)
+        return f"unknown field{f' (did you mean {close[0]!r}?)' if close else ''}"
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] in ("missing",) or isinstance(value, dict):
+        return message
+    shown = repr(value)
+    if shown in message:
+        return message
+    return f"{message} (got {shown[:77] + '...' if len(shown) > 80 else shown})"
+
+
+def validate_event(
+    data: Any,
+    source: str = "",
+    lines: dict[Location, int] | None = None,
+    line: int | None = None,
+    base_dir: Path | None = None,
+) -> Event:
+    """One document → Event, or InvalidEvent naming each field, value and line."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise InvalidEvent(
+            [
+                Problem(
+                    f"an event must be a mapping of fields, got {type(data).__name__}",
+                    source=source,
+                    line=line,
+                )
+            ]
+        )
+    name = data.get("name") if isinstance(data.get("name"), str) else ""
+    try:
+        return Event.model_validate(data, context={"base_dir": str(base_dir or Path.cwd())})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = [p for p in error["loc"] if not str(p).startswith(("function-", "str", "dict["))]
+            problems.append(
+                Problem(
+                    _message(error, Event),
+                    field=_dotted(tuple(loc)),
+                    source=source,
+                    line=_line_for(lines, loc) or line,
+                    event=name,
+                )
+            )
+        raise InvalidEvent(problems) from None
+
+
+def parse_text(
+    text: str, source: str = "<text>", fmt: str = "yaml", base_dir: Path | None = None
+) -> list[Event]:
+    """Every event in `text` (YAML documents or JSON object/array); all problems at once."""
+    events: list[Event] = []
+    problems: list[Problem] = []
+    documents = _json_documents(text) if fmt == "json" else _yaml_documents(text)
+    try:
+        for data, lines, line in documents:
+            try:
+                events.append(validate_event(data, source, lines, line, base_dir))
+            except InvalidEvent as exc:
+                problems.extend(exc.problems)
+    except _DocumentError as exc:
+        problems.append(Problem(str(exc), field=exc.field, source=source, line=exc.line))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        detail = getattr(exc, "problem", None) or str(exc)
+        problems.append(
+            Problem(f"invalid YAML: {detail}", source=source, line=mark.line + 1 if mark else None)
+        )
+    except RecursionError:
+        problems.append(Problem("nested too deeply", source=source))
+    if problems:
+        raise InvalidEvent(problems)
+    return events
+
+
+def load_file(path: Path) -> list[Event]:
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidEvent(
+            [Problem(f"cannot read: {exc.strerror or exc}", source=source)]
+        ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidEvent(
+            [
+                Problem(
+                    f"file is {len(raw)} bytes; definitions are limited to {MAX_FILE_BYTES}",
+                    source=source,
+                )
+            ]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidEvent(
+            [Problem(f"not UTF-8 text (byte {exc.start})", source=source, line=line)]
+        )
+    fmt = "json" if path.suffix.lower() == ".json" else "yaml"
+    return parse_text(text, source, fmt, base_dir=path.parent)
+
+
+def _definition_files(paths: Iterable[Path]) -> Iterable[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
+            )
+        else:
+            yield path
+
+
+def load_paths(paths: Iterable[Path | str]) -> list[Event]:
+    """All events under the given files/folders. Raises one InvalidEvent with every problem,
+    including names defined twice and `run_event` targets that do not exist or form cycles."""
+    events: list[Event] = []
+    origin: dict[str, str] = {}
+    problems: list[Problem] = []
+    for path in _definition_files(Path(p) for p in paths):
+        if not path.exists():
+            problems.append(Problem("no such file or folder", source=str(path)))
+            continue
+        try:
+            loaded = load_file(path)
+        except InvalidEvent as exc:
+            problems.extend(exc.problems)
+            continue
+        for event in loaded:
+            if event.name in origin:
+                problems.append(
+                    Problem(
+                        f"name defined twice (also in {origin[event.name]})",
+                        field="name",
+                        source=str(path),
+                        event=event.name,
+                    )
+                )
+            origin.setdefault(event.name, str(path))
+            events.append(event)
+    if not problems:
+        problems.extend(check_references(events))
+    if problems:
+        raise InvalidEvent(problems)
+    return events
+
+
+def check_references(events: Sequence[Event], known: Iterable[str] = ()) -> list[Problem]:
+    """`run_event` targets must exist (among `events` or `known`) and never form a cycle."""
+    names = {e.name for e in events} | set(known)
+    edges = {e.name: [a.run_event for a in e.actions if a.run_event] for e in events}
+    problems = [
+        Problem(
+            f"run_event {target!r} names no event", field=f"actions[{i}].run_event", event=e.name
+        )
+        for e in events
+        for i, target in enumerate(a.run_event for a in e.actions)
+        if target and target not in names
+    ]
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in edges.get(name, []):
+            if state.get(target) == 1:
+                cycle = " -> ".join([*path[path.index(target) :], target])
+                problems.append(
+                    Problem(f"run_event chain forms a cycle: {cycle}", field="actions", event=name)
+                )
+            elif target not in state:
+                visit(target, [*path, target])
+        state[name] = 2
+
+    for name in edges:
+        if name not in state:
+            visit(name, [name])
+    return problems

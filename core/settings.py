@@ -1,0 +1,68 @@
+"""Process-wide settings, read from `CRONIUM_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CroniumSettings", "get_settings"]
+
+
+class CroniumSettings(BaseSettings):
+    """Knobs an operator sets once per machine; per-event choices live on the Event."""
+
+    model_config = SettingsConfigDict(env_prefix="CRONIUM_", env_file=".env", extra="ignore")
+
+    home: Path = Field(
+        default=Path.home() / ".cronium",
+        description="Where Cronium keeps its database, staging directories and variables.",
+    )
+    image_bash: str = Field(
+        default="debian:bookworm-slim", description="Default image for bash events."
+    )
+    image_python: str = Field(
+        default="python:3.12-slim", description="Default image for python events."
+    )
+    image_node: str = Field(default="node:22-slim", description="Default image for node events.")
+    docker_host_block: str | None = Field(
+        default=None,
+        description="Name of a prefect-docker `DockerHost` block to connect with; "
+        "unset: the environment (DOCKER_HOST, the local socket).",
+    )
+    docker_pull: str = Field(
+        default="missing",
+        pattern="^(missing|never)$",
+        description="`missing`: pull an image that is not present locally; `never`: fail instead.",
+    )
+    docker_user: str = Field(
+        default="65534:65534",
+        description="User the script runs as inside the container (default: nobody).",
+    )
+    default_memory: str = Field(default="512m", description="Memory limit when an event sets none.")
+    default_cpus: float = Field(default=1.0, description="CPU limit when an event sets none.")
+    default_pids: int = Field(default=256, description="Process limit when an event sets none.")
+    default_network: str = Field(default="bridge", description="Network when an event sets none.")
+    tmpfs_size: str = Field(default="256m", description="Size of the writable /tmp in containers.")
+    output_limit: int = Field(
+        default=1024 * 1024, description="Largest output a script may set, in bytes."
+    )
+    retry_backoff: float = Field(
+        default=10.0, description="First retry delay in seconds; doubles with every retry."
+    )
+    stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
+
+    @property
+    def staging_root(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def variables_file(self) -> Path:
+        return self.home / "variables.json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> CroniumSettings:
+    return CroniumSettings()
