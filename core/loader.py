@@ -246,7 +246,7 @@ def load_file(path: Path) -> list[Event]:
         line = raw[: exc.start].count(b"\n") + 1
         raise InvalidEvent(
             [Problem(f"not UTF-8 text (byte {exc.start})", source=source, line=line)]
-        )
+        ) from None
     fmt = "json" if path.suffix.lower() == ".json" else "yaml"
     return parse_text(text, source, fmt, base_dir=path.parent)
 

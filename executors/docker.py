@@ -1,0 +1,222 @@
+"""Docker backend: a fresh, locked-down container per run attempt, driven with docker-py.
+
+Connection settings come from a prefect-docker `DockerHost` block (CRONIUM_DOCKER_HOST_BLOCK)
+or the environment. The container gets the run's staging directory and nothing else from
+the host: no other paths, no Docker socket, no capabilities, no privilege gain, a read-only
+root filesystem with a private /tmp, and memory / CPU / process limits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+from cronium_prefect.errors import DockerUnavailable, ExecutorError, ImageNotFound
+from cronium_prefect.settings import get_settings
+from docker.models.containers import Container
+
+from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
+
+__all__ = ["DockerExecutor", "docker_client", "COMMANDS", "MANAGED_LABEL", "RUN_LABEL"]
+
+MOUNT_POINT = "/cronium"
+MANAGED_LABEL = "io.cronium.managed"
+RUN_LABEL = "io.cronium.run-id"
+OWNER_LABEL = "io.cronium.owner"  # host/pid/start-ticks of the process that made it
+COMMANDS = {
+    "bash": ["bash", "--noprofile", "--norc", f"{MOUNT_POINT}/script.sh"],
+    "python": ["python3", "-u", f"{MOUNT_POINT}/script.py"],
+    "node": ["node", f"{MOUNT_POINT}/script.js"],
+}
+_STREAMS = {1: "stdout", 2: "stderr"}
+_reaped = False
+_reap_lock = threading.Lock()
+
+
+def docker_client() -> docker.DockerClient:
+    """A client from the configured DockerHost block, else from the environment."""
+    block_name = get_settings().docker_host_block
+    try:
+        if block_name:
+            from prefect_docker import DockerHost
+
+            client = DockerHost.load(block_name, _sync=True).get_client()
+        else:
+            client = docker.from_env()
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        where = (
+            f"DockerHost block {block_name!r}"
+            if block_name
+            else (os.environ.get("DOCKER_HOST") or "the local Docker socket")
+        )
+        raise DockerUnavailable(
+            f"cannot reach the Docker daemon through {where}: {_reason(exc)}. "
+            "Is dockerd running, and may this user use it?"
+        ) from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    return text.split("(Caused by")[0].strip() if "Caused by" in text else text
+
+
+def _process_identity(pid: int) -> str | None:
+    """host/pid/start-time: stays unique when a pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            ticks = handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+    return f"{socket.gethostname()}/{pid}/{ticks}"
+
+
+@dataclass
+class _Run:
+    container: Container
+    frames: Any  # the attach stream, opened before start so no output is missed
+
+
+class DockerExecutor(Executor[_Run]):
+    """Runs scripts in fresh containers. One instance may serve many runs concurrently."""
+
+    def __init__(self, client: docker.DockerClient | None = None):
+        self.client = client or docker_client()
+        self.owner = _process_identity(os.getpid()) or f"{socket.gethostname()}/{os.getpid()}/0"
+        self._reap_orphans_once()
+
+    def _reap_orphans_once(self) -> None:
+        """Remove containers left by a worker of this host that died mid-run."""
+        global _reaped
+        with _reap_lock:
+            if _reaped:
+                return
+            _reaped = True
+        host = socket.gethostname()
+        for container in self.client.containers.list(all=True, filters={"label": MANAGED_LABEL}):
+            owner = container.labels.get(OWNER_LABEL, "")
+            owner_host, _, rest = owner.partition("/")
+            pid = rest.partition("/")[0]
+            if owner_host != host or not pid.isdigit():
+                continue
+            if _process_identity(int(pid)) != owner:
+                try:
+                    container.remove(force=True)
+                except docker.errors.APIError:
+                    pass  # already gone, or being removed by someone else
+
+    def _ensure_image(self, image: str) -> None:
+        try:
+            self.client.images.get(image)
+            return  # present: never pull
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise ImageNotFound(
+                f"image {image!r} is not a valid image name: {_reason(exc)}"
+            ) from None
+        if get_settings().docker_pull == "never":
+            raise ImageNotFound(
+                f"image {image!r} is not present locally and pulling is off "
+                "(CRONIUM_DOCKER_PULL=never); build or load it first"
+            )
+        try:
+            self.client.images.pull(image)
+        except docker.errors.DockerException as exc:
+            raise ImageNotFound(
+                f"image {image!r} is not present locally and could not be pulled: {_reason(exc)}"
+            ) from None
+
+    def start(self, request: ExecutionRequest) -> _Run:
+        limits = request.limits
+        assert limits is not None, "the flow resolves limits before calling the executor"
+        self._ensure_image(request.image)
+        env = {
+            **request.env,
+            "CRONIUM_DIR": MOUNT_POINT,
+            "CRONIUM_OUTPUT_LIMIT": str(request.output_limit),
+            "PYTHONPATH": f"{MOUNT_POINT}/lib",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "NODE_PATH": f"{MOUNT_POINT}/lib",
+            "BASH_ENV": f"{MOUNT_POINT}/lib/cronium.sh",
+            "HOME": "/tmp",
+        }
+        staging = str(request.staging.root)
+        settings = get_settings()
+        try:
+            container = self.client.containers.create(
+                request.image,
+                command=COMMANDS[request.language],
+                user=settings.docker_user,
+                environment=env,
+                working_dir="/tmp",
+                labels={
+                    **request.labels,
+                    MANAGED_LABEL: "true",
+                    RUN_LABEL: request.run_id,
+                    OWNER_LABEL: self.owner,
+                },
+                volumes={
+                    staging: {"bind": MOUNT_POINT, "mode": "ro"},
+                    f"{staging}/out": {"bind": f"{MOUNT_POINT}/out", "mode": "rw"},
+                },
+                read_only=True,
+                tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmpfs_size}"},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                mem_limit=limits.memory,
+                memswap_limit=limits.memory,  # no swap: the memory limit is the limit
+                nano_cpus=int(limits.cpus * 1e9),
+                pids_limit=limits.pids,
+                network_mode=limits.network,
+                init=True,  # reaps zombies and forwards signals to the script
+                stdin_open=False,
+                tty=False,
+            )
+        except docker.errors.DockerException as exc:
+            raise ExecutorError(f"cannot create the container: {_reason(exc)}") from None
+        try:
+            frames = self.client.api.attach(
+                container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
+            container.start()
+        except docker.errors.DockerException as exc:
+            container.remove(force=True)
+            raise ExecutorError(f"cannot start the container: {_reason(exc)}") from None
+        return _Run(container, frames)
+
+    def stream(self, handle: _Run, sink: LineSink) -> None:
+        for stdout, stderr in handle.frames:
+            if stdout:
+                sink.feed("stdout", stdout)
+            if stderr:
+                sink.feed("stderr", stderr)
+
+    def wait(self, handle: _Run) -> int | None:
+        return int(handle.container.wait()["StatusCode"])
+
+    def kill(self, handle: _Run) -> None:
+        try:
+            handle.container.kill()
+        except docker.errors.APIError:
+            pass  # it ended on its own meanwhile
+
+    def collect(self, handle: _Run, result: ExecutionResult) -> None:
+        handle.container.reload()
+        state = handle.container.attrs.get("State", {})
+        if state.get("OOMKilled") and not result.timed_out:
+            result.oom_killed = True
+            result.error = "out of memory: the script was killed at its memory limit"
+
+    def cleanup(self, handle: _Run) -> None:
+        try:
+            handle.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
