@@ -1,0 +1,144 @@
+"""The `cronium-event` flow: one event run, from resolved definition to final Prefect state.
+
+Async on purpose: a sync flow pays about a second per run for joining Prefect's heartbeat
+thread. The blocking executor runs in a worker thread; its lines go to the run logger.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio
+from cronium_prefect.errors import CroniumError, ExecutorError
+from cronium_prefect.event import Event, RunLocation
+from cronium_prefect.record import RunRecord, RunStatus, ServerResult
+from cronium_prefect.settings import get_settings
+from cronium_prefect.variables import Visible, get_variable_store
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.states import Completed, Failed, State
+from prefect.tasks import exponential_backoff
+
+from .report import publish_run_artifact
+from .resolve import FLOW_NAME, resolve_event
+from .script import ScriptRun, run_script_attempt
+
+__all__ = ["cronium_event", "FLOW_NAME"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@task(name="run-script", persist_result=False, cache_policy=NO_CACHE)
+async def _attempt(run: ScriptRun) -> Any:
+    """One attempt; a returned Failed state lets Prefect retry without a traceback."""
+    task_context = TaskRunContext.get()
+    attempt = task_context.task_run.run_count if task_context else 1
+    try:
+        result = await anyio.to_thread.run_sync(run_script_attempt, run, attempt)
+    except ExecutorError as exc:
+        run.log.error("%s", exc)
+        return Failed(message=str(exc), data={"error": str(exc), "attempt": attempt})
+    summary = {"result": result, "attempt": attempt}
+    if not result.succeeded:
+        return Failed(message=result.error or result.status, data=summary)
+    return Completed(data=summary)
+
+
+@flow(
+    name=FLOW_NAME,
+    persist_result=True,
+    result_serializer="json",
+    validate_parameters=True,
+    description="Runs one Cronium event (a script in Docker or over SSH, HTTP, a message).",
+)
+async def cronium_event(event: Event | str, input: Any = None, trigger: str | None = None) -> State:
+    """Run `event` (a definition, or the name of a deployed event) with `input`."""
+    started = _now()
+    logger = get_run_logger()
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context else None
+    run_id = str(flow_run.id) if flow_run else "local"
+    if trigger is None:
+        trigger = "schedule" if flow_run and flow_run.auto_scheduled else "api"
+    record = RunRecord(
+        event="?",
+        run_id=run_id,
+        status=RunStatus.FAILURE,
+        trigger=trigger,
+        input=input,
+        start_time=started.isoformat(),
+    )
+    try:
+        definition = await resolve_event(event)
+        record.event = definition.name
+        await _run(definition, input, record, flow_run, logger)
+    except CroniumError as exc:
+        record.error = str(exc)
+        logger.error("%s", exc)
+    ended = _now()
+    record.end_time = ended.isoformat()
+    record.duration_s = round((ended - started).total_seconds(), 3)
+    if record.event != "?":
+        await publish_run_artifact(record)
+    return _final_state(record)
+
+
+async def _run(
+    definition: Event, input: Any, record: RunRecord, flow_run: Any, logger: logging.Logger
+) -> None:
+    if not definition.is_script or definition.run_location == RunLocation.remote:
+        kind = "remote" if definition.is_script else definition.type.value
+        raise CroniumError(f"{kind} events are not supported by this version yet")
+    settings = get_settings()
+    store = get_variable_store()
+    visible: Visible = await anyio.to_thread.run_sync(store.visible, definition.owner)
+    run = ScriptRun(
+        event=definition,
+        input=input,
+        run_id=record.run_id,
+        trigger=record.trigger,
+        deployment_id=str(flow_run.deployment_id) if flow_run and flow_run.deployment_id else None,
+        start_time=record.start_time,
+        variables=visible,
+        store=store,
+        log=logger,
+        settings=settings,
+    )
+    delays = exponential_backoff(settings.retry_backoff)(definition.retries)
+    attempt = _attempt.with_options(retries=definition.retries, retry_delay_seconds=delays or 0)
+    state = await attempt(run, return_state=True)
+    summary = await state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):  # an unexpected exception inside the task
+        raise CroniumError(f"the run failed: {summary}")
+    record.attempts = summary.get("attempt", 1)
+    result = summary.get("result")
+    if result is None:
+        record.error = summary.get("error")
+        record.servers = [ServerResult("local", RunStatus.FAILURE, None, record.error)]
+        return
+    record.status = RunStatus(result.status)
+    record.exit_code = result.exit_code
+    record.error = result.error
+    record.output = result.collected.output
+    record.condition = result.collected.condition
+    record.setup_s = round(result.setup_s, 3)
+    record.execution_s = round(result.execution_s, 3)
+    record.log_lines = result.lines
+    record.variables_written = sorted(result.collected.variables)
+    record.servers = [ServerResult("local", record.status, result.exit_code, result.error)]
+
+
+def _final_state(record: RunRecord) -> State:
+    data = record.to_json()
+    if record.status == RunStatus.SUCCESS:
+        return Completed(data=data, message="SUCCESS")
+    if record.status == RunStatus.PARTIAL:
+        return Completed(data=data, name="Partial", message=record.error)
+    if record.status == RunStatus.TIMEOUT:
+        return Failed(data=data, name="TimedOut", message=record.error)
+    return Failed(data=data, message=record.error or "FAILURE")
