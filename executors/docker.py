@@ -63,7 +63,9 @@ def docker_client() -> docker.DockerClient:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc)
+    """The daemon's own words, without docker-py's URL and status preamble."""
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc)
     return text.split("(Caused by")[0].strip() if "Caused by" in text else text
 
 

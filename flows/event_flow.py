@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 from cronium_prefect.errors import CroniumError, ExecutorError
 from cronium_prefect.event import Event, RunLocation
+from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.record import RunRecord, RunStatus, ServerResult
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible, get_variable_store
@@ -33,20 +34,36 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a returned Failed state with exc_info=True and no exception in flight,
+    which prints a stray "NoneType: None" under every failed attempt; drop that part."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
+
+
 @task(name="run-script", persist_result=False, cache_policy=NO_CACHE)
-async def _attempt(run: ScriptRun) -> Any:
-    """One attempt; a returned Failed state lets Prefect retry without a traceback."""
+async def _attempt(run: ScriptRun) -> State:
+    """One attempt; a returned Failed state lets Prefect retry without a traceback.
+
+    The attempt's result is kept on `run` (same process), so states carry only a message.
+    """
     task_context = TaskRunContext.get()
     attempt = task_context.task_run.run_count if task_context else 1
+    run.attempt = attempt
     try:
-        result = await anyio.to_thread.run_sync(run_script_attempt, run, attempt)
+        run.result = await anyio.to_thread.run_sync(run_script_attempt, run, attempt)
     except ExecutorError as exc:
+        run.result = ExecutionResult(error=str(exc))
         run.log.error("%s", exc)
-        return Failed(message=str(exc), data={"error": str(exc), "attempt": attempt})
-    summary = {"result": result, "attempt": attempt}
-    if not result.succeeded:
-        return Failed(message=result.error or result.status, data=summary)
-    return Completed(data=summary)
+    if not run.result.succeeded:
+        return Failed(message=run.result.error or run.result.status)
+    return Completed()
 
 
 @flow(
@@ -111,16 +128,11 @@ async def _run(
     )
     delays = exponential_backoff(settings.retry_backoff)(definition.retries)
     attempt = _attempt.with_options(retries=definition.retries, retry_delay_seconds=delays or 0)
-    state = await attempt(run, return_state=True)
-    summary = await state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):  # an unexpected exception inside the task
-        raise CroniumError(f"the run failed: {summary}")
-    record.attempts = summary.get("attempt", 1)
-    result = summary.get("result")
-    if result is None:
-        record.error = summary.get("error")
-        record.servers = [ServerResult("local", RunStatus.FAILURE, None, record.error)]
-        return
+    await attempt(run, return_state=True)
+    result = run.result
+    if result is None:  # the task never ran (e.g. cancelled before it started)
+        raise CroniumError("the run ended before the script started")
+    record.attempts = run.attempt
     record.status = RunStatus(result.status)
     record.exit_code = result.exit_code
     record.error = result.error

@@ -43,6 +43,8 @@ class ScriptRun:
     store: VariableStore
     log: logging.LoggerAdapter
     settings: CroniumSettings
+    attempt: int = 0
+    result: ExecutionResult | None = None
 
     def metadata(self, attempt: int, server: str) -> dict[str, Any]:
         event = self.event

@@ -1,0 +1,163 @@
+"""The `cronium` command line. Exit codes: 0 success, 1 the run or command failed,
+2 bad usage or invalid input (always a message, never a traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from .errors import CroniumError, EventNotFound, InvalidEvent
+from .event import NAME_PATTERN, Event
+from .loader import load_file
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="cronium",
+    help="Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def fail_usage(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+@app.callback()
+def _root() -> None:
+    """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
+
+
+def _parse_input(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise fail_usage(f"--input is not valid JSON: {exc}") from None
+
+
+def _pick_event(target: str, name: str | None) -> Event | str:
+    """A definition file gives an Event; anything else must be a deployed event's name."""
+    path = Path(target)
+    if path.is_file():
+        events = load_file(path)
+        chosen = [e for e in events if e.name == name] if name else events
+        if len(chosen) == 1:
+            return chosen[0]
+        names = ", ".join(e.name for e in events) or "none"
+        if name:
+            raise fail_usage(f"{target} has no event named {name!r} (it has: {names})")
+        raise fail_usage(f"{target} defines {len(events)} events ({names}); pick one with --event")
+    if not re.fullmatch(NAME_PATTERN, target):
+        raise fail_usage(f"{target!r} is neither a definition file nor an event name")
+    return target
+
+
+InputOption = Annotated[str | None, typer.Option("--input", help="Run input, as JSON.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+@app.command()
+def run(
+    target: Annotated[
+        str, typer.Argument(metavar="FILE_OR_NAME", help="Definition file or event name.")
+    ],
+    input: Annotated[
+        str | None, typer.Option("--input", help="Input for the run, as JSON.")
+    ] = None,
+    event_name: Annotated[
+        str | None, typer.Option("--event", help="Which event, when the file defines several.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
+) -> None:
+    """Run one event now and wait: stream its logs, print status, output and condition.
+
+    A file runs without being deployed; a name runs the deployed event's definition.
+    """
+    from .stack import using_api
+
+    input_data = _parse_input(input)
+    try:
+        chosen = _pick_event(target, event_name)
+        with using_api(lambda note: err.print(note, style="dim", highlight=False)):
+            record = asyncio.run(_run_now(chosen, input_data))
+    except InvalidEvent as exc:
+        raise fail_usage(f"invalid definition:\n{exc}") from None
+    except EventNotFound as exc:
+        raise fail_usage(str(exc)) from None
+    except CroniumError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    _print_record(record, as_json)
+    raise typer.Exit(0 if record["status"] == "SUCCESS" else EXIT_FAILED)
+
+
+async def _run_now(chosen: Event | str, input_data: Any) -> dict[str, Any]:
+    from cronium_prefect.flows import cronium_event
+    from cronium_prefect.flows.resolve import resolve_event
+
+    event = await resolve_event(chosen)  # unknown names fail here, before any run exists
+    state = await cronium_event(event=event, input=input_data, trigger="manual", return_state=True)
+    record = await state.result(raise_on_failure=False)
+    if not isinstance(record, dict):
+        raise CroniumError(f"the run ended in {state.name}: {state.message or record}")
+    return record
+
+
+def _print_record(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        keys = (
+            "event",
+            "run_id",
+            "status",
+            "exit_code",
+            "output",
+            "condition",
+            "duration_s",
+            "error",
+        )
+        summary = {key: record.get(key) for key in keys}
+        summary["servers"] = [
+            {k: s.get(k) for k in ("name", "status", "exit_code")} for s in record["servers"]
+        ]
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    colour = {"SUCCESS": "green", "PARTIAL": "yellow"}.get(record["status"], "red")
+    out.print(
+        f"[bold {colour}]{record['status']}[/] {record['event']}  exit code "
+        f"{record['exit_code']}  {record['duration_s']:.2f} s (setup {record['setup_s']:.2f} s, "
+        f"execution {record['execution_s']:.2f} s)",
+        highlight=False,
+    )
+    if record.get("error"):
+        out.print(f"error: {record['error']}", highlight=False, markup=False)
+    out.print(
+        "output:",
+        json.dumps(record["output"], indent=2, ensure_ascii=False),
+        highlight=False,
+        markup=False,
+    )
+    out.print(f"condition: {json.dumps(record['condition'])}", highlight=False)
+    out.print(f"run id: {record['run_id']}", style="dim", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,64 @@
+"""Which Prefect API this process talks to, and the local stack `cronium up` runs.
+
+Order: a configured `PREFECT_API_URL` (environment or Prefect profile); else the stack
+`cronium up` serves, when it answers; else Prefect's ephemeral server on the stack's own
+SQLite database, so runs made before `cronium up` was ever started are not lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import httpx
+from prefect.settings import get_current_settings, temporary_settings
+
+from .settings import get_settings
+
+__all__ = ["stack_api_url", "stack_database_url", "using_api"]
+
+EPHEMERAL_STARTUP_TIMEOUT_S = 180  # a first start migrates the database; slow disks need time
+
+
+def stack_api_url() -> str:
+    return f"http://127.0.0.1:{get_settings().stack_port}/api"
+
+
+def stack_database_url() -> str:
+    return f"sqlite+aiosqlite:///{get_settings().home / 'prefect.db'}"
+
+
+def _answers(api_url: str) -> bool:
+    try:
+        return httpx.get(f"{api_url}/health", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def using_api(say: Callable[[str], None]) -> Iterator[str]:
+    """Enter the Prefect settings for the API to use; yields a description of it."""
+    configured = get_current_settings().api.url
+    if configured:
+        yield configured
+        return
+    stack = stack_api_url()
+    if _answers(stack):
+        with temporary_settings(updates={"api.url": stack}):
+            yield stack
+        return
+    home = get_settings().home
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    say(
+        "No Prefect API configured (PREFECT_API_URL) and `cronium up` is not running: "
+        f"starting a temporary Prefect server on {home / 'prefect.db'} (takes a few seconds)."
+    )
+    with temporary_settings(
+        updates={
+            "server.database.connection_url": stack_database_url(),
+            "server.ephemeral.enabled": True,
+            "server.ephemeral.startup_timeout_seconds": EPHEMERAL_STARTUP_TIMEOUT_S,
+            "server.analytics_enabled": False,
+        }
+    ):
+        yield "ephemeral"
