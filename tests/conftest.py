@@ -1,0 +1,115 @@
+"""Test services: a real Prefect server, the real Docker daemon, an offline-built image.
+
+Environment is set here, before anything imports Prefect, so every test (and every
+`cronium` subprocess) talks to the server this session starts on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+TEST_IMAGE = os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
+REQUIRE_SERVICES = os.environ.get("CRONIUM_REQUIRE_SERVICES") == "1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_WORK = Path(tempfile.mkdtemp(prefix="cronium-tests-"))
+_PORT = _free_port()
+os.environ.update(
+    {
+        "PREFECT_HOME": str(_WORK / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{_PORT}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_WORK / "results"),
+        "CRONIUM_HOME": str(_WORK / "cronium"),
+        "CRONIUM_IMAGE_BASH": TEST_IMAGE,
+        "CRONIUM_IMAGE_PYTHON": TEST_IMAGE,
+        "CRONIUM_IMAGE_NODE": TEST_IMAGE,
+        "CRONIUM_DOCKER_PULL": "never",
+        "CRONIUM_RETRY_BACKOFF": "0.2",
+    }
+)
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing (CRONIUM_REQUIRE_SERVICES=1): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> str:
+    """A real `prefect server` on 127.0.0.1 with its own SQLite database."""
+    url = os.environ["PREFECT_API_URL"]
+    log = open(_WORK / "prefect-server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+         "--port", str(_PORT)],
+        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+    )
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"prefect server exited: {(_WORK / 'prefect-server.log').read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("prefect server did not start within 180 s")
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """The real Docker daemon, with the offline test image present."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # any failure means: no usable daemon here
+        _unavailable(f"Docker daemon not reachable: {exc}")
+    try:
+        client.images.get(TEST_IMAGE)
+    except Exception:
+        _unavailable(f"test image {TEST_IMAGE} missing: run tests/images/build.sh")
+    return client
+
+
+@pytest.fixture
+def stack(prefect_api, docker_client):
+    """Prefect server + Docker: what an in-process event run needs."""
+    return prefect_api
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cleanup_workdir():
+    yield
+    shutil.rmtree(_WORK, ignore_errors=True)

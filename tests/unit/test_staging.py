@@ -1,0 +1,59 @@
+"""The host side of the helper protocol refuses what a script must not hand back."""
+
+import json
+import os
+
+import pytest
+
+from cronium_prefect.errors import HelperProtocolError
+from cronium_prefect.runtime_helpers.host import Staging
+
+
+@pytest.fixture
+def staging(tmp_path):
+    return Staging.create(tmp_path / "runs", "bash", "echo hi", {"in": 1}, {"name": "e"},
+                          {"PLAIN": "text", "NUM": 3})
+
+
+def test_layout_has_helpers_inputs_and_text_variables_for_bash(staging):
+    root = staging.root
+    assert {p.name for p in (root / "lib").iterdir()} == {"cronium.py", "cronium.js", "cronium.sh"}
+    assert json.loads((root / "in" / "input.json").read_text()) == {"in": 1}
+    assert (root / "in" / "vars" / "PLAIN").read_text() == "text"
+    assert (root / "in" / "vars" / "NUM").read_text() == "3"
+    assert oct(os.stat(root.parent).st_mode & 0o777) == "0o700"
+
+
+def test_bash_text_values_are_json_when_they_parse(staging):
+    (staging.root / "out" / "output.txt").write_text('{"a": [1]}')
+    (staging.root / "out" / "vars" / "A.txt").write_text("just words")
+    (staging.root / "out" / "condition").write_text("true")
+    collected = staging.collect(1024)
+    assert collected.output == {"a": [1]} and collected.has_output
+    assert collected.variables == {"A": "just words"} and collected.condition is True
+
+
+def test_output_over_the_limit_fails_clearly(staging):
+    (staging.root / "out" / "output.txt").write_text("x" * 2000)
+    with pytest.raises(HelperProtocolError, match="2000 bytes, over the limit of 1024"):
+        staging.collect(1024)
+
+
+def test_output_that_is_not_json_fails_clearly(staging):
+    (staging.root / "out" / "output.json").write_text("{not json")
+    with pytest.raises(HelperProtocolError, match="output: not valid JSON"):
+        staging.collect(1024)
+
+
+def test_a_planted_symlink_is_never_followed(staging, tmp_path):
+    secret = tmp_path / "host-secret"
+    secret.write_text('"host data"')
+    os.symlink(secret, staging.root / "out" / "output.json")
+    with pytest.raises(HelperProtocolError, match="output: cannot read output.json"):
+        staging.collect(1024)
+
+
+def test_a_variable_file_with_a_bad_key_is_refused(staging):
+    (staging.root / "out" / "vars" / "lower.json").write_text("1")
+    with pytest.raises(HelperProtocolError, match="unexpected file out/vars/lower.json"):
+        staging.collect(1024)
