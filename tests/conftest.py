@@ -58,9 +58,20 @@ def prefect_api() -> str:
     url = os.environ["PREFECT_API_URL"]
     log = open(_WORK / "prefect-server.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(_PORT)],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(_PORT),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
     )
     import httpx
 

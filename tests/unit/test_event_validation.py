@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from cronium_prefect import Event, InvalidEvent, load_paths, parse_text
 from cronium_prefect.loader import load_file
 
@@ -28,26 +27,45 @@ INVALID = [
     ("unknown type", "name: a\ntype: ruby\nscript: x\n", ["f.yaml:2", "type", "'ruby'"]),
     ("script missing", "name: a\ntype: python\n", ["needs script or script_file"]),
     ("script and file", f"{VALID}script_file: x.sh\n", ["either script or script_file"]),
-    ("script_file absent", "name: a\ntype: bash\nscript_file: nope.sh\n", ["nope.sh", "no such file"]),
+    (
+        "script_file absent",
+        "name: a\ntype: bash\nscript_file: nope.sh\n",
+        ["nope.sh", "no such file"],
+    ),
     ("bad status", f"{VALID}status: running\n", ["f.yaml:4", "status", "'running'"]),
-    ("bad cron", f"{VALID}status: active\nschedule:\n  cron: '61 * * * *'\n",
-     ["f.yaml:6", "schedule.cron", "61 * * * *"]),
+    (
+        "bad cron",
+        f"{VALID}status: active\nschedule:\n  cron: '61 * * * *'\n",
+        ["f.yaml:6", "schedule.cron", "61 * * * *"],
+    ),
     ("short cron", f"{VALID}schedule: {{cron: '* * *'}}\n", ["schedule.cron", "* * *"]),
-    ("cron and interval", f"{VALID}schedule: {{cron: '* * * * *', interval: 5m}}\n",
-     ["schedule", "either cron or interval"]),
+    (
+        "cron and interval",
+        f"{VALID}schedule: {{cron: '* * * * *', interval: 5m}}\n",
+        ["schedule", "either cron or interval"],
+    ),
     ("bad interval", f"{VALID}schedule: {{interval: soon}}\n", ["schedule.interval", "'soon'"]),
     ("zero interval", f"{VALID}schedule: {{interval: 0}}\n", ["interval must be at least 1s"]),
-    ("bad timezone", f"{VALID}schedule: {{cron: '0 3 * * *', timezone: Mars/Base}}\n",
-     ["schedule.timezone", "Mars/Base"]),
+    (
+        "bad timezone",
+        f"{VALID}schedule: {{cron: '0 3 * * *', timezone: Mars/Base}}\n",
+        ["schedule.timezone", "Mars/Base"],
+    ),
     ("empty schedule", f"{VALID}schedule: {{}}\n", ["needs cron, interval or start_time"]),
-    ("bad start_time", f"{VALID}schedule: {{start_time: tomorrow}}\n",
-     ["schedule.start_time", "'tomorrow'"]),
+    (
+        "bad start_time",
+        f"{VALID}schedule: {{start_time: tomorrow}}\n",
+        ["schedule.start_time", "'tomorrow'"],
+    ),
     ("negative max", f"{VALID}max_executions: -1\n", ["max_executions", "-1"]),
     ("bad location", f"{VALID}run_location: cloud\n", ["run_location", "'cloud'"]),
     ("remote no servers", f"{VALID}run_location: remote\n", ["needs at least one server"]),
     ("servers on local", f"{VALID}servers: [web-1]\n", ["servers is only used with"]),
-    ("image on remote", f"{VALID}run_location: remote\nservers: [a]\nimage: x\n",
-     ["image is only used with run_location: local"]),
+    (
+        "image on remote",
+        f"{VALID}run_location: remote\nservers: [a]\nimage: x\n",
+        ["image is only used with run_location: local"],
+    ),
     ("duplicate server", f"{VALID}run_location: remote\nservers: [a, a]\n", ["listed twice: a"]),
     ("bad memory", f"{VALID}resources: {{memory: lots}}\n", ["resources.memory", "'lots'"]),
     ("bad cpus", f"{VALID}resources: {{cpus: 0}}\n", ["resources.cpus", "0"]),
@@ -59,44 +77,90 @@ INVALID = [
     ("reserved env key", f"{VALID}env: {{CRONIUM_DIR: a}}\n", ["env", "CRONIUM_ prefix"]),
     ("list env value", f"{VALID}env: {{A: [1]}}\n", ["env.A", "text or numbers"]),
     ("bad priority", f"{VALID}priority: urgent\n", ["priority", "'urgent'"]),
-    ("http without url", "name: a\ntype: http\nhttp: {method: GET}\n", ["http.url", "Field required"]),
-    ("http without method", "name: a\ntype: http\nhttp: {url: 'https://x'}\n",
-     ["http.method", "Field required"]),
-    ("http bad scheme", "name: a\ntype: http\nhttp: {method: GET, url: 'ftp://x'}\n",
-     ["http.url", "ftp://x"]),
+    (
+        "http without url",
+        "name: a\ntype: http\nhttp: {method: GET}\n",
+        ["http.url", "Field required"],
+    ),
+    (
+        "http without method",
+        "name: a\ntype: http\nhttp: {url: 'https://x'}\n",
+        ["http.method", "Field required"],
+    ),
+    (
+        "http bad scheme",
+        "name: a\ntype: http\nhttp: {method: GET, url: 'ftp://x'}\n",
+        ["http.url", "ftp://x"],
+    ),
     ("http missing section", "name: a\ntype: http\n", ["needs a http section"]),
-    ("http bad status", "name: a\ntype: http\nhttp: {method: GET, url: 'https://x', "
-     "expect_status: [99]}\n", ["http.expect_status[0]", "99"]),
-    ("script on http", "name: a\ntype: http\nscript: x\nhttp: {method: GET, url: 'https://x'}\n",
-     ["script is only used by"]),
+    (
+        "http bad status",
+        "name: a\ntype: http\nhttp: {method: GET, url: 'https://x', expect_status: [99]}\n",
+        ["http.expect_status[0]", "99"],
+    ),
+    (
+        "script on http",
+        "name: a\ntype: http\nscript: x\nhttp: {method: GET, url: 'https://x'}\n",
+        ["script is only used by"],
+    ),
     ("tool missing section", "name: a\ntype: tool\n", ["needs a tool section"]),
-    ("tool without block", "name: a\ntype: tool\ntool: {message: hi}\n", ["tool.block", "Field required"]),
-    ("unknown key", f"{VALID}shedule: {{cron: '* * * * *'}}\n",
-     ["f.yaml:4", "shedule", "unknown field", "did you mean 'schedule'"]),
-    ("unknown nested key", f"{VALID}resources: {{memroy: 1g}}\n",
-     ["resources.memroy", "did you mean 'memory'"]),
+    (
+        "tool without block",
+        "name: a\ntype: tool\ntool: {message: hi}\n",
+        ["tool.block", "Field required"],
+    ),
+    (
+        "unknown key",
+        f"{VALID}shedule: {{cron: '* * * * *'}}\n",
+        ["f.yaml:4", "shedule", "unknown field", "did you mean 'schedule'"],
+    ),
+    (
+        "unknown nested key",
+        f"{VALID}resources: {{memroy: 1g}}\n",
+        ["resources.memroy", "did you mean 'memory'"],
+    ),
     ("duplicate key", f"{VALID}type: python\n", ["f.yaml:4", "duplicate key 'type'", "line 2"]),
-    ("action without kind", f"{VALID}actions: [{{on: success}}]\n",
-     ["actions[0]", "exactly one of send_message or run_event"]),
-    ("action bad trigger", f"{VALID}actions: [{{on: sometimes, run_event: ok}}]\n",
-     ["actions[0].on", "'sometimes'"]),
-    ("action empty all", f"{VALID}actions: [{{on: {{all: []}}, run_event: ok}}]\n",
-     ["actions[0].on", "non-empty"]),
-    ("action bad delay", f"{VALID}actions: [{{on: success, run_event: ok, delay: later}}]\n",
-     ["actions[0].delay", "'later'"]),
-    ("message without text", f"{VALID}actions: [{{on: failure, send_message: {{block: b}}}}]\n",
-     ["actions[0].send_message.message", "Field required"]),
+    (
+        "action without kind",
+        f"{VALID}actions: [{{on: success}}]\n",
+        ["actions[0]", "exactly one of send_message or run_event"],
+    ),
+    (
+        "action bad trigger",
+        f"{VALID}actions: [{{on: sometimes, run_event: ok}}]\n",
+        ["actions[0].on", "'sometimes'"],
+    ),
+    (
+        "action empty all",
+        f"{VALID}actions: [{{on: {{all: []}}, run_event: ok}}]\n",
+        ["actions[0].on", "non-empty"],
+    ),
+    (
+        "action bad delay",
+        f"{VALID}actions: [{{on: success, run_event: ok, delay: later}}]\n",
+        ["actions[0].delay", "'later'"],
+    ),
+    (
+        "message without text",
+        f"{VALID}actions: [{{on: failure, send_message: {{block: b}}}}]\n",
+        ["actions[0].send_message.message", "Field required"],
+    ),
     ("yaml syntax", "name: a\ntype: [bash\n", ["f.yaml:", "invalid YAML"]),
     ("not a mapping", "- name: a\n", ["must be a mapping", "list"]),
-    ("alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
-     ["document too large"]),
+    (
+        "alias bomb",
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+        ["document too large"],
+    ),
     ("deep nesting", "name: " + "[" * 200 + "]" * 200 + "\n", ["nested deeper than"]),
 ]
 
 
-@pytest.mark.parametrize("document, fragments", [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    "document, fragments", [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
 def test_invalid_definition_names_field_value_and_place(tmp_path, document, fragments):
     path = tmp_path / "f.yaml"
     path.write_text(document)
@@ -147,8 +211,10 @@ def test_non_utf8_file_is_refused_with_its_line(tmp_path):
 
 def test_json_definitions_and_duplicate_keys(tmp_path):
     path = tmp_path / "e.json"
-    path.write_text('[{"name": "j1", "type": "bash", "script": "x"}, {"name": "j2", "type": "node", '
-                    '"script": "x"}]')
+    path.write_text(
+        '[{"name": "j1", "type": "bash", "script": "x"}, {"name": "j2", "type": "node", '
+        '"script": "x"}]'
+    )
     assert [e.name for e in load_file(path)] == ["j1", "j2"]
     path.write_text('{"name": "j1", "name": "j2", "type": "bash", "script": "x"}')
     with pytest.raises(InvalidEvent, match="duplicate key 'name'"):
@@ -179,7 +245,8 @@ def test_script_file_is_read_relative_to_the_definition(tmp_path):
 
 
 def test_parameters_round_trip_through_the_model():
-    (event,) = parse_text(textwrap.dedent("""\
+    (event,) = parse_text(
+        textwrap.dedent("""\
         name: full
         type: python
         script: print(1)
@@ -195,14 +262,18 @@ def test_parameters_round_trip_through_the_model():
           - on: {all: [success, condition]}
             run_event: full
             delay: 10m
-    """))
+    """)
+    )
     assert Event.model_validate(event.to_parameters()) == event
 
 
 def _cronium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cronium_prefect.cli", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
     )
 
 

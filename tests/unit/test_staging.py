@@ -4,15 +4,15 @@ import json
 import os
 
 import pytest
-
 from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.runtime_helpers.host import Staging
 
 
 @pytest.fixture
 def staging(tmp_path):
-    return Staging.create(tmp_path / "runs", "bash", "echo hi", {"in": 1}, {"name": "e"},
-                          {"PLAIN": "text", "NUM": 3})
+    return Staging.create(
+        tmp_path / "runs", "bash", "echo hi", {"in": 1}, {"name": "e"}, {"PLAIN": "text", "NUM": 3}
+    )
 
 
 def test_layout_has_helpers_inputs_and_text_variables_for_bash(staging):

@@ -1,0 +1,61 @@
+"""Running events through the real flow against the test Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from cronium_prefect import parse_text
+from cronium_prefect.event import Event
+from cronium_prefect.flows import cronium_event
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.sorting import LogSort
+
+
+def event_from(yaml_text: str) -> Event:
+    (event,) = parse_text(yaml_text)
+    return event
+
+
+def run_flow(event: Event | str, input: Any = None) -> tuple[Any, dict[str, Any]]:
+    """(final state, run record) of one in-process run of the cronium-event flow."""
+    state = asyncio.run(cronium_event(event=event, input=input, return_state=True))
+    record = state.result(raise_on_failure=False)
+    if asyncio.iscoroutine(record):
+        record = asyncio.run(record)
+    return state, record
+
+
+async def _logs(flow_run_id: str) -> list[str]:
+    async with get_client() as client:
+        logs, offset = [], 0
+        while True:
+            page = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                sort=LogSort.TIMESTAMP_ASC,
+                limit=200,
+                offset=offset,
+            )
+            logs.extend(log.message for log in page)
+            if len(page) < 200:
+                return logs
+            offset += 200
+
+
+def logs_of(flow_run_id: str, finished: bool = True, timeout: float = 15) -> list[str]:
+    """The run's log messages. Logs reach the API in batches after the run: with `finished`,
+    wait until the flow's last message ("Finished in state ...") has arrived too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = asyncio.run(_logs(flow_run_id))
+        if not finished or any(m.startswith("Finished in state") for m in messages):
+            return messages
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the run's logs did not all arrive within {timeout} s")
+        time.sleep(0.2)
+
+
+def script_lines(flow_run_id: str) -> list[str]:
+    return [m for m in logs_of(flow_run_id) if m.startswith(("[stdout] ", "[stderr] "))]
