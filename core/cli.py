@@ -161,5 +161,7 @@ def _print_record(record: dict[str, Any], as_json: bool) -> None:
 
 def main() -> None:
     app()
+
+
 if __name__ == "__main__":
     main()

@@ -94,12 +94,15 @@ class DockerExecutor(Executor[_Run]):
         self._reap_orphans_once()
 
     def _reap_orphans_once(self) -> None:
-        """Remove containers left by a worker of this host that died mid-run."""
         global _reaped
         with _reap_lock:
             if _reaped:
                 return
             _reaped = True
+        self.reap_orphans()
+
+    def reap_orphans(self) -> None:
+        """Remove containers left by a process of this host that died mid-run."""
         host = socket.gethostname()
         for container in self.client.containers.list(all=True, filters={"label": MANAGED_LABEL}):
             owner = container.labels.get(OWNER_LABEL, "")
