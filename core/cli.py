@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .errors import CroniumError, EventNotFound, InvalidEvent
+from .errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
 from .event import NAME_PATTERN, Event
 from .loader import load_file
 
@@ -116,9 +116,10 @@ async def _run_now(chosen: Event | str, input_data: Any) -> dict[str, Any]:
 
     event = await resolve_event(chosen)  # unknown names fail here, before any run exists
     state = await cronium_event(event=event, input=input_data, trigger="manual", return_state=True)
-    record = await state.result(raise_on_failure=False)
+    result = await state.result(raise_on_failure=False)
+    record = result.record if isinstance(result, RunFailed) else result
     if not isinstance(record, dict):
-        raise CroniumError(f"the run ended in {state.name}: {state.message or record}")
+        raise CroniumError(f"the run ended in {state.name}: {state.message or result}")
     return record
 
 

@@ -3,6 +3,7 @@
     CroniumError
     ├── InvalidEvent            a definition (file, dict or model) breaks the contract
     ├── EventNotFound           a name that is neither a file nor a deployed event
+    ├── RunFailed               a run ended FAILURE / TIMEOUT; carries its record
     ├── HelperProtocolError     a script left unusable helper files (non-JSON, too large, ...)
     └── ExecutorError           the infrastructure could not run the script
         ├── DockerUnavailable   the Docker daemon cannot be reached
@@ -22,6 +23,7 @@ __all__ = [
     "InvalidEvent",
     "Problem",
     "EventNotFound",
+    "RunFailed",
     "HelperProtocolError",
     "ExecutorError",
     "DockerUnavailable",
@@ -63,6 +65,23 @@ class InvalidEvent(CroniumError):
 
 class EventNotFound(CroniumError):
     """The name given is not a definition file and no deployed event has it."""
+
+
+class RunFailed(CroniumError):
+    """The result of a failed run: `state.result()` raises it, `.record` is the run record.
+
+    Prefect keeps only the message when it stores the result as JSON, so a record read in
+    another process is None there; the run's artifact holds the full record.
+    """
+
+    def __init__(self, record_or_message: dict | str):
+        if isinstance(record_or_message, dict):
+            self.record: dict | None = record_or_message
+            record = record_or_message
+            message = f"{record['event']} {record['status']}: {record.get('error') or ''}".strip()
+        else:
+            self.record, message = None, str(record_or_message)
+        super().__init__(message)
 
 
 class HelperProtocolError(CroniumError):

@@ -8,14 +8,25 @@ SQLite database, so runs made before `cronium up` was ever started are not lost.
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from typing import IO
 
 import httpx
 from prefect.settings import get_current_settings, temporary_settings
 
 from .settings import get_settings
 
-__all__ = ["stack_api_url", "stack_database_url", "using_api"]
+__all__ = [
+    "stack_api_url",
+    "stack_database_url",
+    "using_api",
+    "start_prefect_server",
+    "wait_until_healthy",
+]
 
 EPHEMERAL_STARTUP_TIMEOUT_S = 180  # a first start migrates the database; slow disks need time
 
@@ -62,3 +73,38 @@ def using_api(say: Callable[[str], None]) -> Iterator[str]:
         }
     ):
         yield "ephemeral"
+
+
+def start_prefect_server(
+    port: int, env: dict[str, str] | None = None, log: IO[str] | None = None
+) -> subprocess.Popen:
+    """`prefect server start` on 127.0.0.1:port in the background (analytics off)."""
+    environment = {**os.environ, **(env or {}), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        env=environment,
+    )
+
+
+def wait_until_healthy(api_url: str, server: subprocess.Popen, timeout: float = 180) -> None:
+    """Block until the API answers; raise RuntimeError if the server exits or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server exited with code {server.returncode}")
+        if _answers(api_url):
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"prefect server at {api_url} did not answer within {timeout:.0f} s")

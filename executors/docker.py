@@ -116,16 +116,8 @@ class DockerExecutor(Executor[_Run]):
                 except docker.errors.APIError:
                     pass  # already gone, or being removed by someone else
 
-    def _ensure_image(self, image: str) -> None:
-        try:
-            self.client.images.get(image)
-            return  # present: never pull
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise ImageNotFound(
-                f"image {image!r} is not a valid image name: {_reason(exc)}"
-            ) from None
+    def _pull_missing(self, image: str) -> None:
+        """Called only after the daemon said the image is absent: a present one is never pulled."""
         if get_settings().docker_pull == "never":
             raise ImageNotFound(
                 f"image {image!r} is not present locally and pulling is off "
@@ -138,10 +130,28 @@ class DockerExecutor(Executor[_Run]):
                 f"image {image!r} is not present locally and could not be pulled: {_reason(exc)}"
             ) from None
 
+    def _create(self, image: str, **options: Any) -> Container:
+        # Create first and pull only on "no such image": one API call fewer per run.
+        for first_try in (True, False):
+            try:
+                return self.client.containers.create(image, **options)
+            except docker.errors.ImageNotFound:
+                if not first_try:
+                    raise ImageNotFound(f"image {image!r} vanished right after its pull") from None
+                self._pull_missing(image)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 400 and "reference format" in str(_reason(exc)):
+                    raise ImageNotFound(
+                        f"image {image!r} is not a valid image name: {_reason(exc)}"
+                    ) from None
+                raise ExecutorError(f"cannot create the container: {_reason(exc)}") from None
+            except docker.errors.DockerException as exc:
+                raise ExecutorError(f"cannot create the container: {_reason(exc)}") from None
+        raise AssertionError("unreachable")
+
     def start(self, request: ExecutionRequest) -> _Run:
         limits = request.limits
         assert limits is not None, "the flow resolves limits before calling the executor"
-        self._ensure_image(request.image)
         env = {
             **request.env,
             "CRONIUM_DIR": MOUNT_POINT,
@@ -155,38 +165,35 @@ class DockerExecutor(Executor[_Run]):
         }
         staging = str(request.staging.root)
         settings = get_settings()
-        try:
-            container = self.client.containers.create(
-                request.image,
-                command=COMMANDS[request.language],
-                user=settings.docker_user,
-                environment=env,
-                working_dir="/tmp",
-                labels={
-                    **request.labels,
-                    MANAGED_LABEL: "true",
-                    RUN_LABEL: request.run_id,
-                    OWNER_LABEL: self.owner,
-                },
-                volumes={
-                    staging: {"bind": MOUNT_POINT, "mode": "ro"},
-                    f"{staging}/out": {"bind": f"{MOUNT_POINT}/out", "mode": "rw"},
-                },
-                read_only=True,
-                tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmpfs_size}"},
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                mem_limit=limits.memory,
-                memswap_limit=limits.memory,  # no swap: the memory limit is the limit
-                nano_cpus=int(limits.cpus * 1e9),
-                pids_limit=limits.pids,
-                network_mode=limits.network,
-                init=True,  # reaps zombies and forwards signals to the script
-                stdin_open=False,
-                tty=False,
-            )
-        except docker.errors.DockerException as exc:
-            raise ExecutorError(f"cannot create the container: {_reason(exc)}") from None
+        container = self._create(
+            request.image,
+            command=COMMANDS[request.language],
+            user=settings.docker_user,
+            environment=env,
+            working_dir="/tmp",
+            labels={
+                **request.labels,
+                MANAGED_LABEL: "true",
+                RUN_LABEL: request.run_id,
+                OWNER_LABEL: self.owner,
+            },
+            volumes={
+                staging: {"bind": MOUNT_POINT, "mode": "ro"},
+                f"{staging}/out": {"bind": f"{MOUNT_POINT}/out", "mode": "rw"},
+            },
+            read_only=True,
+            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={limits.tmpfs_size}"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=limits.memory,
+            memswap_limit=limits.memory,  # no swap: the memory limit is the limit
+            nano_cpus=int(limits.cpus * 1e9),
+            pids_limit=limits.pids,
+            network_mode=limits.network,
+            init=True,  # reaps zombies and forwards signals to the script
+            stdin_open=False,
+            tty=False,
+        )
         try:
             frames = self.client.api.attach(
                 container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
@@ -214,6 +221,8 @@ class DockerExecutor(Executor[_Run]):
             pass  # it ended on its own meanwhile
 
     def collect(self, handle: _Run, result: ExecutionResult) -> None:
+        if result.exit_code == 0:
+            return  # an OOM kill never exits 0; skip the inspect call
         handle.container.reload()
         state = handle.container.attrs.get("State", {})
         if state.get("OOMKilled") and not result.timed_out:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import anyio
-from cronium_prefect.errors import CroniumError, ExecutorError
+from cronium_prefect.errors import CroniumError, ExecutorError, RunFailed
 from cronium_prefect.event import Event, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.record import RunRecord, RunStatus, ServerResult
@@ -126,9 +126,13 @@ async def _run(
         log=logger,
         settings=settings,
     )
-    delays = exponential_backoff(settings.retry_backoff)(definition.retries)
-    attempt = _attempt.with_options(retries=definition.retries, retry_delay_seconds=delays or 0)
-    await attempt(run, return_state=True)
+    if definition.retries:
+        delays = exponential_backoff(settings.retry_backoff)(definition.retries)
+        attempt = _attempt.with_options(retries=definition.retries, retry_delay_seconds=delays)
+        await attempt(run, return_state=True)
+    else:
+        # Nothing to retry: skip the task run's three API calls (~30 ms of a ~0.4 s run).
+        await _attempt.fn(run)
     result = run.result
     if result is None:  # the task never ran (e.g. cancelled before it started)
         raise CroniumError("the run ended before the script started")
@@ -151,6 +155,7 @@ def _final_state(record: RunRecord) -> State:
         return Completed(data=data, message="SUCCESS")
     if record.status == RunStatus.PARTIAL:
         return Completed(data=data, name="Partial", message=record.error)
+    # Failed runs carry an exception, so `state.result()` raises something meaningful.
     if record.status == RunStatus.TIMEOUT:
-        return Failed(data=data, name="TimedOut", message=record.error)
-    return Failed(data=data, message=record.error or "FAILURE")
+        return Failed(data=RunFailed(data), name="TimedOut", message=record.error)
+    return Failed(data=RunFailed(data), message=record.error or "FAILURE")

@@ -10,9 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -55,46 +53,23 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def prefect_api() -> str:
     """A real `prefect server` on 127.0.0.1 with its own SQLite database."""
-    url = os.environ["PREFECT_API_URL"]
-    log = open(_WORK / "prefect-server.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(_PORT),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
-    )
-    import httpx
+    from cronium_prefect.stack import start_prefect_server, wait_until_healthy
 
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"prefect server exited: {(_WORK / 'prefect-server.log').read_text()}")
+    url = os.environ["PREFECT_API_URL"]
+    log_path = _WORK / "prefect-server.log"
+    with open(log_path, "w") as log:
+        server = start_prefect_server(_PORT, log=log)
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("prefect server did not start within 180 s")
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+            wait_until_healthy(url, server)
+        except RuntimeError as exc:
+            server.kill()
+            pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
+        yield url
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 @pytest.fixture(scope="session")

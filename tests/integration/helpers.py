@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from cronium_prefect import parse_text
+from cronium_prefect.errors import RunFailed
 from cronium_prefect.event import Event
 from cronium_prefect.flows import cronium_event
 from prefect.client.orchestration import get_client
@@ -22,10 +23,10 @@ def event_from(yaml_text: str) -> Event:
 def run_flow(event: Event | str, input: Any = None) -> tuple[Any, dict[str, Any]]:
     """(final state, run record) of one in-process run of the cronium-event flow."""
     state = asyncio.run(cronium_event(event=event, input=input, return_state=True))
-    record = state.result(raise_on_failure=False)
-    if asyncio.iscoroutine(record):
-        record = asyncio.run(record)
-    return state, record
+    result = state.result(raise_on_failure=False)
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    return state, (result.record if isinstance(result, RunFailed) else result)
 
 
 async def _logs(flow_run_id: str) -> list[str]:

@@ -213,3 +213,13 @@ def test_secret_variables_are_masked_in_logs(stack):
     assert record["status"] == "SUCCESS"
     logs = "\n".join(logs_of(record["run_id"]))
     assert "[stdout] token is ***" in logs and "tok-3c1a9f-secret" not in logs
+
+
+def test_a_failed_runs_result_raises_run_failed_with_the_record(stack):
+    from cronium_prefect.errors import RunFailed
+    from cronium_prefect.flows import cronium_event
+
+    event = event_from("name: raises\ntype: bash\nscript: exit 9\n")
+    with pytest.raises(RunFailed, match="raises FAILURE: exit code 9") as caught:
+        asyncio.run(cronium_event(event=event))
+    assert caught.value.record["exit_code"] == 9

@@ -1,0 +1,86 @@
+"""Shared plumbing for benchmarks: a Prefect API to talk to, timing, and result files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import statistics
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[str]:
+    """PREFECT_API_URL when set; else a temporary server started (and stopped) here.
+
+    Must be entered before anything imports Prefect, so the settings pick the URL up.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    home = Path(tempfile.mkdtemp(prefix="cronium-bench-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    os.environ.update(
+        {
+            "PREFECT_HOME": str(home / "prefect"),
+            "PREFECT_API_URL": url,
+            "CRONIUM_HOME": str(home / "cronium"),
+        }
+    )
+    from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+
+    server = start_prefect_server(port)
+    try:
+        wait_until_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_s": round(statistics.median(ordered), 4),
+        "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 4),
+        "mean_s": round(statistics.fmean(ordered), 4),
+        "n": len(ordered),
+    }
+
+
+def machine() -> dict[str, Any]:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {
+        "benchmark": name,
+        "date": datetime.now(timezone.utc).isoformat(),
+        "machine": machine(),
+        **data,
+    }
+    path.write_text(json.dumps(data, indent=2))
+    return path
