@@ -1,1 +1,2 @@
-"""blocks"""
+"""Prefect blocks of Cronium (SSH servers, variables), registered through the
+`prefect.collections` entry point; notification blocks are Prefect's own."""

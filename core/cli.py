@@ -78,15 +78,11 @@ def run(
     target: Annotated[
         str, typer.Argument(metavar="FILE_OR_NAME", help="Definition file or event name.")
     ],
-    input: Annotated[
-        str | None, typer.Option("--input", help="Input for the run, as JSON.")
-    ] = None,
+    input: InputOption = None,
     event_name: Annotated[
         str | None, typer.Option("--event", help="Which event, when the file defines several.")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run one event now and wait: stream its logs, print status, output and condition.
 

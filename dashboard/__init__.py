@@ -1,1 +1,1 @@
-"""dashboard"""
+"""The Streamlit dashboard over the Prefect API."""

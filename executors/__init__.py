@@ -1,1 +1,1 @@
-"""executors"""
+"""Executors: one contract (base), one module per backend."""

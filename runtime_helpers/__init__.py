@@ -1,1 +1,1 @@
-"""runtime_helpers"""
+"""Runtime helpers scripts call (cronium.py, cronium.js, cronium.sh) and their host side."""
