@@ -9,16 +9,17 @@ root filesystem with a private /tmp, and memory / CPU / process limits.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import docker
 import docker.errors
-from cronium_prefect.errors import DockerUnavailable, ExecutorError, ImageNotFound
-from cronium_prefect.settings import get_settings
 from docker.models.containers import Container
+
+from cronium_prefect.errors import DockerUnavailable, ExecutorError, ImageNotFound
+from cronium_prefect.process import current_identity, is_orphan
+from cronium_prefect.settings import get_settings
 
 from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
 
@@ -27,7 +28,7 @@ __all__ = ["DockerExecutor", "docker_client", "COMMANDS", "MANAGED_LABEL", "RUN_
 MOUNT_POINT = "/cronium"
 MANAGED_LABEL = "io.cronium.managed"
 RUN_LABEL = "io.cronium.run-id"
-OWNER_LABEL = "io.cronium.owner"  # host/pid/start-ticks of the process that made it
+OWNER_LABEL = "io.cronium.owner"  # the identity (core/process.py) of the process that made it
 COMMANDS = {
     "bash": ["bash", "--noprofile", "--norc", f"{MOUNT_POINT}/script.sh"],
     "python": ["python3", "-u", f"{MOUNT_POINT}/script.py"],
@@ -69,16 +70,6 @@ def _reason(exc: Exception) -> str:
     return text.split("(Caused by")[0].strip() if "Caused by" in text else text
 
 
-def _process_identity(pid: int) -> str | None:
-    """host/pid/start-time: stays unique when a pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            ticks = handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-    return f"{socket.gethostname()}/{pid}/{ticks}"
-
-
 @dataclass
 class _Run:
     container: Container
@@ -90,7 +81,7 @@ class DockerExecutor(Executor[_Run]):
 
     def __init__(self, client: docker.DockerClient | None = None):
         self.client = client or docker_client()
-        self.owner = _process_identity(os.getpid()) or f"{socket.gethostname()}/{os.getpid()}/0"
+        self.owner = current_identity()
         self._reap_orphans_once()
 
     def _reap_orphans_once(self) -> None:
@@ -103,14 +94,8 @@ class DockerExecutor(Executor[_Run]):
 
     def reap_orphans(self) -> None:
         """Remove containers left by a process of this host that died mid-run."""
-        host = socket.gethostname()
         for container in self.client.containers.list(all=True, filters={"label": MANAGED_LABEL}):
-            owner = container.labels.get(OWNER_LABEL, "")
-            owner_host, _, rest = owner.partition("/")
-            pid = rest.partition("/")[0]
-            if owner_host != host or not pid.isdigit():
-                continue
-            if _process_identity(int(pid)) != owner:
+            if is_orphan(container.labels.get(OWNER_LABEL, "")):
                 try:
                     container.remove(force=True)
                 except docker.errors.APIError:

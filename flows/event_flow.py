@@ -11,17 +11,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 import anyio
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.states import Completed, Failed, State
+from prefect.tasks import exponential_backoff
+
 from cronium_prefect.errors import CroniumError, ExecutorError, RunFailed
 from cronium_prefect.event import Event, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.record import RunRecord, RunStatus, ServerResult
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible, get_variable_store
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext, TaskRunContext
-from prefect.states import Completed, Failed, State
-from prefect.tasks import exponential_backoff
 
 from .report import publish_run_artifact
 from .resolve import FLOW_NAME, resolve_event

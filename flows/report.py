@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cronium_prefect.record import RunRecord
 from prefect.artifacts import acreate_markdown_artifact
+
+from cronium_prefect.record import RunRecord
 
 __all__ = ["publish_run_artifact", "render_markdown"]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronium_prefect.errors import EventNotFound, InvalidEvent, Problem
-from cronium_prefect.event import Event
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
+
+from cronium_prefect.errors import EventNotFound, InvalidEvent, Problem
+from cronium_prefect.event import Event
 
 __all__ = ["resolve_event", "deployment_name"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cronium_prefect.event import Event
@@ -20,11 +21,13 @@ _docker: DockerExecutor | None = None
 _docker_lock = threading.Lock()
 
 
-def _docker_executor() -> DockerExecutor:
-    """One executor per process: it holds the client and reaps orphans once, at first use."""
+def _docker_executor(staging_root: Path) -> DockerExecutor:
+    """One executor per process: it holds the client; at first use, leftovers of dead
+    processes (containers, run directories) are reaped."""
     global _docker
     with _docker_lock:
         if _docker is None:
+            Staging.reap_orphans(staging_root)
             _docker = DockerExecutor()
         return _docker
 
@@ -109,7 +112,7 @@ def run_script_attempt(run: ScriptRun, attempt: int) -> ExecutionResult:
             limits=run.limits(),
             labels={"io.cronium.event": event.name, "io.cronium.attempt": str(attempt)},
         )
-        result = _docker_executor().run(request)
+        result = _docker_executor(run.settings.staging_root).run(request)
         if result.collected.variables:
             run.store.write(result.collected.variables, event.owner)
         if result.oom_killed or result.timed_out:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cronium_prefect.errors import HelperProtocolError
+from cronium_prefect.process import current_identity, is_orphan
 
 __all__ = ["Staging", "Collected", "HELPER_FILES", "SCRIPT_NAMES", "parse_text_value"]
 
@@ -81,7 +83,9 @@ class Staging:
         """Lay out a fresh directory. `writer_uid`: the uid the script runs as, given `out/`."""
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(parent, 0o700)  # nobody but the worker's user reaches any run's files
-        root = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+        # The name carries the owner (host/pid/ticks -> pid-ticks) so `reap_orphans` can tell.
+        _, pid, ticks = current_identity().split("/")
+        root = Path(tempfile.mkdtemp(prefix=f"run-{pid}-{ticks}-", dir=parent))
         os.chmod(root, 0o755)
         staging = cls(root, language)
         for sub in ("lib", "in", "in/vars", "out", "out/vars"):
@@ -153,6 +157,18 @@ class Staging:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def reap_orphans(parent: Path) -> int:
+        """Remove run directories whose process died mid-run; returns how many."""
+        host = socket.gethostname()
+        removed = 0
+        for path in parent.glob("run-*-*-*") if parent.is_dir() else []:
+            _, pid, ticks, _ = path.name.split("-", 3)
+            if is_orphan(f"{host}/{pid}/{ticks}"):
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        return removed
 
 
 def _read_private(path: Path, limit: int, what: str) -> str | None:

@@ -6,13 +6,14 @@ import asyncio
 import time
 from typing import Any
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.sorting import LogSort
+
 from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
 from cronium_prefect.event import Event
 from cronium_prefect.flows import cronium_event
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-from prefect.client.schemas.sorting import LogSort
 
 
 def event_from(yaml_text: str) -> Event:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import docker
 import pytest
+from prefect.client.schemas.objects import StateType
+
 from cronium_prefect.executors.docker import MANAGED_LABEL, OWNER_LABEL, DockerExecutor
 from cronium_prefect.settings import get_settings
-from prefect.client.schemas.objects import StateType
 
 from .helpers import event_from, logs_of, run_flow
 

@@ -8,10 +8,11 @@ import threading
 import time
 
 import pytest
-from cronium_prefect.variables import get_variable_store
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
+
+from cronium_prefect.variables import get_variable_store
 
 from .helpers import event_from, logs_of, run_flow, script_lines
 

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from cronium_prefect import Event, InvalidEvent, load_paths, parse_text
 from cronium_prefect.loader import load_file
 

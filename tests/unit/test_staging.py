@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+
 from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.runtime_helpers.host import Staging
 
@@ -57,3 +58,16 @@ def test_a_variable_file_with_a_bad_key_is_refused(staging):
     (staging.root / "out" / "vars" / "lower.json").write_text("1")
     with pytest.raises(HelperProtocolError, match="unexpected file out/vars/lower.json"):
         staging.collect(1024)
+
+
+def test_run_directories_of_dead_processes_are_reaped_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    parent = tmp_path / "runs"
+    mine = Staging.create(parent, "bash", "true", None, {}, {})
+    (parent / f"run-{dead.pid}-1-abcd").mkdir()
+    assert Staging.reap_orphans(parent) == 1
+    assert [p.name for p in parent.iterdir()] == [mine.root.name]
