@@ -18,7 +18,7 @@ class CroniumSettings(BaseSettings):
 
     home: Path = Field(
         default=Path.home() / ".cronium",
-        description="Where Cronium keeps its database, staging directories and variables.",
+        description="Where Cronium keeps its database and staging directories.",
     )
     image_bash: str = Field(
         default="debian:bookworm-slim", description="Default image for bash events."
@@ -57,10 +57,6 @@ class CroniumSettings(BaseSettings):
     @property
     def staging_root(self) -> Path:
         return self.home / "staging"
-
-    @property
-    def variables_file(self) -> Path:
-        return self.home / "variables.json"
 
 
 @lru_cache(maxsize=1)

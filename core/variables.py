@@ -1,23 +1,34 @@
-"""Variables scripts read and write: the store interface and the interim file store.
+"""Variables scripts read and write, stored as `cronium-variable` Prefect blocks.
 
 Reads see the event owner's scope first, then global; writes go to the owner's scope when
-the event has an owner, else global. Concurrent runs writing different keys never lose an
-update (read-modify-write under an exclusive lock); for the same key the last write wins.
+the event has an owner, else global. Each variable is its own block document, so runs
+writing different keys never lose an update; for the same key the last write wins.
+A variable keeps its secrecy when a script overwrites it (also when an owner-scoped copy
+of a secret global is created).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from .settings import get_settings
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
-__all__ = ["Visible", "VariableStore", "FileVariableStore", "get_variable_store"]
+from cronium_prefect.blocks.variable import CroniumVariable, check_key, document_name
+
+__all__ = ["Entry", "Visible", "VariableStore", "BlockVariableStore", "get_variable_store"]
+
+_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    owner: str | None
+    value: Any
+    secret: bool
 
 
 @dataclass
@@ -45,62 +56,77 @@ class VariableStore(Protocol):
     def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None: ...
 
 
-class FileVariableStore:
-    """A JSON file guarded by flock. Interim: the SSH-and-blocks work replaces it with blocks."""
+class BlockVariableStore:
+    """Synchronous (call it from threads or the CLI, not from a running event loop)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    slug = CroniumVariable.get_block_type_slug()
 
-    @contextmanager
-    def _locked(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield self._read()
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"global": {}, "owners": {}}
-
-    def _save(self, data: dict[str, Any]) -> None:
-        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data), encoding="utf-8")
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.path)
-
-    def _scope(self, data: dict[str, Any], owner: str | None) -> dict[str, Any]:
-        return data["global"] if owner is None else data["owners"].setdefault(owner, {})
+    def entries(self) -> list[Entry]:
+        found: list[Entry] = []
+        with get_client(sync_client=True) as client:
+            offset = 0
+            while True:
+                try:
+                    page = client.read_block_documents_by_type(
+                        self.slug, offset=offset, limit=_PAGE, include_secrets=True
+                    )
+                except ObjectNotFound:
+                    return []  # the block type is registered with the first variable
+                for document in page:
+                    data = document.data
+                    text = data.get("secret_json") if data.get("secret") else data.get("value_json")
+                    found.append(
+                        Entry(
+                            data["key"],
+                            data.get("owner"),
+                            None if text is None else json.loads(text),
+                            bool(data.get("secret")),
+                        )
+                    )
+                if len(page) < _PAGE:
+                    return found
+                offset += _PAGE
 
     def visible(self, owner: str | None) -> Visible:
-        data = self._read()
-        merged = dict(data["global"])
+        entries = self.entries()
+        seen = {e.key: e for e in entries if e.owner is None}
         if owner is not None:
-            merged.update(data["owners"].get(owner, {}))
+            seen.update({e.key: e for e in entries if e.owner == owner})  # owner scope wins
         return Visible(
-            values={k: v["value"] for k, v in merged.items()},
-            secret_keys={k for k, v in merged.items() if v.get("secret")},
+            values={key: e.value for key, e in seen.items()},
+            secret_keys={key for key, e in seen.items() if e.secret},
+        )
+
+    def get(self, key: str, owner: str | None = None) -> Entry | None:
+        """Owner scope first, then global."""
+        check_key(key)
+        entries = {(e.owner, e.key): e for e in self.entries()}
+        return entries.get((owner, key)) or entries.get((None, key))
+
+    def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None:
+        CroniumVariable.of(key, value, owner, secret).save(
+            document_name(key, owner), overwrite=True, _sync=True
         )
 
     def write(self, changes: dict[str, Any], owner: str | None) -> None:
         if not changes:
             return
-        with self._locked() as data:
-            scope = self._scope(data, owner)
-            for key, value in changes.items():
-                secret = scope.get(key, {}).get("secret", False)
-                scope[key] = {"value": value, "secret": secret}
-            self._save(data)
+        secret_keys = self.visible(owner).secret_keys
+        for key, value in changes.items():
+            self.set(key, value, owner, secret=key in secret_keys)
 
-    def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None:
-        with self._locked() as data:
-            self._scope(data, owner)[key] = {"value": value, "secret": secret}
-            self._save(data)
+    def delete(self, key: str, owner: str | None = None) -> bool:
+        check_key(key)
+        with get_client(sync_client=True) as client:
+            try:
+                document = client.read_block_document_by_name(
+                    document_name(key, owner), block_type_slug=self.slug
+                )
+            except ObjectNotFound:
+                return False
+            client.delete_block_document(document.id)
+            return True
 
 
-def get_variable_store() -> VariableStore:
-    return FileVariableStore(get_settings().variables_file)
+def get_variable_store() -> BlockVariableStore:
+    return BlockVariableStore()
