@@ -34,6 +34,8 @@ class ServerResult:
     status: RunStatus
     exit_code: int | None
     error: str | None = None
+    output: Any = None
+    condition: bool = False
 
 
 @dataclass

@@ -52,6 +52,16 @@ class CroniumSettings(BaseSettings):
     retry_backoff: float = Field(
         default=10.0, description="First retry delay in seconds; doubles with every retry."
     )
+    ssh_breaker_threshold: int = Field(
+        default=3, ge=1, description="Consecutive connection failures that open a circuit."
+    )
+    ssh_breaker_cooldown: float = Field(
+        default=30.0, gt=0, description="Seconds an open circuit fails fast before retrying."
+    )
+    ssh_remote_dir: str = Field(
+        default=".cronium/runs",
+        description="Where run directories are made on SSH servers (relative: to the home).",
+    )
     stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
 
     @property

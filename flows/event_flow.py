@@ -17,16 +17,17 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.states import Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
-from cronium_prefect.errors import CroniumError, ExecutorError, RunFailed
-from cronium_prefect.event import Event, RunLocation
-from cronium_prefect.executors.base import ExecutionResult
-from cronium_prefect.record import RunRecord, RunStatus, ServerResult
+from cronium_prefect.blocks.ssh_server import SSHServer
+from cronium_prefect.errors import CroniumError, RunFailed
+from cronium_prefect.event import Event
+from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible, get_variable_store
 
+from .outcome import fill_record
 from .report import publish_run_artifact
 from .resolve import FLOW_NAME, resolve_event
-from .script import ScriptRun, run_script_attempt
+from .script import ScriptRun, run_on_target
 
 __all__ = ["cronium_event", "FLOW_NAME"]
 
@@ -50,20 +51,27 @@ logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
 
 @task(name="run-script", persist_result=False, cache_policy=NO_CACHE)
 async def _attempt(run: ScriptRun) -> State:
-    """One attempt; a returned Failed state lets Prefect retry without a traceback.
+    """One attempt on every target still without success, in parallel.
 
-    The attempt's result is kept on `run` (same process), so states carry only a message.
+    Results are kept on `run` (same process), so states carry only a message; a returned
+    Failed state lets Prefect retry without a traceback, and a retry reruns only the
+    targets that failed.
     """
     task_context = TaskRunContext.get()
-    attempt = task_context.task_run.run_count if task_context else 1
-    run.attempt = attempt
-    try:
-        run.result = await anyio.to_thread.run_sync(run_script_attempt, run, attempt)
-    except ExecutorError as exc:
-        run.result = ExecutionResult(error=str(exc))
-        run.log.error("%s", exc)
-    if not run.result.succeeded:
-        return Failed(message=run.result.error or run.result.status)
+    run.attempt = task_context.task_run.run_count if task_context else 1
+    targets = run.pending()
+
+    async def on(target: str) -> None:
+        run.results[target] = await anyio.to_thread.run_sync(
+            run_on_target, run, run.attempt, target
+        )
+
+    async with anyio.create_task_group() as group:
+        for target in targets:
+            group.start_soon(on, target)
+    failed = [t for t in targets if not run.results[t].succeeded]
+    if failed:
+        return Failed(message="; ".join(f"{t}: {run.results[t].error}" for t in failed))
     return Completed()
 
 
@@ -109,9 +117,8 @@ async def cronium_event(event: Event | str, input: Any = None, trigger: str | No
 async def _run(
     definition: Event, input: Any, record: RunRecord, flow_run: Any, logger: logging.Logger
 ) -> None:
-    if not definition.is_script or definition.run_location == RunLocation.remote:
-        kind = "remote" if definition.is_script else definition.type.value
-        raise CroniumError(f"{kind} events are not supported by this version yet")
+    if not definition.is_script:
+        raise CroniumError(f"{definition.type.value} events are not supported by this version yet")
     settings = get_settings()
     store = get_variable_store()
     visible: Visible = await anyio.to_thread.run_sync(store.visible, definition.owner)
@@ -126,6 +133,7 @@ async def _run(
         store=store,
         log=logger,
         settings=settings,
+        servers={name: await _load_server(name) for name in definition.servers},
     )
     if definition.retries:
         delays = exponential_backoff(settings.retry_backoff)(definition.retries)
@@ -134,20 +142,20 @@ async def _run(
     else:
         # Nothing to retry: skip the task run's three API calls (~30 ms of a ~0.4 s run).
         await _attempt.fn(run)
-    result = run.result
-    if result is None:  # the task never ran (e.g. cancelled before it started)
+    if not run.results:  # the task never ran (e.g. cancelled before it started)
         raise CroniumError("the run ended before the script started")
     record.attempts = run.attempt
-    record.status = RunStatus(result.status)
-    record.exit_code = result.exit_code
-    record.error = result.error
-    record.output = result.collected.output
-    record.condition = result.collected.condition
-    record.setup_s = round(result.setup_s, 3)
-    record.execution_s = round(result.execution_s, 3)
-    record.log_lines = result.lines
-    record.variables_written = sorted(result.collected.variables)
-    record.servers = [ServerResult("local", record.status, result.exit_code, result.error)]
+    fill_record(record, {t: run.results[t] for t in run.targets}, single=len(run.targets) == 1)
+
+
+async def _load_server(name: str) -> SSHServer:
+    try:
+        return await SSHServer.aload(name)
+    except ValueError:
+        raise CroniumError(
+            f"server {name!r} does not exist: no cronium-ssh-server block named {name!r} "
+            "(add it with `cronium server add`)"
+        ) from None
 
 
 def _final_state(record: RunRecord) -> State:

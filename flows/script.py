@@ -1,24 +1,34 @@
-"""One attempt of a script event: stage the helpers, run the backend, keep what it set."""
+"""One attempt of a script event on one target: "local" (Docker) or a server (SSH).
+
+Stage the helpers, run the backend, keep what the script set. Blocking: runs in threads,
+one per target, so a multi-server run goes to every server at once.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cronium_prefect.event import Event
-from cronium_prefect.executors.base import ExecutionRequest, ExecutionResult, Limits
+from cronium_prefect.blocks.ssh_server import SSHServer
+from cronium_prefect.errors import ExecutorError
+from cronium_prefect.event import Event, RunLocation
+from cronium_prefect.executors.base import ExecutionRequest, ExecutionResult, Executor, Limits
 from cronium_prefect.executors.docker import DockerExecutor
+from cronium_prefect.executors.ssh import SSHExecutor
+from cronium_prefect.executors.ssh_pool import get_pool
 from cronium_prefect.runtime_helpers.host import Staging
 from cronium_prefect.settings import CroniumSettings
 from cronium_prefect.variables import VariableStore, Visible
 
-__all__ = ["ScriptRun", "run_script_attempt"]
+__all__ = ["ScriptRun", "run_on_target", "LOCAL"]
 
+LOCAL = "local"
 _docker: DockerExecutor | None = None
 _docker_lock = threading.Lock()
+_write_lock = threading.Lock()
 
 
 def _docker_executor(staging_root: Path) -> DockerExecutor:
@@ -34,7 +44,7 @@ def _docker_executor(staging_root: Path) -> DockerExecutor:
 
 @dataclass
 class ScriptRun:
-    """Everything an attempt needs, resolved once per flow run."""
+    """Everything an attempt needs, resolved once per flow run, and the results so far."""
 
     event: Event
     input: Any
@@ -46,8 +56,19 @@ class ScriptRun:
     store: VariableStore
     log: logging.LoggerAdapter
     settings: CroniumSettings
+    servers: dict[str, SSHServer] = field(default_factory=dict)
     attempt: int = 0
-    result: ExecutionResult | None = None
+    results: dict[str, ExecutionResult] = field(default_factory=dict)
+
+    @property
+    def targets(self) -> list[str]:
+        if self.event.run_location == RunLocation.remote:
+            return list(self.event.servers)
+        return [LOCAL]
+
+    def pending(self) -> list[str]:
+        """Targets without a successful result yet: a retry reruns only those."""
+        return [t for t in self.targets if not (t in self.results and self.results[t].succeeded)]
 
     def metadata(self, attempt: int, server: str) -> dict[str, Any]:
         event = self.event
@@ -85,8 +106,20 @@ def _container_uid(user: str) -> int | None:
     return int(uid) if uid.isdigit() else None
 
 
-def run_script_attempt(run: ScriptRun, attempt: int) -> ExecutionResult:
-    """Blocking: runs in a worker thread. Variable writes are saved whatever the outcome."""
+def _executor(run: ScriptRun, target: str) -> Executor:
+    if target == LOCAL:
+        return _docker_executor(run.settings.staging_root)
+    return SSHExecutor(
+        run.servers[target],
+        target,
+        get_pool(),
+        run.settings.ssh_remote_dir,
+        say=lambda message: run.log.warning("%s", message),
+    )
+
+
+def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
+    """Variable writes are saved whatever the outcome; infrastructure errors become results."""
     event = run.event
     language = event.type.value
     staging = Staging.create(
@@ -94,10 +127,11 @@ def run_script_attempt(run: ScriptRun, attempt: int) -> ExecutionResult:
         language,
         event.script or "",
         run.input,
-        run.metadata(attempt, "local"),
+        run.metadata(attempt, target),
         run.variables.values,
-        writer_uid=_container_uid(run.settings.docker_user),
+        writer_uid=_container_uid(run.settings.docker_user) if target == LOCAL else None,
     )
+    tag = "" if len(run.targets) == 1 and target == LOCAL else f"{target} "
     try:
         request = ExecutionRequest(
             run_id=run.run_id,
@@ -105,18 +139,23 @@ def run_script_attempt(run: ScriptRun, attempt: int) -> ExecutionResult:
             staging=staging,
             timeout=event.timeout,
             env=event.env,
-            on_line=lambda stream, line: run.log.info("[%s] %s", stream, line),
+            on_line=lambda stream, line: run.log.info("[%s%s] %s", tag, stream, line),
             secrets=run.variables.secret_values,
             output_limit=run.settings.output_limit,
             image=run.image(),
             limits=run.limits(),
             labels={"io.cronium.event": event.name, "io.cronium.attempt": str(attempt)},
         )
-        result = _docker_executor(run.settings.staging_root).run(request)
+        try:
+            result = _executor(run, target).run(request)
+        except ExecutorError as exc:
+            run.log.error("%s%s", f"{target}: " if tag else "", exc)
+            return ExecutionResult(error=str(exc))
         if result.collected.variables:
-            run.store.write(result.collected.variables, event.owner)
+            with _write_lock:  # servers of one run write in turn; the last server wins
+                run.store.write(result.collected.variables, event.owner)
         if result.oom_killed or result.timed_out:
-            run.log.error("%s", result.error)
+            run.log.error("%s%s", f"{target}: " if tag else "", result.error)
         return result
     finally:
         staging.remove()

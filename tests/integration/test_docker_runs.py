@@ -172,7 +172,14 @@ def test_non_zero_exit_is_failure_with_the_exit_code(stack):
     assert record["status"] == "FAILURE" and record["exit_code"] == 3
     assert record["error"] == "exit code 3"
     assert record["servers"] == [
-        {"name": "local", "status": "FAILURE", "exit_code": 3, "error": "exit code 3"}
+        {
+            "name": "local",
+            "status": "FAILURE",
+            "exit_code": 3,
+            "error": "exit code 3",
+            "output": None,
+            "condition": False,
+        }
     ]
 
 

@@ -1,0 +1,206 @@
+"""SSH backend: the run's directory is uploaded over SFTP to a private directory on the
+server, a fixed command starts the uploaded runner there, and the directory is removed in
+every outcome.
+
+No command string contains the script, the event name, env values or variables: the env
+travels as an uploaded file of `export KEY='quoted'` lines, and the only interpolated
+values (our own generated paths) are `shlex.quote`d.
+"""
+
+from __future__ import annotations
+
+import shlex
+import stat
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+import paramiko
+
+from cronium_prefect.blocks.ssh_server import SSHServer
+from cronium_prefect.errors import ConnectionFailed
+
+from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
+from .ssh_pool import ConnectionPool, Say
+
+__all__ = ["SSHExecutor"]
+
+_CHUNK = 32 * 1024
+_LOCAL_LAYOUT = ("lib", "in", "in/vars")
+
+
+@dataclass
+class _RemoteRun:
+    transport: paramiko.Transport
+    sftp: paramiko.SFTPClient
+    local_out: Path  # the local staging's out/, where collect() puts what the script wrote
+    output_limit: int
+    directory: str = ""  # absolute path on the server
+    channel: paramiko.Channel | None = None
+    lost: bool = False
+
+
+class SSHExecutor(Executor[_RemoteRun]):
+    """Runs attempts on one server, on transports lent by the pool; one run at a time."""
+
+    def __init__(
+        self,
+        server: SSHServer,
+        name: str,
+        pool: ConnectionPool,
+        remote_dir: str,
+        say: Say = lambda message: None,
+    ):
+        self.server, self.name, self.pool = server, name, pool
+        self.remote_dir, self.say = remote_dir, say
+
+    def run(self, request: ExecutionRequest) -> ExecutionResult:
+        with self.pool.transport(self.server, self.name, self.say) as transport:
+            self._transport = transport
+            return super().run(request)
+
+    def start(self, request: ExecutionRequest) -> _RemoteRun:
+        try:
+            sftp = paramiko.SFTPClient.from_transport(self._transport)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionFailed(f"{self.name}: cannot open SFTP: {exc}") from None
+        handle = _RemoteRun(
+            self._transport, sftp, request.staging.root / "out", request.output_limit
+        )
+        try:
+            handle.directory = self._make_directory(sftp)
+            self._upload(sftp, request, handle.directory)
+            handle.channel = self._transport.open_session(timeout=self.server.connect_timeout)
+            handle.channel.exec_command(
+                f"cd {shlex.quote(handle.directory)} && exec sh ./runner.sh {request.language}"
+            )
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.cleanup(handle)
+            raise ConnectionFailed(f"{self.name}: cannot start the script: {exc}") from None
+        return handle
+
+    def _make_directory(self, sftp: paramiko.SFTPClient) -> str:
+        base = PurePosixPath(sftp.normalize("."))
+        for part in PurePosixPath(self.remote_dir).parts:
+            base = base / part
+            try:
+                sftp.mkdir(str(base), mode=0o700)
+            except OSError:
+                if not stat.S_ISDIR(sftp.stat(str(base)).st_mode):
+                    raise
+        directory = str(base / f"run-{uuid.uuid4().hex}")
+        sftp.mkdir(directory, mode=0o700)
+        sftp.chmod(directory, 0o700)
+        return directory
+
+    def _upload(self, sftp: paramiko.SFTPClient, request: ExecutionRequest, directory: str) -> None:
+        local = request.staging.root
+        for sub in (*_LOCAL_LAYOUT, "out", "out/vars"):
+            sftp.mkdir(f"{directory}/{sub}", mode=0o700)
+        for sub in _LOCAL_LAYOUT:
+            for path in sorted((local / sub).iterdir()):
+                if path.is_file():
+                    sftp.put(str(path), f"{directory}/{sub}/{path.name}")
+        script = request.staging.script_name
+        sftp.put(str(local / script), f"{directory}/{script}")
+        runner = resources.files("cronium_prefect.runtime_helpers").joinpath("runner.sh")
+        with sftp.open(f"{directory}/runner.sh", "w") as handle:
+            handle.write(runner.read_bytes())
+        env = {**request.env, "CRONIUM_OUTPUT_LIMIT": str(request.output_limit)}
+        lines = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
+        with sftp.open(f"{directory}/env", "w") as handle:
+            handle.write(lines.encode())
+
+    def stream(self, handle: _RemoteRun, sink: LineSink) -> None:
+        channel = handle.channel
+        assert channel is not None
+        while True:
+            busy = False
+            if channel.recv_ready():
+                sink.feed("stdout", channel.recv(_CHUNK))
+                busy = True
+            if channel.recv_stderr_ready():
+                sink.feed("stderr", channel.recv_stderr(_CHUNK))
+                busy = True
+            if busy:
+                continue
+            if channel.exit_status_ready() or channel.closed:
+                # Drain what is still in flight; a background child may keep the stream
+                # open forever, so wait for the end of it only briefly.
+                deadline = time.monotonic() + 0.5
+                while not (channel.eof_received or channel.closed) and time.monotonic() < deadline:
+                    self._drain(channel, sink)
+                    time.sleep(0.005)
+                self._drain(channel, sink)
+                handle.lost = not channel.exit_status_ready()
+                return
+            if not handle.transport.is_active():
+                handle.lost = True
+                return
+            time.sleep(0.005)
+
+    @staticmethod
+    def _drain(channel: paramiko.Channel, sink: LineSink) -> None:
+        while channel.recv_ready():
+            sink.feed("stdout", channel.recv(_CHUNK))
+        while channel.recv_stderr_ready():
+            sink.feed("stderr", channel.recv_stderr(_CHUNK))
+
+    def wait(self, handle: _RemoteRun) -> int | None:
+        if handle.lost or handle.channel is None:
+            return None
+        return handle.channel.recv_exit_status()
+
+    def kill(self, handle: _RemoteRun) -> None:
+        pid_file = shlex.quote(f"{handle.directory}/pid")
+        self._exec(
+            handle,
+            f'p=$(cat {pid_file}) && kill -KILL -- "-$p"; '
+            f'p=$(cat {pid_file}) && pkill -KILL -s "$p"; true',
+        )
+        if handle.channel is not None:
+            handle.channel.close()
+
+    def collect(self, handle: _RemoteRun, result: ExecutionResult) -> None:
+        if handle.lost:
+            result.error = (
+                f"connection to server {self.name!r} ({self.server.host}:"
+                f"{self.server.port}) was lost while the script ran"
+            )
+            return
+        if result.timed_out:
+            return
+        for sub in ("", "vars"):
+            remote = f"{handle.directory}/out{'/' + sub if sub else ''}"
+            for entry in handle.sftp.listdir_attr(remote):
+                if not stat.S_ISREG(entry.st_mode or 0):
+                    continue  # links and directories are never fetched
+                target = handle.local_out / sub / entry.filename
+                if (entry.st_size or 0) > handle.output_limit * 4 + 1024:
+                    # Too big to be kept anyway: fetch a marker of the right size, not the data.
+                    with open(target, "wb") as handle_out:
+                        handle_out.truncate(entry.st_size or 0)
+                    continue
+                handle.sftp.get(f"{remote}/{entry.filename}", str(target))
+
+    def cleanup(self, handle: _RemoteRun) -> None:
+        if handle.channel is not None:
+            handle.channel.close()
+        if handle.directory and handle.transport.is_active():
+            self._exec(handle, f"rm -rf -- {shlex.quote(handle.directory)}")
+        try:
+            handle.sftp.close()
+        except (OSError, EOFError):
+            pass
+
+    def _exec(self, handle: _RemoteRun, command: str) -> None:
+        """Run one of our fixed commands on a fresh channel and wait for it."""
+        try:
+            channel = handle.transport.open_session(timeout=self.server.connect_timeout)
+            channel.exec_command(command)
+            channel.recv_exit_status()
+            channel.close()
+        except (paramiko.SSHException, OSError, EOFError):
+            pass  # the connection is gone: nothing more can be done from here

@@ -1,0 +1,221 @@
+"""SSH connections shared across runs: a pool per server and a circuit breaker per server.
+
+Sequential and concurrent runs on one server share authenticated transports (a run opens
+channels on one; at most `max_runs` runs share a transport, below OpenSSH's default of 10
+sessions per connection). Dead transports are evicted; keep-alives detect silent drops.
+After `threshold` consecutive connection failures a server's circuit opens: runs fail at
+once for `cooldown` seconds, then one attempt is let through (half-open).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import paramiko
+
+from cronium_prefect.blocks.ssh_server import SSHServer, fingerprint
+from cronium_prefect.errors import ConnectionFailed, HostKeyRejected
+
+__all__ = ["ConnectionPool", "CircuitBreaker", "connect", "get_pool"]
+
+KEEPALIVE_S = 15
+Say = Callable[[str], None]
+
+
+def _load_key(server: SSHServer) -> paramiko.PKey:
+    text = server.private_key.get_secret_value() if server.private_key else ""
+    passphrase = server.key_passphrase.get_secret_value() if server.key_passphrase else None
+    errors = []
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return kind.from_private_key(io.StringIO(text), password=passphrase)
+        except paramiko.PasswordRequiredException:
+            raise ConnectionFailed(
+                f"{server.address}: the private key needs key_passphrase"
+            ) from None
+        except (paramiko.SSHException, ValueError) as exc:
+            errors.append(f"{kind.__name__}: {exc}")
+    raise ConnectionFailed(f"{server.address}: private_key is not a key paramiko can read")
+
+
+def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transport:
+    """An authenticated transport whose host key matched the pinned one.
+
+    Host key failures are HostKeyRejected (never retried blindly); everything else that
+    keeps us from a session is ConnectionFailed.
+    """
+    where = f"{server.host}:{server.port}"
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=server.connect_timeout)
+    except OSError as exc:
+        raise ConnectionFailed(f"cannot connect to {where}: {exc.strerror or exc}") from None
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = transport.auth_timeout = server.connect_timeout
+    try:
+        transport.start_client(timeout=server.connect_timeout)
+        key = transport.get_remote_server_key()
+        seen = fingerprint(key.asbytes())
+        pinned = server.pinned_fingerprint()
+        if pinned is None and not trust_unknown:
+            raise HostKeyRejected(
+                f"{where} presented an unknown host key {key.get_name()} {seen}; refusing to "
+                "connect. Check it, then trust it with `cronium server add --trust-host-key`"
+            )
+        if pinned is not None and pinned != seen:
+            raise HostKeyRejected(
+                f"{where} presented host key {seen}, but {pinned} is pinned: the key changed "
+                "or someone is in between; refusing to connect"
+            )
+        if server.private_key is not None:
+            transport.auth_publickey(server.username, _load_key(server))
+        elif server.password is not None:
+            transport.auth_password(server.username, server.password.get_secret_value())
+        else:
+            raise ConnectionFailed(f"{server.address}: no private_key or password configured")
+        transport.set_keepalive(KEEPALIVE_S)
+        sock.settimeout(None)
+        return transport
+    except paramiko.AuthenticationException:
+        transport.close()
+        raise ConnectionFailed(f"{server.address}: authentication failed") from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        transport.close()
+        raise ConnectionFailed(f"cannot open an SSH session to {where}: {exc}") from None
+    except BaseException:
+        transport.close()
+        raise
+
+
+@dataclass
+class CircuitBreaker:
+    threshold: int = 3
+    cooldown: float = 30.0
+    failures: int = 0
+    opened_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, name: str, say: Say) -> None:
+        with self.lock:
+            if self.opened_at is None:
+                return
+            waited = time.monotonic() - self.opened_at
+            if waited < self.cooldown:
+                raise ConnectionFailed(
+                    f"circuit open for server {name!r} after {self.failures} consecutive "
+                    f"connection failures; not trying for another {self.cooldown - waited:.0f} s"
+                )
+            say(f"circuit half-open for server {name!r}: trying one connection")
+
+    def succeeded(self, name: str, say: Say) -> None:
+        with self.lock:
+            if self.opened_at is not None:
+                say(f"circuit closed for server {name!r}: connected again")
+            self.failures, self.opened_at = 0, None
+
+    def failed(self, name: str, say: Say) -> None:
+        with self.lock:
+            self.failures += 1
+            if self.failures >= self.threshold:
+                self.opened_at = time.monotonic()
+                say(
+                    f"circuit open for server {name!r} after {self.failures} consecutive "
+                    f"connection failures; failing fast for {self.cooldown:.0f} s"
+                )
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "open" if time.monotonic() - self.opened_at < self.cooldown else "half-open"
+
+
+@dataclass
+class _Slot:
+    transport: paramiko.Transport
+    runs: int = 0
+
+
+class ConnectionPool:
+    def __init__(self, max_runs: int = 4, threshold: int = 3, cooldown: float = 30.0):
+        self.max_runs = max_runs
+        self.threshold, self.cooldown = threshold, cooldown
+        self._slots: dict[str, list[_Slot]] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._lock = threading.Lock()
+
+    def breaker(self, server: SSHServer) -> CircuitBreaker:
+        with self._lock:
+            return self._breakers.setdefault(
+                f"{server.host}:{server.port}", CircuitBreaker(self.threshold, self.cooldown)
+            )
+
+    @contextmanager
+    def transport(self, server: SSHServer, name: str, say: Say) -> Iterator[paramiko.Transport]:
+        """Lend a live transport to one run; connect when none has room."""
+        key = server.connection_key()
+        slot = self._reserve(key)
+        if slot is None:
+            breaker = self.breaker(server)
+            breaker.check(name, say)
+            try:
+                transport = connect(server)
+            except ConnectionFailed:
+                breaker.failed(name, say)
+                raise
+            breaker.succeeded(name, say)
+            slot = _Slot(transport, runs=1)
+            with self._lock:
+                self._slots.setdefault(key, []).append(slot)
+        try:
+            yield slot.transport
+        finally:
+            with self._lock:
+                slot.runs -= 1
+                if not slot.transport.is_active():
+                    self._evict(key, slot)
+
+    def _reserve(self, key: str) -> _Slot | None:
+        with self._lock:
+            for slot in list(self._slots.get(key, [])):
+                if not slot.transport.is_active():
+                    self._evict(key, slot)
+                elif slot.runs < self.max_runs:
+                    slot.runs += 1
+                    return slot
+        return None
+
+    def _evict(self, key: str, slot: _Slot) -> None:
+        slots = self._slots.get(key, [])
+        if slot in slots:
+            slots.remove(slot)
+        slot.transport.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for key, slots in list(self._slots.items()):
+                for slot in list(slots):
+                    self._evict(key, slot)
+
+
+_pool: ConnectionPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> ConnectionPool:
+    """The process's pool, with breaker settings from CRONIUM_SSH_* settings."""
+    global _pool
+    from cronium_prefect.settings import get_settings
+
+    with _pool_lock:
+        if _pool is None:
+            settings = get_settings()
+            _pool = ConnectionPool(
+                threshold=settings.ssh_breaker_threshold, cooldown=settings.ssh_breaker_cooldown
+            )
+        return _pool
