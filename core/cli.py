@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
+from .cli_servers import servers_app
+from .cli_vars import vars_app
 from .errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
 from .event import NAME_PATTERN, Event
 from .loader import load_file
@@ -26,16 +27,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
-def fail_usage(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
-    return typer.Exit(EXIT_USAGE)
+app.add_typer(servers_app, name="server")
+app.add_typer(vars_app, name="var")
 
 
 @app.callback()
@@ -70,7 +65,6 @@ def _pick_event(target: str, name: str | None) -> Event | str:
 
 
 InputOption = Annotated[str | None, typer.Option("--input", help="Run input, as JSON.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
 @app.command()
@@ -100,8 +94,7 @@ def run(
     except EventNotFound as exc:
         raise fail_usage(str(exc)) from None
     except CroniumError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from None
+        raise fail(str(exc)) from None
     _print_record(record, as_json)
     raise typer.Exit(0 if record["status"] == "SUCCESS" else EXIT_FAILED)
 
@@ -135,7 +128,7 @@ def _print_record(record: dict[str, Any], as_json: bool) -> None:
         summary["servers"] = [
             {k: s.get(k) for k in ("name", "status", "exit_code")} for s in record["servers"]
         ]
-        sys.stdout.write(json.dumps(summary) + "\n")
+        print_json(summary)
         return
     colour = {"SUCCESS": "green", "PARTIAL": "yellow"}.get(record["status"], "red")
     out.print(

@@ -99,3 +99,39 @@ def stack(prefect_api, docker_client):
 def _cleanup_workdir():
     yield
     shutil.rmtree(_WORK, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sshd():
+    """A real sshd on 127.0.0.1 (needs root, for the test user and the privileged daemon)."""
+    if os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists():
+        _unavailable("sshd tests need root and openssh-server")
+    from tests.sshd import Sshd
+
+    server = Sshd.create(_WORK / "sshd")
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def ssh_server(sshd, prefect_api):
+    """Saves cronium-ssh-server blocks for the test sshd; returns a factory by name."""
+    from pydantic import SecretStr
+
+    from cronium_prefect.blocks import SSHServer
+    from tests.sshd import PASSWORD, USER
+
+    def save(name: str, password: bool = False, host_key: str | None = "pinned",
+             target=None, **fields) -> SSHServer:
+        target = target or sshd
+        server = SSHServer(
+            host="127.0.0.1", port=target.port, username=USER,
+            private_key=None if password else SecretStr(target.client_key),
+            password=SecretStr(PASSWORD) if password else None,
+            host_key=target.host_key_line if host_key == "pinned" else host_key,
+            connect_timeout=5, **fields,
+        )
+        server.save(name, overwrite=True, _sync=True)
+        return server
+
+    return save

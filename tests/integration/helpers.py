@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -59,5 +60,9 @@ def logs_of(flow_run_id: str, finished: bool = True, timeout: float = 15) -> lis
         time.sleep(0.2)
 
 
+SCRIPT_LINE = re.compile(r"^\[(\S+ )?(stdout|stderr)\] ")
+
+
 def script_lines(flow_run_id: str) -> list[str]:
-    return [m for m in logs_of(flow_run_id) if m.startswith(("[stdout] ", "[stderr] "))]
+    """The script's own lines: `[stdout] ...`, or `[server stdout] ...` for remote runs."""
+    return [m for m in logs_of(flow_run_id) if SCRIPT_LINE.match(m)]

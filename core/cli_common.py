@@ -1,0 +1,51 @@
+"""What every `cronium` command shares: consoles, exit codes, error printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+__all__ = [
+    "out",
+    "err",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "fail_usage",
+    "fail",
+    "print_json",
+    "JsonOption",
+]
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _error(message: str) -> None:
+    # User text may contain brackets: never let Rich read it as markup.
+    err.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
+
+
+def fail_usage(message: str) -> typer.Exit:
+    """Bad usage or invalid input: exit 2. `raise fail_usage(...)`."""
+    _error(message)
+    return typer.Exit(EXIT_USAGE)
+
+
+def fail(message: str) -> typer.Exit:
+    """The command could not do its work: exit 1. `raise fail(...)`."""
+    _error(message)
+    return typer.Exit(EXIT_FAILED)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")

@@ -1,0 +1,181 @@
+"""`cronium server add | test | list`: SSH servers stored as cronium-ssh-server blocks."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr, ValidationError
+from rich.table import Table
+
+from .cli_common import JsonOption, err, fail, fail_usage, out, print_json
+from .errors import ConnectionFailed, HostKeyRejected
+
+__all__ = ["servers_app"]
+
+servers_app = typer.Typer(help="SSH servers remote events run on.", no_args_is_help=True)
+BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+# Fixed command: nothing from the user is interpolated into it.
+_FACTS_COMMAND = (
+    "uname -srm; getconf _NPROCESSORS_ONLN; "
+    "awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo; cut -d' ' -f1 /proc/uptime; "
+    '( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" ) || echo unknown'
+)
+
+
+def _load(name: str):
+    from cronium_prefect.blocks import SSHServer
+
+    try:
+        return SSHServer.load(name, _sync=True)
+    except ValueError:
+        raise fail_usage(f"no server named {name!r} (see `cronium server list`)") from None
+
+
+@servers_app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Server name, used in events' `servers`.")],
+    host: Annotated[str, typer.Option("--host", help="Host name or address.")],
+    user: Annotated[str, typer.Option("--user", help="User the scripts run as.")],
+    port: Annotated[int, typer.Option("--port", help="SSH port.")] = 22,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Private key file.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    trust_host_key: Annotated[
+        bool, typer.Option("--trust-host-key", help="Record the host key the server presents.")
+    ] = False,
+    host_key: Annotated[
+        str | None, typer.Option("--host-key", help="Pin this key: `TYPE BASE64` or `SHA256:...`.")
+    ] = None,
+    connect_timeout: Annotated[float, typer.Option(help="Seconds to wait for a connection.")] = 10,
+    description: Annotated[str, typer.Option(help="What the server is for.")] = "",
+) -> None:
+    """Add (or update) a server: connects once, checks its host key and the credentials."""
+    from cronium_prefect.blocks import SSHServer
+    from cronium_prefect.executors.ssh_pool import connect
+
+    if not BLOCK_NAME.match(name):
+        raise fail_usage(f"server name {name!r}: use 1-100 of a-z, 0-9 and '-'")
+    if (key_file is None) == (not password_stdin):
+        raise fail_usage("give exactly one of --key-file or --password-stdin")
+    try:
+        key_text = key_file.read_text() if key_file else None
+    except OSError as exc:
+        raise fail_usage(f"--key-file {key_file}: {exc.strerror or exc}") from None
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    try:
+        server = SSHServer(
+            host=host,
+            port=port,
+            username=user,
+            host_key=host_key,
+            private_key=SecretStr(key_text) if key_text else None,
+            password=SecretStr(password) if password else None,
+            connect_timeout=connect_timeout,
+            description=description,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail_usage(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    try:
+        transport = connect(server, trust_unknown=trust_host_key and host_key is None)
+    except HostKeyRejected as exc:
+        raise fail(str(exc)) from None
+    except ConnectionFailed as exc:
+        raise fail(str(exc)) from None
+    seen = transport.get_remote_server_key()
+    transport.close()
+    if server.host_key is None:
+        server.host_key = f"{seen.get_name()} {seen.get_base64()}"
+    server.save(name, overwrite=True, _sync=True)
+    err.print(
+        f"saved server {name!r} ({server.address}), host key {seen.get_name()} "
+        f"{server.pinned_fingerprint()}",
+        highlight=False,
+    )
+
+
+@servers_app.command("test")
+def test(name: str, as_json: JsonOption = False) -> None:
+    """Connect and report OS, CPU count, memory and uptime."""
+    from cronium_prefect.executors.ssh_pool import connect
+
+    server = _load(name)
+    try:
+        transport = connect(server)
+        channel = transport.open_session(timeout=server.connect_timeout)
+        channel.exec_command(_FACTS_COMMAND)
+        text = channel.makefile("r").read().decode(errors="replace")
+        channel.recv_exit_status()
+        transport.close()
+    except (ConnectionFailed, HostKeyRejected) as exc:
+        raise fail(str(exc)) from None
+    lines = (text.splitlines() + [""] * 5)[:5]
+    facts = {
+        "server": name,
+        "kernel": lines[0],
+        "os": lines[4],
+        "cpus": int(lines[1]) if lines[1].isdigit() else None,
+        "memory_bytes": int(lines[2]) if lines[2].isdigit() else None,
+        "uptime_s": float(lines[3]) if lines[3].replace(".", "", 1).isdigit() else None,
+    }
+    if as_json:
+        print_json(facts)
+        return
+    memory = f"{facts['memory_bytes'] / 2**30:.1f} GiB" if facts["memory_bytes"] else "?"
+    uptime = f"{facts['uptime_s'] / 3600:.1f} h" if facts["uptime_s"] is not None else "?"
+    out.print(
+        f"{name}: {facts['os']} ({facts['kernel']}), {facts['cpus']} CPUs, "
+        f"{memory} memory, up {uptime}",
+        highlight=False,
+    )
+
+
+@servers_app.command("list")
+def list_servers(as_json: JsonOption = False) -> None:
+    """List the servers and their pinned host keys."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from cronium_prefect.blocks import SSHServer
+
+    with get_client(sync_client=True) as client:
+        try:
+            documents = client.read_block_documents_by_type(
+                SSHServer.get_block_type_slug(), include_secrets=False
+            )
+        except ObjectNotFound:
+            documents = []
+    rows = []
+    for document in documents:
+        data = document.data
+        server = SSHServer.model_construct(
+            **{k: v for k, v in data.items() if k in ("host", "port", "username", "host_key")}
+        )
+        rows.append(
+            {
+                "name": document.name,
+                "host": data.get("host"),
+                "port": data.get("port"),
+                "user": data.get("username"),
+                "host_key": server.pinned_fingerprint(),
+                "description": data.get("description", ""),
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "address", "host key", "description")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            f"{row['user']}@{row['host']}:{row['port']}",
+            row["host_key"] or "-",
+            row["description"],
+        )
+    out.print(table)

@@ -1,0 +1,82 @@
+"""`cronium var set | get | list | delete`: variables stored as cronium-variable blocks."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .cli_common import EXIT_FAILED, JsonOption, fail_usage, out, print_json
+
+__all__ = ["vars_app"]
+
+vars_app = typer.Typer(help="Variables scripts read and write.", no_args_is_help=True)
+OwnerOption = Annotated[str | None, typer.Option("--owner", help="Owner scope; default global.")]
+RevealOption = Annotated[bool, typer.Option("--reveal", help="Show secret values.")]
+MASK = "***"
+
+
+def _store():
+    from cronium_prefect.variables import get_variable_store
+
+    return get_variable_store()
+
+
+def _checked(call, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except ValueError as exc:
+        raise fail_usage(str(exc)) from None
+
+
+@vars_app.command("set")
+def set_variable(
+    key: str,
+    value: Annotated[str, typer.Argument(help="JSON when it parses, else kept as text.")],
+    secret: Annotated[bool, typer.Option("--secret", help="Mask it in logs and listings.")] = False,
+    owner: OwnerOption = None,
+) -> None:
+    """Set a variable."""
+    from cronium_prefect.runtime_helpers.host import parse_text_value
+
+    _checked(_store().set, key, parse_text_value(value), owner, secret)
+
+
+@vars_app.command("get")
+def get_variable(key: str, owner: OwnerOption = None, reveal: RevealOption = False) -> None:
+    """Print a variable's value as JSON (owner scope first, then global); exit 1 if unset."""
+    entry = _checked(_store().get, key, owner)
+    if entry is None:
+        raise typer.Exit(EXIT_FAILED)
+    print_json(MASK if entry.secret and not reveal else entry.value)
+
+
+@vars_app.command("list")
+def list_variables(as_json: JsonOption = False, reveal: RevealOption = False) -> None:
+    """List every variable, secrets masked unless --reveal."""
+    rows = [
+        {
+            "key": e.key,
+            "owner": e.owner,
+            "secret": e.secret,
+            "value": MASK if e.secret and not reveal else e.value,
+        }
+        for e in sorted(_store().entries(), key=lambda e: (e.owner or "", e.key))
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("key", "scope", "value")
+    for row in rows:
+        shown = row["value"] if row["value"] == MASK else json.dumps(row["value"])
+        table.add_row(row["key"], row["owner"] or "global", shown[:80])
+    out.print(table)
+
+
+@vars_app.command("delete")
+def delete_variable(key: str, owner: OwnerOption = None) -> None:
+    """Delete a variable from one scope; exit 1 if it did not exist."""
+    if not _checked(_store().delete, key, owner):
+        raise typer.Exit(EXIT_FAILED)

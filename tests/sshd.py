@@ -1,0 +1,144 @@
+"""A real OpenSSH server on 127.0.0.1 for tests: temporary host key, a test user with a key
+and a password, started and stopped on demand."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+USER = "cronium-ssh"
+PASSWORD = "pw-Cr0nium-test"
+
+
+def ensure_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
+        subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
+        return pwd.getpwnam(USER)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+@dataclass
+class Sshd:
+    directory: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def create(cls, directory: Path) -> Sshd:
+        account = ensure_user()
+        directory.mkdir(parents=True, exist_ok=True)
+        _keygen(directory / "host_key")
+        _keygen(directory / "client_key")
+        ssh_dir = Path(account.pw_dir) / ".ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        authorized = ssh_dir / "authorized_keys"
+        public = (directory / "client_key.pub").read_text()
+        existing = authorized.read_text() if authorized.exists() else ""
+        authorized.write_text(existing + public)
+        for path in (ssh_dir, authorized):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        os.chmod(authorized, 0o600)
+        subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        sshd = cls(directory, _free_port())
+        (directory / "sshd_config").write_text(
+            f"Port {sshd.port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
+            f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile .ssh/authorized_keys\n"
+            "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n"
+            f"PermitRootLogin no\nAllowUsers {USER}\nSubsystem sftp internal-sftp\n"
+            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel ERROR\n"
+        )
+        sshd.start()
+        return sshd
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [SSHD, "-D", "-f", str(self.directory / "sshd_config"),
+             "-E", str(self.directory / "sshd.log")],
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd did not listen on {self.port}: {self.log()}")
+
+    def stop(self) -> None:
+        """Stop the listener and every connection it serves, like a server going away."""
+        if self.process is None:
+            return
+        for pid in _descendants(self.process.pid) + [self.process.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        path = self.directory / "sshd.log"
+        return path.read_text() if path.exists() else ""
+
+    @property
+    def host_key_line(self) -> str:
+        kind, blob, *_ = (self.directory / "host_key.pub").read_text().split()
+        return f"{kind} {blob}"
+
+    @property
+    def client_key(self) -> str:
+        return (self.directory / "client_key").read_text()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def processes_of_user() -> list[str]:
+    """Command lines of the test user's processes (sshd's own excluded)."""
+    done = subprocess.run(["ps", "-u", USER, "-o", "pid=,args="], capture_output=True, text=True)
+    return [line.strip() for line in done.stdout.splitlines() if "sshd" not in line]
+
+
+def run_directories() -> list[str]:
+    runs = Path(pwd.getpwnam(USER).pw_dir) / ".cronium" / "runs"
+    return sorted(p.name for p in runs.iterdir()) if runs.exists() else []
