@@ -40,6 +40,7 @@ class _RemoteRun:
     directory: str = ""  # absolute path on the server
     channel: paramiko.Channel | None = None
     lost: bool = False
+    signalled: bool = False
 
 
 class SSHExecutor(Executor[_RemoteRun]):
@@ -59,7 +60,13 @@ class SSHExecutor(Executor[_RemoteRun]):
     def run(self, request: ExecutionRequest) -> ExecutionResult:
         with self.pool.transport(self.server, self.name, self.say) as transport:
             self._transport = transport
-            return super().run(request)
+            try:
+                return super().run(request)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise ConnectionFailed(
+                    f"connection to server {self.name!r} ({self.server.host}:{self.server.port})"
+                    f" failed during the run: {exc}"
+                ) from None
 
     def start(self, request: ExecutionRequest) -> _RemoteRun:
         try:
@@ -114,6 +121,12 @@ class SSHExecutor(Executor[_RemoteRun]):
             handle.write(lines.encode())
 
     def stream(self, handle: _RemoteRun, sink: LineSink) -> None:
+        try:
+            self._stream(handle, sink)
+        except (paramiko.SSHException, OSError, EOFError):
+            handle.lost = True  # reported by collect(), after cleanup was tried
+
+    def _stream(self, handle: _RemoteRun, sink: LineSink) -> None:
         channel = handle.channel
         assert channel is not None
         while True:
@@ -134,7 +147,6 @@ class SSHExecutor(Executor[_RemoteRun]):
                     self._drain(channel, sink)
                     time.sleep(0.005)
                 self._drain(channel, sink)
-                handle.lost = not channel.exit_status_ready()
                 return
             if not handle.transport.is_active():
                 handle.lost = True
@@ -151,7 +163,14 @@ class SSHExecutor(Executor[_RemoteRun]):
     def wait(self, handle: _RemoteRun) -> int | None:
         if handle.lost or handle.channel is None:
             return None
-        return handle.channel.recv_exit_status()
+        status = handle.channel.recv_exit_status()
+        if status >= 0:
+            return status
+        # paramiko reports -1 both when the connection died and when the process was
+        # killed by a signal (sshd then sends exit-signal, which paramiko ignores).
+        handle.lost = not handle.transport.is_active()
+        handle.signalled = not handle.lost
+        return None
 
     def kill(self, handle: _RemoteRun) -> None:
         pid_file = shlex.quote(f"{handle.directory}/pid")
@@ -172,6 +191,8 @@ class SSHExecutor(Executor[_RemoteRun]):
             return
         if result.timed_out:
             return
+        if handle.signalled:
+            result.error = "the script was killed by a signal (no exit status)"
         for sub in ("", "vars"):
             remote = f"{handle.directory}/out{'/' + sub if sub else ''}"
             for entry in handle.sftp.listdir_attr(remote):

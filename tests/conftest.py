@@ -121,15 +121,19 @@ def ssh_server(sshd, prefect_api):
     from cronium_prefect.blocks import SSHServer
     from tests.sshd import PASSWORD, USER
 
-    def save(name: str, password: bool = False, host_key: str | None = "pinned",
-             target=None, **fields) -> SSHServer:
+    def save(
+        name: str, password: bool = False, host_key: str | None = "pinned", target=None, **fields
+    ) -> SSHServer:
         target = target or sshd
         server = SSHServer(
-            host="127.0.0.1", port=target.port, username=USER,
+            host="127.0.0.1",
+            port=target.port,
+            username=USER,
             private_key=None if password else SecretStr(target.client_key),
             password=SecretStr(PASSWORD) if password else None,
             host_key=target.host_key_line if host_key == "pinned" else host_key,
-            connect_timeout=5, **fields,
+            connect_timeout=5,
+            **fields,
         )
         server.save(name, overwrite=True, _sync=True)
         return server

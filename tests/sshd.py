@@ -73,8 +73,14 @@ class Sshd:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [SSHD, "-D", "-f", str(self.directory / "sshd_config"),
-             "-E", str(self.directory / "sshd.log")],
+            [
+                SSHD,
+                "-D",
+                "-f",
+                str(self.directory / "sshd_config"),
+                "-E",
+                str(self.directory / "sshd.log"),
+            ],
             start_new_session=True,
         )
         deadline = time.monotonic() + 20

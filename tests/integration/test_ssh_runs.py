@@ -16,16 +16,20 @@ from .test_docker_runs import SCENARIO
 
 
 def remote(name: str, language: str, script: str, servers=("ssh-main",), extra: str = "") -> str:
-    return (f"name: {name}\ntype: {language}\nrun_location: remote\n"
-            f"servers: {json.dumps(list(servers))}\nscript: {json.dumps(script)}\n{extra}")
+    return (
+        f"name: {name}\ntype: {language}\nrun_location: remote\n"
+        f"servers: {json.dumps(list(servers))}\nscript: {json.dumps(script)}\n{extra}"
+    )
 
 
 @pytest.mark.parametrize("language", ["python", "node", "bash"])
 def test_helper_scenario_over_ssh(ssh_server, language):
     ssh_server("ssh-main")
     get_variable_store().set("GREETING", "hello from the store")
-    state, record = run_flow(event_from(remote(f"ssh-scenario-{language}", language,
-                                               SCENARIO[language])), input={"n": 41})
+    state, record = run_flow(
+        event_from(remote(f"ssh-scenario-{language}", language, SCENARIO[language])),
+        input={"n": 41},
+    )
     assert state.type == StateType.COMPLETED, record["error"]
     output = record["output"]
     assert output["greeting"] == "hello from the store" and output["input"] == {"n": 41}
@@ -39,15 +43,17 @@ def test_helper_scenario_over_ssh(ssh_server, language):
 
 def test_password_authentication(ssh_server):
     ssh_server("ssh-password", password=True)
-    _, record = run_flow(event_from(remote("ssh-pw", "bash", "cronium_output \"$(whoami)\"",
-                                           servers=["ssh-password"])))
+    _, record = run_flow(
+        event_from(remote("ssh-pw", "bash", 'cronium_output "$(whoami)"', servers=["ssh-password"]))
+    )
     assert record["status"] == "SUCCESS" and record["output"] == "cronium-ssh"
 
 
 def test_unknown_host_key_is_refused(ssh_server):
     ssh_server("ssh-unpinned", host_key=None)
-    _, record = run_flow(event_from(remote("ssh-unknown", "bash", "echo never",
-                                           servers=["ssh-unpinned"])))
+    _, record = run_flow(
+        event_from(remote("ssh-unknown", "bash", "echo never", servers=["ssh-unpinned"]))
+    )
     assert record["status"] == "FAILURE"
     assert "presented an unknown host key ssh-ed25519 SHA256:" in record["error"]
     assert "--trust-host-key" in record["error"]
@@ -56,11 +62,14 @@ def test_unknown_host_key_is_refused(ssh_server):
 def test_changed_host_key_is_refused_naming_both_fingerprints(ssh_server, sshd):
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     server = ssh_server("ssh-changed", host_key=other)
-    _, record = run_flow(event_from(remote("ssh-changed", "bash", "echo never",
-                                           servers=["ssh-changed"])))
+    _, record = run_flow(
+        event_from(remote("ssh-changed", "bash", "echo never", servers=["ssh-changed"]))
+    )
     assert record["status"] == "FAILURE"
     seen = ssh_server("ssh-tmp").pinned_fingerprint()
-    assert f"presented host key {seen}, but {server.pinned_fingerprint()} is pinned" in record["error"]
+    assert (
+        f"presented host key {seen}, but {server.pinned_fingerprint()} is pinned" in record["error"]
+    )
     assert f"127.0.0.1:{sshd.port}" in record["error"]
 
 
@@ -87,7 +96,7 @@ INJECTIONS = [
     "$(touch /tmp/cronium-pwned-1)",
     "`touch /tmp/cronium-pwned-2`",
     "'; touch /tmp/cronium-pwned-3; '",
-    "\"; touch /tmp/cronium-pwned-4; \"",
+    '"; touch /tmp/cronium-pwned-4; "',
     "line1\ntouch /tmp/cronium-pwned-5",
     "a;touch /tmp/cronium-pwned-6 && echo $HOME",
 ]
@@ -118,15 +127,21 @@ def test_shell_metacharacters_in_env_variables_and_script_execute_nothing(ssh_se
 def test_three_servers_one_failing_is_partial_with_every_log(ssh_server):
     for name in ("ssh-a", "ssh-b", "ssh-c"):
         ssh_server(name)
-    script = ('server=$(cronium_event | sed \'s/.*"server": "\\([^"]*\\)".*/\\1/\')\n'
-              'echo "on $server"\ncronium_output "\\"$server\\""\n'
-              '[ "$server" != ssh-c ] || exit 2\n')
-    state, record = run_flow(event_from(remote("ssh-three", "bash", script,
-                                               servers=["ssh-a", "ssh-b", "ssh-c"])))
+    script = (
+        'server=$(cronium_event | sed \'s/.*"server": "\\([^"]*\\)".*/\\1/\')\n'
+        'echo "on $server"\ncronium_output "\\"$server\\""\n'
+        '[ "$server" != ssh-c ] || exit 2\n'
+    )
+    state, record = run_flow(
+        event_from(remote("ssh-three", "bash", script, servers=["ssh-a", "ssh-b", "ssh-c"]))
+    )
     assert state.type == StateType.COMPLETED and state.name == "Partial"
     assert record["status"] == "PARTIAL"
     assert {s["name"]: (s["status"], s["exit_code"]) for s in record["servers"]} == {
-        "ssh-a": ("SUCCESS", 0), "ssh-b": ("SUCCESS", 0), "ssh-c": ("FAILURE", 2)}
+        "ssh-a": ("SUCCESS", 0),
+        "ssh-b": ("SUCCESS", 0),
+        "ssh-c": ("FAILURE", 2),
+    }
     assert record["output"] == {"ssh-a": "ssh-a", "ssh-b": "ssh-b", "ssh-c": "ssh-c"}
     lines = script_lines(record["run_id"])
     for name in ("ssh-a", "ssh-b", "ssh-c"):
@@ -136,8 +151,9 @@ def test_three_servers_one_failing_is_partial_with_every_log(ssh_server):
 def test_three_servers_all_failing_is_failure(ssh_server):
     for name in ("ssh-a", "ssh-b", "ssh-c"):
         ssh_server(name)
-    state, record = run_flow(event_from(remote("ssh-all-fail", "bash", "exit 3",
-                                               servers=["ssh-a", "ssh-b", "ssh-c"])))
+    state, record = run_flow(
+        event_from(remote("ssh-all-fail", "bash", "exit 3", servers=["ssh-a", "ssh-b", "ssh-c"]))
+    )
     assert state.type == StateType.FAILED and record["status"] == "FAILURE"
     assert record["exit_code"] == 3 and len(record["servers"]) == 3
 
@@ -151,8 +167,11 @@ def test_missing_server_block_is_a_clear_failure(prefect_api):
 def test_secret_read_over_ssh_never_reaches_the_logs(ssh_server):
     ssh_server("ssh-main")
     get_variable_store().set("SSH_SECRET", "ssh-s3cret-8d2f", secret=True)
-    _, record = run_flow(event_from(remote(
-        "ssh-secret", "bash", 'echo "secret=$(cronium_getVariable SSH_SECRET)" >&2')))
+    _, record = run_flow(
+        event_from(
+            remote("ssh-secret", "bash", 'echo "secret=$(cronium_getVariable SSH_SECRET)" >&2')
+        )
+    )
     assert record["status"] == "SUCCESS"
     logs = "\n".join(logs_of(record["run_id"]))
     assert "secret=***" in logs and "ssh-s3cret-8d2f" not in logs
