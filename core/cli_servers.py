@@ -22,7 +22,7 @@ BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 # Fixed command: nothing from the user is interpolated into it.
 _FACTS_COMMAND = (
     "uname -srm; getconf _NPROCESSORS_ONLN; "
-    "awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo; cut -d' ' -f1 /proc/uptime; "
+    "awk '/^MemTotal:/ {print $2}' /proc/meminfo; cut -d' ' -f1 /proc/uptime; "
     '( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" ) || echo unknown'
 )
 
@@ -121,7 +121,7 @@ def test(name: str, as_json: JsonOption = False) -> None:
         "kernel": lines[0],
         "os": lines[4],
         "cpus": int(lines[1]) if lines[1].isdigit() else None,
-        "memory_bytes": int(lines[2]) if lines[2].isdigit() else None,
+        "memory_bytes": int(lines[2]) * 1024 if lines[2].isdigit() else None,  # kB in meminfo
         "uptime_s": float(lines[3]) if lines[3].replace(".", "", 1).isdigit() else None,
     }
     if as_json:
