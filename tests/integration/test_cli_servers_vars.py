@@ -10,15 +10,33 @@ from tests.sshd import PASSWORD, USER
 
 
 def cronium(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cronium_prefect.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cronium_prefect.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-def test_server_add_refuses_an_unknown_key_then_trusts_records_and_works(sshd, prefect_api, tmp_path):
+def test_server_add_refuses_an_unknown_key_then_trusts_records_and_works(
+    sshd, prefect_api, tmp_path
+):
     key = tmp_path / "id"
     key.write_text(sshd.client_key)
-    base = ["server", "add", "cli-web", "--host", "127.0.0.1", "--port", str(sshd.port),
-            "--user", USER, "--key-file", str(key)]
+    base = [
+        "server",
+        "add",
+        "cli-web",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(sshd.port),
+        "--user",
+        USER,
+        "--key-file",
+        str(key),
+    ]
     refused = cronium(*base)
     assert refused.returncode == 1
     assert "unknown host key ssh-ed25519 SHA256:" in refused.stderr
@@ -28,8 +46,9 @@ def test_server_add_refuses_an_unknown_key_then_trusts_records_and_works(sshd, p
     trusted = cronium(*base, "--trust-host-key")
     assert trusted.returncode == 0, trusted.stderr
     listed = {s["name"]: s for s in json.loads(cronium("server", "list", "--json").stdout)}
-    expected = subprocess.run(["ssh-keygen", "-lf", str(sshd.directory / "host_key.pub")],
-                              capture_output=True, text=True).stdout.split()[1]
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", str(sshd.directory / "host_key.pub")], capture_output=True, text=True
+    ).stdout.split()[1]
     assert listed["cli-web"]["host_key"] == expected
 
     facts = cronium("server", "test", "cli-web", "--json")
@@ -40,8 +59,20 @@ def test_server_add_refuses_an_unknown_key_then_trusts_records_and_works(sshd, p
 
 
 def test_server_add_with_password_from_stdin_and_a_wrong_password(sshd, prefect_api):
-    base = ["server", "add", "cli-pw", "--host", "127.0.0.1", "--port", str(sshd.port),
-            "--user", USER, "--password-stdin", "--host-key", sshd.host_key_line]
+    base = [
+        "server",
+        "add",
+        "cli-pw",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(sshd.port),
+        "--user",
+        USER,
+        "--password-stdin",
+        "--host-key",
+        sshd.host_key_line,
+    ]
     wrong = cronium(*base, stdin="not-the-password\n")
     assert wrong.returncode == 1 and "authentication failed" in wrong.stderr
     right = cronium(*base, stdin=PASSWORD + "\n")
