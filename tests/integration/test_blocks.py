@@ -1,0 +1,49 @@
+"""The blocks as Prefect sees them: registration, described fields, secrets masked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from cronium_prefect.blocks import CroniumVariable, SSHServer
+from cronium_prefect.blocks.variable import document_name
+from cronium_prefect.variables import get_variable_store
+
+
+@pytest.mark.parametrize("block", [SSHServer, CroniumVariable])
+def test_every_block_field_is_described(block):
+    for name, field in block.model_fields.items():
+        assert field.description, f"{block.__name__}.{name} has no description"
+
+
+def test_prefect_block_register_finds_both_block_types(prefect_api):
+    done = subprocess.run([sys.executable, "-m", "prefect", "block", "register", "-m",
+                           "cronium_prefect.blocks"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with get_client(sync_client=True) as client:
+        slugs = {t.slug for t in client.read_block_types()}
+    assert {"cronium-ssh-server", "cronium-variable"} <= slugs
+
+
+def test_secret_values_are_masked_in_the_api_without_include_secrets(prefect_api):
+    get_variable_store().set("API_MASK", "masked-value-77", secret=True, owner="bob@example.com")
+    with get_client(sync_client=True) as client:
+        document = client.read_block_document_by_name(
+            document_name("API_MASK", "bob@example.com"), "cronium-variable",
+            include_secrets=False)
+    assert "masked-value-77" not in str(document.data)
+    assert document.data["owner"] == "bob@example.com"
+    entry = get_variable_store().get("API_MASK", owner="bob@example.com")
+    assert entry.value == "masked-value-77" and entry.secret
+
+
+def test_owner_scope_is_read_first_then_global(prefect_api):
+    store = get_variable_store()
+    store.set("SCOPED", "global value")
+    store.set("SCOPED", "carol's value", owner="carol")
+    assert store.visible("carol").values["SCOPED"] == "carol's value"
+    assert store.visible("dave").values["SCOPED"] == "global value"
+    assert store.visible(None).values["SCOPED"] == "global value"
