@@ -15,6 +15,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 from docker.models.containers import Container
 
 from cronium_prefect.errors import DockerUnavailable, ExecutorError, ImageNotFound
@@ -83,6 +84,15 @@ class DockerExecutor(Executor[_Run]):
         self.client = client or docker_client()
         self.owner = current_identity()
         self._reap_orphans_once()
+
+    def run(self, request: ExecutionRequest) -> ExecutionResult:
+        try:
+            return super().run(request)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            # The daemon went away mid-run: a clear failure, not a crashed flow.
+            raise DockerUnavailable(
+                f"the Docker daemon failed during the run: {_reason(exc)}"
+            ) from None
 
     def _reap_orphans_once(self) -> None:
         global _reaped
