@@ -23,7 +23,7 @@ from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.errors import ConnectionFailed
 
 from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
-from .ssh_pool import ConnectionPool, Say
+from .ssh_pool import ConnectionPool, Say, run_fixed
 
 __all__ = ["SSHExecutor"]
 
@@ -173,12 +173,7 @@ class SSHExecutor(Executor[_RemoteRun]):
         return None
 
     def kill(self, handle: _RemoteRun) -> None:
-        pid_file = shlex.quote(f"{handle.directory}/pid")
-        self._exec(
-            handle,
-            f'p=$(cat {pid_file}) && kill -KILL -- "-$p"; '
-            f'p=$(cat {pid_file}) && pkill -KILL -s "$p"; true',
-        )
+        run_fixed(handle.transport, kill_command(handle.directory), self.server.connect_timeout)
         if handle.channel is not None:
             handle.channel.close()
 
@@ -207,21 +202,24 @@ class SSHExecutor(Executor[_RemoteRun]):
                 handle.sftp.get(f"{remote}/{entry.filename}", str(target))
 
     def cleanup(self, handle: _RemoteRun) -> None:
+        """Kill whatever the script left running, then remove its directory; if the
+        connection is gone, the pool does both on its next connection to this server."""
         if handle.channel is not None:
             handle.channel.close()
-        if handle.directory and handle.transport.is_active():
-            self._exec(handle, f"rm -rf -- {shlex.quote(handle.directory)}")
+        if handle.directory:
+            command = f"{kill_command(handle.directory)}; rm -rf -- {shlex.quote(handle.directory)}"
+            if not run_fixed(handle.transport, command, self.server.connect_timeout):
+                self.pool.defer(self.server, command)
         try:
             handle.sftp.close()
         except (OSError, EOFError):
             pass
 
-    def _exec(self, handle: _RemoteRun, command: str) -> None:
-        """Run one of our fixed commands on a fresh channel and wait for it."""
-        try:
-            channel = handle.transport.open_session(timeout=self.server.connect_timeout)
-            channel.exec_command(command)
-            channel.recv_exit_status()
-            channel.close()
-        except (paramiko.SSHException, OSError, EOFError):
-            pass  # the connection is gone: nothing more can be done from here
+
+def kill_command(directory: str) -> str:
+    """SIGKILL the run's process group and session (the runner wrote its id to `pid`)."""
+    pid_file = shlex.quote(f"{directory}/pid")
+    return (
+        f'p=$(cat {pid_file} 2>/dev/null) && [ -n "$p" ] && '
+        f'{{ kill -KILL -- "-$p" 2>/dev/null; pkill -KILL -s "$p" 2>/dev/null; }}; true'
+    )

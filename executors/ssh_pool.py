@@ -22,7 +22,7 @@ import paramiko
 from cronium_prefect.blocks.ssh_server import SSHServer, fingerprint
 from cronium_prefect.errors import ConnectionFailed, HostKeyRejected
 
-__all__ = ["ConnectionPool", "CircuitBreaker", "connect", "get_pool"]
+__all__ = ["ConnectionPool", "CircuitBreaker", "connect", "get_pool", "run_fixed"]
 
 KEEPALIVE_S = 15
 Say = Callable[[str], None]
@@ -92,6 +92,18 @@ def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transpor
         raise
 
 
+def run_fixed(transport: paramiko.Transport, command: str, timeout: float) -> bool:
+    """Run one of our own fixed commands on a fresh channel; False if the connection failed."""
+    try:
+        channel = transport.open_session(timeout=timeout)
+        channel.exec_command(command)
+        channel.recv_exit_status()
+        channel.close()
+        return True
+    except (paramiko.SSHException, OSError, EOFError):
+        return False
+
+
 @dataclass
 class CircuitBreaker:
     threshold: int = 3
@@ -147,7 +159,20 @@ class ConnectionPool:
         self.threshold, self.cooldown = threshold, cooldown
         self._slots: dict[str, list[_Slot]] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._deferred: dict[str, list[str]] = {}  # host:port -> cleanup commands owed
         self._lock = threading.Lock()
+
+    def defer(self, server: SSHServer, command: str) -> None:
+        """A cleanup that could not run (connection lost): run it on the next connection."""
+        with self._lock:
+            self._deferred.setdefault(f"{server.host}:{server.port}", []).append(command)
+
+    def _run_deferred(self, server: SSHServer, transport: paramiko.Transport) -> None:
+        with self._lock:
+            owed = self._deferred.pop(f"{server.host}:{server.port}", [])
+        for command in owed:
+            if not run_fixed(transport, command, server.connect_timeout):
+                self.defer(server, command)
 
     def breaker(self, server: SSHServer) -> CircuitBreaker:
         with self._lock:
@@ -172,6 +197,7 @@ class ConnectionPool:
             slot = _Slot(transport, runs=1)
             with self._lock:
                 self._slots.setdefault(key, []).append(slot)
+        self._run_deferred(server, slot.transport)
         try:
             yield slot.transport
         finally:

@@ -49,6 +49,8 @@ class Sshd:
         directory.mkdir(parents=True, exist_ok=True)
         _keygen(directory / "host_key")
         _keygen(directory / "client_key")
+        # The test user is ours: start every session from an empty run area.
+        shutil.rmtree(Path(account.pw_dir) / ".cronium", ignore_errors=True)
         ssh_dir = Path(account.pw_dir) / ".ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         authorized = ssh_dir / "authorized_keys"

@@ -20,8 +20,12 @@ def test_every_block_field_is_described(block):
 
 
 def test_prefect_block_register_finds_both_block_types(prefect_api):
-    done = subprocess.run([sys.executable, "-m", "prefect", "block", "register", "-m",
-                           "cronium_prefect.blocks"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "cronium_prefect.blocks"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     with get_client(sync_client=True) as client:
         slugs = {t.slug for t in client.read_block_types()}
@@ -32,8 +36,8 @@ def test_secret_values_are_masked_in_the_api_without_include_secrets(prefect_api
     get_variable_store().set("API_MASK", "masked-value-77", secret=True, owner="bob@example.com")
     with get_client(sync_client=True) as client:
         document = client.read_block_document_by_name(
-            document_name("API_MASK", "bob@example.com"), "cronium-variable",
-            include_secrets=False)
+            document_name("API_MASK", "bob@example.com"), "cronium-variable", include_secrets=False
+        )
     assert "masked-value-77" not in str(document.data)
     assert document.data["owner"] == "bob@example.com"
     entry = get_variable_store().get("API_MASK", owner="bob@example.com")

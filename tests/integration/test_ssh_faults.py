@@ -12,7 +12,7 @@ import pytest
 from cronium_prefect.executors.ssh_pool import get_pool
 from cronium_prefect.flows import cronium_event
 from cronium_prefect.variables import get_variable_store
-from tests.sshd import Sshd
+from tests.sshd import Sshd, run_directories
 
 from .helpers import event_from, logs_of, run_flow
 from .test_docker_runs import _running_flow_run_id
@@ -67,6 +67,7 @@ def test_sshd_gone_mid_run_fails_fast_then_the_circuit_opens_and_closes(ssh_serv
     _, record = run_flow(quick)
     assert record["status"] == "SUCCESS", record["error"]
     assert breaker.state == "closed"
+    assert run_directories() == []  # the lost run's directory was removed on reconnecting
     logs = logs_of(record["run_id"])
     assert any("circuit half-open" in m for m in logs) and any("circuit closed" in m for m in logs)
 

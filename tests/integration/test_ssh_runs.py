@@ -175,3 +175,13 @@ def test_secret_read_over_ssh_never_reaches_the_logs(ssh_server):
     assert record["status"] == "SUCCESS"
     logs = "\n".join(logs_of(record["run_id"]))
     assert "secret=***" in logs and "ssh-s3cret-8d2f" not in logs
+
+
+def test_background_processes_do_not_outlive_a_successful_run(ssh_server):
+    ssh_server("ssh-main")
+    _, record = run_flow(
+        event_from(remote("ssh-bg", "bash", "sleep 304 &\necho left one behind\n"))
+    )
+    assert record["status"] == "SUCCESS"
+    assert not [p for p in processes_of_user() if "sleep 304" in p]
+    assert run_directories() == []
