@@ -9,6 +9,7 @@ values (our own generated paths) are `shlex.quote`d.
 
 from __future__ import annotations
 
+import re
 import shlex
 import stat
 import time
@@ -20,14 +21,16 @@ from pathlib import Path, PurePosixPath
 import paramiko
 
 from cronium_prefect.blocks.ssh_server import SSHServer
+from cronium_prefect.blocks.variable import VALUE_LIMIT
 from cronium_prefect.errors import ConnectionFailed
 
 from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
-from .ssh_pool import ConnectionPool, Say, run_fixed
+from .ssh_pool import ConnectionPool, Say, posix, run_fixed
 
 __all__ = ["SSHExecutor"]
 
 _CHUNK = 32 * 1024
+_OUT_NAME = re.compile(r"^(output\.json|output\.txt|condition|[A-Z_][A-Z0-9_]{0,99}\.(json|txt))$")
 _LOCAL_LAYOUT = ("lib", "in", "in/vars")
 
 
@@ -81,7 +84,9 @@ class SSHExecutor(Executor[_RemoteRun]):
             self._upload(sftp, request, handle.directory)
             handle.channel = self._transport.open_session(timeout=self.server.connect_timeout)
             handle.channel.exec_command(
-                f"cd {shlex.quote(handle.directory)} && exec sh ./runner.sh {request.language}"
+                posix(
+                    f"cd {shlex.quote(handle.directory)} && exec sh ./runner.sh {request.language}"
+                )
             )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.cleanup(handle)
@@ -188,18 +193,14 @@ class SSHExecutor(Executor[_RemoteRun]):
             return
         if handle.signalled:
             result.error = "the script was killed by a signal (no exit status)"
+        # Only the protocol's own names, each read through an open handle whose type and
+        # size are checked there: a link to /dev/zero or a growing file cannot stall us.
+        limit = max(handle.output_limit, 4 * VALUE_LIMIT)
         for sub in ("", "vars"):
             remote = f"{handle.directory}/out{'/' + sub if sub else ''}"
-            for entry in handle.sftp.listdir_attr(remote):
-                if not stat.S_ISREG(entry.st_mode or 0):
-                    continue  # links and directories are never fetched
-                target = handle.local_out / sub / entry.filename
-                if (entry.st_size or 0) > handle.output_limit * 4 + 1024:
-                    # Too big to be kept anyway: fetch a marker of the right size, not the data.
-                    with open(target, "wb") as handle_out:
-                        handle_out.truncate(entry.st_size or 0)
-                    continue
-                handle.sftp.get(f"{remote}/{entry.filename}", str(target))
+            for name in handle.sftp.listdir(remote):
+                if _OUT_NAME.match(name):
+                    _fetch(handle.sftp, f"{remote}/{name}", handle.local_out / sub / name, limit)
 
     def cleanup(self, handle: _RemoteRun) -> None:
         """Kill whatever the script left running, then remove its directory; if the
@@ -217,9 +218,24 @@ class SSHExecutor(Executor[_RemoteRun]):
 
 
 def kill_command(directory: str) -> str:
-    """SIGKILL the run's process group and session (the runner wrote its id to `pid`)."""
+    """SIGKILL the run's process group and session (the runner wrote both ids to `pid`)."""
     pid_file = shlex.quote(f"{directory}/pid")
     return (
-        f'p=$(cat {pid_file} 2>/dev/null) && [ -n "$p" ] && '
-        f'{{ kill -KILL -- "-$p" 2>/dev/null; pkill -KILL -s "$p" 2>/dev/null; }}; true'
+        f'read -r g s < {pid_file} 2>/dev/null && [ -n "$s" ] && '
+        f'{{ kill -KILL -- "-$g" 2>/dev/null; pkill -KILL -s "$s" 2>/dev/null; }}; true'
     )
+
+
+def _fetch(sftp: paramiko.SFTPClient, remote: str, target: Path, limit: int) -> None:
+    with sftp.open(remote, "rb") as handle:
+        info = handle.stat()
+        if not stat.S_ISREG(info.st_mode or 0):
+            return  # devices, FIFOs, directories: never read
+        size = info.st_size or 0
+        if size > limit:
+            # Too big to be kept: a sparse file of the same size lets the host report it.
+            with open(target, "wb") as out:
+                out.truncate(size)
+            return
+        data = handle.read(limit + 1)
+    target.write_bytes(data)

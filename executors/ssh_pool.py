@@ -10,6 +10,7 @@ once for `cooldown` seconds, then one attempt is let through (half-open).
 from __future__ import annotations
 
 import io
+import shlex
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ import paramiko
 from cronium_prefect.blocks.ssh_server import SSHServer, fingerprint
 from cronium_prefect.errors import ConnectionFailed, HostKeyRejected
 
-__all__ = ["ConnectionPool", "CircuitBreaker", "connect", "get_pool", "run_fixed"]
+__all__ = ["ConnectionPool", "CircuitBreaker", "connect", "get_pool", "posix", "run_fixed"]
 
 KEEPALIVE_S = 15
 Say = Callable[[str], None]
@@ -78,8 +79,8 @@ def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transpor
             transport.auth_password(server.username, server.password.get_secret_value())
         else:
             raise ConnectionFailed(f"{server.address}: no private_key or password configured")
+        # Paramiko's reader sends keep-alives from its socket timeouts: leave those as they are.
         transport.set_keepalive(KEEPALIVE_S)
-        sock.settimeout(None)
         return transport
     except paramiko.AuthenticationException:
         transport.close()
@@ -92,11 +93,16 @@ def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transpor
         raise
 
 
+def posix(command: str) -> str:
+    """Our commands are POSIX sh; the login shell (csh, fish...) only has to start sh."""
+    return f"sh -c {shlex.quote(command)}"
+
+
 def run_fixed(transport: paramiko.Transport, command: str, timeout: float) -> bool:
     """Run one of our own fixed commands on a fresh channel; False if the connection failed."""
     try:
         channel = transport.open_session(timeout=timeout)
-        channel.exec_command(command)
+        channel.exec_command(posix(command))
         channel.recv_exit_status()
         channel.close()
         return True
@@ -110,6 +116,7 @@ class CircuitBreaker:
     cooldown: float = 30.0
     failures: int = 0
     opened_at: float | None = None
+    trial: bool = False  # half-open: one connection attempt is in flight
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def check(self, name: str, say: Say) -> None:
@@ -117,22 +124,29 @@ class CircuitBreaker:
             if self.opened_at is None:
                 return
             waited = time.monotonic() - self.opened_at
-            if waited < self.cooldown:
+            if waited < self.cooldown or self.trial:
                 raise ConnectionFailed(
                     f"circuit open for server {name!r} after {self.failures} consecutive "
-                    f"connection failures; not trying for another {self.cooldown - waited:.0f} s"
+                    "connection failures; "
+                    + (
+                        f"not trying for another {self.cooldown - waited:.0f} s"
+                        if not self.trial
+                        else "a trial connection is under way"
+                    )
                 )
+            self.trial = True
             say(f"circuit half-open for server {name!r}: trying one connection")
 
     def succeeded(self, name: str, say: Say) -> None:
         with self.lock:
             if self.opened_at is not None:
                 say(f"circuit closed for server {name!r}: connected again")
-            self.failures, self.opened_at = 0, None
+            self.failures, self.opened_at, self.trial = 0, None, False
 
     def failed(self, name: str, say: Say) -> None:
         with self.lock:
             self.failures += 1
+            self.trial = False
             if self.failures >= self.threshold:
                 self.opened_at = time.monotonic()
                 say(

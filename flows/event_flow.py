@@ -20,6 +20,7 @@ from prefect.tasks import exponential_backoff
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.errors import CroniumError, RunFailed
 from cronium_prefect.event import Event
+from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible, get_variable_store
@@ -62,9 +63,13 @@ async def _attempt(run: ScriptRun) -> State:
     targets = run.pending()
 
     async def on(target: str) -> None:
-        run.results[target] = await anyio.to_thread.run_sync(
-            run_on_target, run, run.attempt, target
-        )
+        try:
+            run.results[target] = await anyio.to_thread.run_sync(
+                run_on_target, run, run.attempt, target
+            )
+        except Exception as exc:  # a bug of ours must still leave a record behind
+            run.log.exception("internal error running on %s", target)
+            run.results[target] = ExecutionResult(error=f"internal error: {exc!r}")
 
     async with anyio.create_task_group() as group:
         for target in targets:

@@ -152,8 +152,14 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
             run.log.error("%s%s", f"{target}: " if tag else "", exc)
             return ExecutionResult(error=str(exc))
         if result.collected.variables:
-            with _write_lock:  # servers of one run write in turn; the last server wins
-                run.store.write(result.collected.variables, event.owner)
+            try:
+                with _write_lock:  # servers of one run write in turn; the last server wins
+                    run.store.write(result.collected.variables, event.owner)
+            except Exception as exc:  # the store (Prefect API) failed: say so, never drop it
+                result.error = (
+                    f"could not save variables {sorted(result.collected.variables)}: {exc}"
+                )
+                run.log.error("%s", result.error)
         if result.oom_killed or result.timed_out:
             run.log.error("%s%s", f"{target}: " if tag else "", result.error)
         return result

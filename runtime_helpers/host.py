@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import stat
@@ -27,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cronium_prefect.blocks.variable import VALUE_LIMIT, check_key, check_value
 from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.process import current_identity, is_orphan
 
@@ -34,8 +34,6 @@ __all__ = ["Staging", "Collected", "HELPER_FILES", "SCRIPT_NAMES", "parse_text_v
 
 HELPER_FILES = ("cronium.py", "cronium.js", "cronium.sh")
 SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
-VALUE_LIMIT = 10_000
-KEY_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # No symlinks, and no blocking on a FIFO the script may have planted.
 _PRIVATE_OPEN = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -144,14 +142,14 @@ class Staging:
             raise HelperProtocolError("out/vars was replaced by a link; variables not saved")
         for path in sorted(vars_dir.iterdir()) if vars_dir.is_dir() else []:
             key, _, suffix = path.name.rpartition(".")
-            if suffix not in ("json", "txt") or not KEY_PATTERN.match(key):
+            if suffix not in ("json", "txt"):
                 raise HelperProtocolError(f"unexpected file out/vars/{path.name}")
             text = _read_private(path, 4 * VALUE_LIMIT, f"variable {key}")
             value = _decode(text or "", suffix == "json", f"variable {key}")
-            if len(json.dumps(value)) > VALUE_LIMIT:
-                raise HelperProtocolError(
-                    f"variable {key}: value is over the limit of {VALUE_LIMIT} characters of JSON"
-                )
+            try:  # the same rules the variable store applies, checked before anything is saved
+                check_value(check_key(key), value)
+            except ValueError as exc:
+                raise HelperProtocolError(f"out/vars/{path.name}: {exc}") from None
             collected.variables[key] = value
         return collected
 

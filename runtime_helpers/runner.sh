@@ -1,8 +1,12 @@
 # Starts a script on an SSH server, inside its run directory (the current directory).
 # Uploaded with the helpers; invoked as `sh ./runner.sh LANGUAGE` by a fixed command.
-# Records this shell's process id first: sshd made it a session leader, so the id names
-# the session and process group that a timeout kills as a whole.
-echo $$ > pid
+# Records its process group and session first: what a timeout or the cleanup kills whole.
+# (sshd made the login shell a session leader; this shell is it or runs inside it.)
+if read -r _ _ _ _ pgid sid _ < /proc/$$/stat 2>/dev/null; then
+  echo "$pgid $sid" > pid
+else
+  echo "$$ $$" > pid
+fi
 CRONIUM_DIR=$PWD
 . ./env
 export CRONIUM_DIR
