@@ -34,8 +34,14 @@ app.add_typer(vars_app, name="var")
 
 
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
+    if ctx.resilient_parsing or ctx.invoked_subcommand is None:
+        return
+    from .stack import using_api
+
+    # Every command talks to the same API: configured, else `cronium up`'s, else ephemeral.
+    ctx.with_resource(using_api(lambda note: err.print(note, style="dim", highlight=False)))
 
 
 def _parse_input(text: str | None) -> Any:
@@ -82,19 +88,20 @@ def run(
 
     A file runs without being deployed; a name runs the deployed event's definition.
     """
-    from .stack import using_api
-
     input_data = _parse_input(input)
     try:
         chosen = _pick_event(target, event_name)
-        with using_api(lambda note: err.print(note, style="dim", highlight=False)):
-            record = asyncio.run(_run_now(chosen, input_data))
+        record = asyncio.run(_run_now(chosen, input_data))
     except InvalidEvent as exc:
         raise fail_usage(f"invalid definition:\n{exc}") from None
     except EventNotFound as exc:
         raise fail_usage(str(exc)) from None
     except CroniumError as exc:
         raise fail(str(exc)) from None
+    except RuntimeError as exc:
+        if "Failed to reach API" not in str(exc):  # Prefect's words for an unreachable API
+            raise
+        raise fail(f"cannot talk to the Prefect API: {exc}") from None
     _print_record(record, as_json)
     raise typer.Exit(0 if record["status"] == "SUCCESS" else EXIT_FAILED)
 
@@ -150,7 +157,22 @@ def _print_record(record: dict[str, Any], as_json: bool) -> None:
 
 
 def main() -> None:
-    app()
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.settings import get_current_settings
+
+    try:
+        app()
+    except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as exc:
+        url = get_current_settings().api.url or "the temporary Prefect server"
+        raise SystemExit(_api_failure(url, exc)) from None
+
+
+def _api_failure(url: str, exc: Exception) -> int:
+    err.print(
+        f"error: cannot talk to the Prefect API at {url}: {exc}", highlight=False, markup=False
+    )
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

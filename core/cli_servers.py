@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import paramiko
 import typer
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
@@ -67,6 +68,8 @@ def add(
         key_text = key_file.read_text() if key_file else None
     except OSError as exc:
         raise fail_usage(f"--key-file {key_file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise fail_usage(f"--key-file {key_file}: not a text key file") from None
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     try:
         server = SSHServer(
@@ -115,6 +118,8 @@ def test(name: str, as_json: JsonOption = False) -> None:
         transport.close()
     except (ConnectionFailed, HostKeyRejected) as exc:
         raise fail(str(exc)) from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise fail(f"{server.address}: the connection failed: {exc}") from None
     lines = (text.splitlines() + [""] * 5)[:5]
     facts = {
         "server": name,

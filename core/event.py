@@ -113,10 +113,17 @@ def _check_name(value: str) -> str:
     return value
 
 
+_UNIT_BYTES = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
 def _size_in_bytes(value: str) -> str:
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[bkmg]?b?", str(value).strip().lower()):
+    text = str(value).strip().lower()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmg]?)b?", text)
+    if not match:
         raise ValueError(f"expected a size like 256m or 1g, got {value!r}")
-    return str(value).strip().lower()
+    if float(match[1]) * _UNIT_BYTES[match[2]] < 6 * 1024**2:
+        raise ValueError(f"memory must be at least 6m (Docker's minimum), got {value!r}")
+    return text
 
 
 def _env_value(value: Any) -> str:
@@ -289,13 +296,21 @@ class Event(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _read_script_file(cls, data: Any, info: Any) -> Any:
-        """Inline `script_file` so the event carries its source wherever it is deployed."""
+        """Inline `script_file` so the event carries its source wherever it is deployed.
+
+        Only a definition file (the loader passes its folder) may name one: an event that
+        arrives as flow parameters must never make the worker read its own files.
+        """
         if not isinstance(data, dict) or data.get("script_file") is None:
             return data
         if data.get("script") is not None:
             raise ValueError("give either script or script_file, not both")
-        base = Path((info.context or {}).get("base_dir", "."))
-        path = base / str(data["script_file"])
+        base = (info.context or {}).get("base_dir")
+        if base is None:
+            raise ValueError(
+                "script_file is read from definition files only; pass the source as script"
+            )
+        path = Path(base) / str(data["script_file"])
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:

@@ -157,6 +157,15 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
     return f"{message} (got {shown[:77] + '...' if len(shown) > 80 else shown})"
 
 
+_TAGS = {"str", "int", "float", "bool", "list", "dict"}
+
+
+def _is_pydantic_tag(part: Any) -> bool:
+    """Union members and validators pydantic adds to error locations ('str', 'dict[...]')."""
+    text = str(part)
+    return text in _TAGS or (text.endswith("]") and "[" in text and not isinstance(part, int))
+
+
 def validate_event(
     data: Any,
     source: str = "",
@@ -182,7 +191,7 @@ def validate_event(
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
-            loc = [p for p in error["loc"] if not str(p).startswith(("function-", "str", "dict["))]
+            loc = [p for p in error["loc"] if not _is_pydantic_tag(p)]
             problems.append(
                 Problem(
                     _message(error, Event),

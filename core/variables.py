@@ -40,12 +40,34 @@ class Visible:
 
     @property
     def secret_values(self) -> list[str]:
-        texts = [
-            v if isinstance(v, str) else json.dumps(v)
-            for k, v in self.values.items()
-            if k in self.secret_keys
-        ]
-        return [t for t in texts if t]
+        """Every text a secret can show up as in a log line: the value itself, its JSON
+        form, each line of a multi-line value, and the leaves of a structured one."""
+        texts: set[str] = set()
+        for key in self.secret_keys:
+            _secret_texts(self.values.get(key), texts, top=True)
+        return sorted(t for t in texts if t)
+
+
+# Shorter fragments of a secret (a line, a leaf) would mask ordinary words everywhere.
+_MIN_FRAGMENT = 4
+
+
+def _secret_texts(value: Any, into: set[str], top: bool = False) -> None:
+    if isinstance(value, str):
+        if top or len(value) >= _MIN_FRAGMENT:
+            into.add(value)
+        into.update(
+            line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_FRAGMENT
+        )
+    elif isinstance(value, dict | list):
+        if top:
+            into.add(json.dumps(value))
+        for item in value.values() if isinstance(value, dict) else value:
+            _secret_texts(item, into)
+    elif value is not None and not isinstance(value, bool):
+        text = json.dumps(value)
+        if top or len(text) >= _MIN_FRAGMENT:
+            into.add(text)
 
 
 class VariableStore(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -75,6 +76,46 @@ def _reason(exc: Exception) -> str:
 class _Run:
     container: Container
     frames: Any  # the attach stream, opened before start so no output is missed
+    watcher: _OutWatcher | None = None
+
+
+class _OutWatcher(threading.Thread):
+    """The run's out/ is a host directory the script can write: watch its size and stop
+    the container when it outgrows what the protocol can ever need (disk protection)."""
+
+    INTERVAL_S = 0.2
+
+    def __init__(self, directory: Path, limit: int, container: Container):
+        super().__init__(daemon=True, name="cronium-out-watcher")
+        self.directory, self.limit, self.container = directory, limit, container
+        self.stopped = threading.Event()
+        self.overflow: int | None = None
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.INTERVAL_S):
+            size = _tree_size(self.directory, self.limit)
+            if size > self.limit:
+                self.overflow = size
+                try:
+                    self.container.kill()
+                except docker.errors.APIError:
+                    pass  # it ended meanwhile
+                return
+
+
+def _tree_size(directory: Path, stop_above: int) -> int:
+    total, pending = 0, [directory]
+    while pending and total <= stop_above:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue  # removed while we looked
+    return total
 
 
 class DockerExecutor(Executor[_Run]):
@@ -197,7 +238,10 @@ class DockerExecutor(Executor[_Run]):
         except docker.errors.DockerException as exc:
             container.remove(force=True)
             raise ExecutorError(f"cannot start the container: {_reason(exc)}") from None
-        return _Run(container, frames)
+        limit = max(4 * request.output_limit, 4 * 1024 * 1024)
+        watcher = _OutWatcher(request.staging.root / "out", limit, container)
+        watcher.start()
+        return _Run(container, frames, watcher)
 
     def stream(self, handle: _Run, sink: LineSink) -> None:
         for stdout, stderr in handle.frames:
@@ -216,6 +260,14 @@ class DockerExecutor(Executor[_Run]):
             pass  # it ended on its own meanwhile
 
     def collect(self, handle: _Run, result: ExecutionResult) -> None:
+        if handle.watcher is not None:
+            handle.watcher.stopped.set()
+            if handle.watcher.overflow is not None:
+                result.error = (
+                    f"the script wrote over {handle.watcher.overflow} bytes into its output "
+                    f"directory (limit {handle.watcher.limit}); it was stopped"
+                )
+                return
         if result.exit_code == 0:
             return  # an OOM kill never exits 0; skip the inspect call
         handle.container.reload()
@@ -225,6 +277,8 @@ class DockerExecutor(Executor[_Run]):
             result.error = "out of memory: the script was killed at its memory limit"
 
     def cleanup(self, handle: _Run) -> None:
+        if handle.watcher is not None:
+            handle.watcher.stopped.set()
         try:
             handle.container.remove(force=True)
         except docker.errors.NotFound:

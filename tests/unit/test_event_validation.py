@@ -294,3 +294,17 @@ def test_cronium_run_exits_2_on_bad_input_json(tmp_path):
     done = _cronium("run", "f.yaml", "--input", "{nope", cwd=tmp_path)
     assert done.returncode == 2 and "--input is not valid JSON" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_api_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    (tmp_path / "f.yaml").write_text(VALID)
+    for args in (["run", "f.yaml"], ["var", "get", "ANY"], ["server", "list"]):
+        done = _cronium(*args, cwd=tmp_path)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "Traceback" not in done.stderr and "Prefect API" in done.stderr, done.stderr
+
+
+def test_script_file_is_refused_outside_definition_files():
+    with pytest.raises(ValueError, match="script_file is read from definition files only"):
+        Event.model_validate({"name": "a", "type": "bash", "script_file": "/etc/passwd"})

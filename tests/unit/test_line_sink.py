@@ -38,3 +38,19 @@ def test_invalid_utf8_is_replaced_visibly_and_carriage_returns_trimmed():
     sink, lines = _sink()
     sink.feed("stdout", b"bad \xff byte\r\n")
     assert lines == [("stdout", "bad \ufffd byte")]
+
+
+def test_multi_line_and_structured_secrets_are_masked_by_their_parts():
+    from cronium_prefect.variables import Visible
+
+    visible = Visible(
+        values={
+            "PEM": "-----BEGIN KEY-----\nAAAAsecretline\n-----END KEY-----",
+            "CREDS": {"user": "svc", "pass": "p4ssw0rd!"},
+            "PLAIN": "public",
+        },
+        secret_keys={"PEM", "CREDS"},
+    )
+    sink, lines = _sink(secrets=visible.secret_values)
+    sink.feed("stdout", b"AAAAsecretline\npass=p4ssw0rd! user=svc\nvalue public\n")
+    assert lines == [("stdout", "***"), ("stdout", "pass=*** user=svc"), ("stdout", "value public")]

@@ -56,8 +56,26 @@ def test_a_planted_symlink_is_never_followed(staging, tmp_path):
 
 def test_a_variable_file_with_a_bad_key_is_refused(staging):
     (staging.root / "out" / "vars" / "lower.json").write_text("1")
-    with pytest.raises(HelperProtocolError, match="unexpected file out/vars/lower.json"):
+    with pytest.raises(HelperProtocolError, match=r"out/vars/lower.json: variable key 'lower'"):
         staging.collect(1024)
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("PREFECT_X.txt", "1", "reserved prefix"),
+        (f"{'A' * 101}.json", "1", "longer than 100"),
+        ("NAN.txt", "NaN", "not JSON-serialisable"),
+        ("WIDE.json", '"' + "é" * 3000 + '"', None),  # 3000 characters: within the limit
+    ],
+)
+def test_variable_writes_follow_the_stores_rules(staging, name, text, message):
+    (staging.root / "out" / "vars" / name).write_text(text)
+    if message is None:
+        assert len(staging.collect(1024).variables["WIDE"]) == 3000
+    else:
+        with pytest.raises(HelperProtocolError, match=message):
+            staging.collect(1024)
 
 
 def test_run_directories_of_dead_processes_are_reaped_and_live_ones_kept(tmp_path):
