@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
+from .cli_events import register as register_event_commands
 from .cli_servers import servers_app
 from .cli_vars import vars_app
 from .errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 
 
+register_event_commands(app)
 app.add_typer(servers_app, name="server")
 app.add_typer(vars_app, name="var")
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -168,6 +169,14 @@ class Schedule(_Strict):
             raise ValueError("a schedule needs cron, interval or start_time")
         if self.interval is not None and self.interval < 1:
             raise ValueError(f"interval must be at least 1s, got {self.interval}s")
+        if self.cron is not None and self.start_time is not None:
+            raise ValueError(
+                "start_time goes with interval (the first run, then every interval) or alone "
+                "(run once); a cron schedule has no start time"
+            )
+        if self.start_time is not None and self.start_time.tzinfo is None:
+            # A wall-clock time without offset means that time in the schedule's timezone.
+            self.start_time = self.start_time.replace(tzinfo=ZoneInfo(self.timezone))
         return self
 
 
@@ -271,6 +280,11 @@ class Event(_Strict):
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     owner: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")] | None = None
     priority: Priority = Priority.normal
+    overlap: Literal["skip", "queue", "allow"] = Field(
+        default="skip",
+        description="A scheduled run while the previous one still runs: skip it (Cronium's "
+        "behaviour), queue it, or allow both at once.",
+    )
     http: HttpRequest | None = None
     tool: ToolMessage | None = None
     actions: list[Action] = Field(default_factory=list)

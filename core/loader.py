@@ -270,9 +270,10 @@ def _definition_files(paths: Iterable[Path]) -> Iterable[Path]:
             yield path
 
 
-def load_paths(paths: Iterable[Path | str]) -> list[Event]:
+def load_paths(paths: Iterable[Path | str], references: bool = True) -> list[Event]:
     """All events under the given files/folders. Raises one InvalidEvent with every problem,
-    including names defined twice and `run_event` targets that do not exist or form cycles."""
+    including names defined twice and (with `references`) `run_event` targets that do not
+    exist among them or form cycles; pass False to check those against more events."""
     events: list[Event] = []
     origin: dict[str, str] = {}
     problems: list[Problem] = []
@@ -297,7 +298,7 @@ def load_paths(paths: Iterable[Path | str]) -> list[Event]:
                 )
             origin.setdefault(event.name, str(path))
             events.append(event)
-    if not problems:
+    if not problems and references:
         problems.extend(check_references(events))
     if problems:
         raise InvalidEvent(problems)

@@ -62,6 +62,7 @@ class CroniumSettings(BaseSettings):
         default=".cronium/runs",
         description="Where run directories are made on SSH servers (relative: to the home).",
     )
+    work_pool: str = Field(default="cronium", description="Work pool event deployments use.")
     stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
 
     @property

@@ -223,7 +223,7 @@ def test_a_dead_workers_containers_are_reaped_by_the_next_executor(stack, docker
 
 
 def test_filling_the_output_directory_stops_the_run_before_the_disk_fills(stack):
-    script = "while :; do head -c 1048576 /dev/zero >> \"$CRONIUM_DIR/out/junk\"; done"
+    script = 'while :; do head -c 1048576 /dev/zero >> "$CRONIUM_DIR/out/junk"; done'
     _, record = run_flow(event_from(f"name: filler\ntype: bash\nscript: {json.dumps(script)}\n"))
     assert record["status"] == "FAILURE"
     assert "bytes into its output directory (limit 4194304); it was stopped" in record["error"]

@@ -1,0 +1,174 @@
+"""`cronium apply | events | pause | resume | delete`: events as Prefect deployments."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from .cli_common import JsonOption, err, fail, fail_usage, out, print_json
+from .errors import InvalidEvent, Problem
+from .event import Event, EventStatus
+
+__all__ = ["register"]
+
+PROGRESS_FROM = 50  # show a progress bar when at least this many deployments are written
+
+
+def register(app: typer.Typer) -> None:
+    for command in (apply, events, pause, resume, delete):
+        app.command()(command)
+
+
+async def _existing() -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+
+    from cronium_prefect.flows.deploy import read_event_deployments
+
+    async with get_client() as client:
+        return await read_event_deployments(client)
+
+
+async def _server_names() -> set[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            documents = await client.read_block_documents_by_type("cronium-ssh-server")
+        except ObjectNotFound:
+            return set()
+    return {d.name for d in documents if d.name}
+
+
+def apply(
+    paths: Annotated[list[Path], typer.Argument(help="Definition files or folders.")],
+    prune: Annotated[bool, typer.Option(help="Delete deployed events that are gone.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update the deployment of every event found in files or folders.
+
+    Nothing is written if any definition is invalid; unchanged events are not written.
+    """
+    from .loader import check_references, load_paths
+
+    try:
+        loaded = load_paths(paths, references=False)  # checked below, with deployed events
+    except InvalidEvent as exc:
+        raise fail_usage(f"invalid definitions, nothing was applied:\n{exc}") from None
+    existing = asyncio.run(_existing())
+    names = {e.name for e in loaded}
+    others = set() if prune else set(existing) - names
+    problems = check_references(loaded, known=others)
+    servers = asyncio.run(_server_names()) if any(e.servers for e in loaded) else set()
+    problems += [
+        Problem(
+            f"server {name!r} does not exist (add it with `cronium server add`)",
+            field="servers",
+            event=e.name,
+        )
+        for e in loaded
+        for name in e.servers
+        if name not in servers
+    ]
+    if problems:
+        raise fail_usage(f"invalid definitions, nothing was applied:\n{InvalidEvent(problems)}")
+    summary = _apply(loaded, existing, prune)
+    if as_json:
+        print_json({**summary.counts(), "events": len(loaded)})
+        return
+    counts = summary.counts()
+    out.print(
+        ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "unchanged", "pruned")),
+        highlight=False,
+    )
+
+
+def _apply(loaded: list[Event], existing: dict[str, Any], prune: bool):
+    from cronium_prefect.flows.deploy import apply_events
+
+    total = len(loaded) + (len(set(existing) - {e.name for e in loaded}) if prune else 0)
+    if total < PROGRESS_FROM:
+        return asyncio.run(apply_events(loaded, existing, prune))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("applying", total=total)
+        return asyncio.run(
+            apply_events(loaded, existing, prune, advance=lambda n: progress.advance(task, n))
+        )
+
+
+def events(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only events with this tag.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List events: status, schedule, next run, last run and its status.
+
+    Archived events are listed only with --status archived.
+    """
+    from cronium_prefect.flows.listing import list_events
+
+    if status is not None and status not in EventStatus.__members__:
+        raise fail_usage(f"--status {status!r}: use one of {', '.join(EventStatus.__members__)}")
+    rows = asyncio.run(list_events(status=status, tag=tag))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("event", "type", "status", "schedule", "next run", "last run")
+    for row in rows:
+        last = f"{row['last_run']} {row['last_status']}" if row["last_run"] else "-"
+        table.add_row(
+            row["name"],
+            row["type"],
+            row["status"],
+            row["schedule"] or "manual",
+            row["next_run"] or "-",
+            last,
+        )
+    out.print(table)
+
+
+def _set_status(name: str, status: EventStatus) -> None:
+    from cronium_prefect.flows.deploy import apply_events
+
+    existing = asyncio.run(_existing())
+    if name not in existing:
+        raise fail_usage(f"no event named {name!r} (see `cronium events`)")
+    try:
+        event = Event.model_validate(existing[name].parameters.get("event"))
+    except ValueError as exc:
+        raise fail(f"the deployment of {name!r} does not hold a valid event: {exc}") from None
+    event = event.model_copy(update={"status": status})
+    asyncio.run(apply_events([event], existing))
+    err.print(f"{name}: {status.value}", highlight=False)
+
+
+def pause(name: str) -> None:
+    """Pause an event: its schedules stop until `resume`."""
+    _set_status(name, EventStatus.paused)
+
+
+def resume(name: str) -> None:
+    """Resume (activate) an event: its schedules run again."""
+    _set_status(name, EventStatus.active)
+
+
+def delete(name: str) -> None:
+    """Delete an event's deployment (its past runs stay in Prefect)."""
+    from prefect.client.orchestration import get_client
+
+    async def remove() -> bool:
+        existing = await _existing()
+        if name not in existing:
+            return False
+        async with get_client() as client:
+            await client.delete_deployment(existing[name].id)
+        return True
+
+    if not asyncio.run(remove()):
+        raise fail_usage(f"no event named {name!r} (see `cronium events`)")
+    err.print(f"deleted {name}", highlight=False)

@@ -1,0 +1,217 @@
+"""Events as deployments of the one `cronium-event` flow: the spec, and applying many.
+
+Each event becomes `cronium-event/<name>` with its definition as parameters, its schedule
+as Prefect schedules, its status as the paused flag (and a `cronium-status:<status>` tag
+that tells draft and archived apart), its priority as a work queue of the `cronium` pool,
+and its overlap policy as Prefect's deployment concurrency limit. The spec is hashed into
+the deployment's version, so re-applying an unchanged event writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from cronium_prefect.event import Event, EventStatus
+from cronium_prefect.settings import get_settings
+
+from .resolve import FLOW_NAME
+
+__all__ = [
+    "ApplySummary",
+    "apply_events",
+    "deployment_spec",
+    "read_event_deployments",
+    "ENTRYPOINT",
+    "QUEUE_PRIORITIES",
+    "STATUS_TAG",
+]
+
+ENTRYPOINT = "cronium_prefect.flows.event_flow.cronium_event"  # a module path: any worker
+QUEUE_PRIORITIES = {"critical": 1, "high": 2, "normal": 3, "low": 4}  # lower runs first
+STATUS_TAG = "cronium-status:"
+_PAGE = 200
+_CONCURRENT_WRITES = 8
+_schema: dict[str, Any] | None = None
+
+
+def _parameter_schema() -> dict[str, Any]:
+    """The flow's parameter schema, so Prefect's UI offers a form for custom runs."""
+    global _schema
+    if _schema is None:
+        from prefect.utilities.callables import parameter_schema
+
+        from .event_flow import cronium_event
+
+        _schema = parameter_schema(cronium_event.fn).model_dump_for_openapi()
+    return _schema
+
+
+def _schedules(event: Event) -> list[DeploymentScheduleCreate]:
+    schedule = event.schedule
+    if schedule is None:
+        return []
+    active = event.status == EventStatus.active
+    if schedule.cron is not None:
+        kind: Any = CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
+    elif schedule.interval is not None:
+        # Without start_time, anchor at a fixed instant (runs align to the interval, e.g.
+        # :00/:15/:30/:45), never at "now": re-applying must produce the same deployment.
+        anchor = schedule.start_time or datetime(2020, 1, 1, tzinfo=ZoneInfo(schedule.timezone))
+        kind = IntervalSchedule(
+            interval=timedelta(seconds=schedule.interval),
+            anchor_date=anchor,
+            timezone=schedule.timezone,
+        )
+    else:  # start_time alone: exactly one run, at that time
+        assert schedule.start_time is not None  # the model guarantees one of the three
+        start = schedule.start_time.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        kind = RRuleSchedule(rrule=f"DTSTART:{start}\nRRULE:FREQ=DAILY;COUNT=1", timezone="UTC")
+    return [DeploymentScheduleCreate(schedule=kind, active=active)]
+
+
+def deployment_spec(event: Event) -> dict[str, Any]:
+    """Keyword arguments for `create_deployment` (all but flow_id), version included."""
+    concurrency: dict[str, Any] = {}
+    if event.overlap != "allow":
+        strategy = (
+            ConcurrencyLimitStrategy.CANCEL_NEW
+            if event.overlap == "skip"
+            else ConcurrencyLimitStrategy.ENQUEUE
+        )
+        concurrency = {
+            "concurrency_limit": 1,
+            "concurrency_options": ConcurrencyOptions(collision_strategy=strategy),
+        }
+    spec: dict[str, Any] = {
+        "name": event.name,
+        "description": event.description or None,
+        "parameters": {"event": event.to_parameters()},
+        "tags": sorted({*event.tags, "cronium", f"{STATUS_TAG}{event.status.value}"}),
+        "paused": event.status != EventStatus.active,
+        "work_pool_name": get_settings().work_pool,
+        "work_queue_name": event.priority.value,
+        "entrypoint": ENTRYPOINT,
+        "schedules": _schedules(event),
+        "enforce_parameter_schema": False,
+        **concurrency,
+    }
+    canonical = json.dumps(
+        {
+            k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
+            for k, v in spec.items()
+            if k != "schedules"
+        }
+        | {"schedules": [s.model_dump(mode="json") for s in spec["schedules"]]},
+        sort_keys=True,
+        default=str,
+    )
+    spec["version"] = "cronium-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    spec["parameter_openapi_schema"] = _parameter_schema()
+    return spec
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else str(value)
+
+
+async def ensure_pool(client: PrefectClient) -> None:
+    """The `cronium` work pool and one queue per priority (critical drains first)."""
+    pool = get_settings().work_pool
+    try:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="cronium"))
+    except ObjectAlreadyExists:
+        pass
+    existing = {q.name: q for q in await client.read_work_queues(work_pool_name=pool)}
+    for name, priority in QUEUE_PRIORITIES.items():
+        if name in existing:
+            if existing[name].priority != priority:
+                await client.update_work_queue(existing[name].id, priority=priority)
+            continue
+        try:
+            await client.create_work_queue(name=name, work_pool_name=pool, priority=priority)
+        except ObjectAlreadyExists:
+            pass
+
+
+async def read_event_deployments(client: PrefectClient) -> dict[str, Any]:
+    """Every deployment of the cronium-event flow, by event name."""
+    found: dict[str, Any] = {}
+    offset = 0
+    while True:
+        page = await client.read_deployments(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+            limit=_PAGE,
+            offset=offset,
+        )
+        found.update({d.name: d for d in page})
+        if len(page) < _PAGE:
+            return found
+        offset += _PAGE
+
+
+@dataclass
+class ApplySummary:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.__dict__.items()}
+
+
+async def apply_events(
+    events: Iterable[Event],
+    existing: dict[str, Any],
+    prune: bool = False,
+    advance: Callable[[int], None] = lambda n: None,
+) -> ApplySummary:
+    """Create or update what changed (and delete what is gone, with `prune`).
+
+    `existing` comes from `read_event_deployments`; the caller validates everything
+    against it first, so that nothing is written when anything is invalid.
+    """
+    summary = ApplySummary()
+    events = list(events)
+    async with get_client() as client:
+        await ensure_pool(client)
+        flow_id = await client.create_flow_from_name(FLOW_NAME)
+        gate = asyncio.Semaphore(_CONCURRENT_WRITES)
+
+        async def write(event: Event) -> None:
+            spec = deployment_spec(event)
+            current = existing.get(event.name)
+            if current is not None and current.version == spec["version"]:
+                summary.unchanged.append(event.name)
+            else:
+                async with gate:
+                    await client.create_deployment(flow_id=flow_id, **spec)
+                (summary.updated if current is not None else summary.created).append(event.name)
+            advance(1)
+
+        await asyncio.gather(*(write(e) for e in events))
+        if prune:
+            names = {e.name for e in events}
+            for name, deployment in existing.items():
+                if name not in names:
+                    try:
+                        await client.delete_deployment(deployment.id)
+                    except ObjectNotFound:
+                        pass
+                    summary.pruned.append(name)
+                    advance(1)
+    return summary

@@ -1,0 +1,192 @@
+"""`cronium apply` and friends against a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+
+from prefect.client.orchestration import get_client
+
+from cronium_prefect.flows.deploy import read_event_deployments
+
+EVENTS = {
+    "nightly.yaml": """\
+        name: ap-nightly
+        type: bash
+        script: echo nightly
+        status: active
+        schedule: {cron: "0 3 * * *", timezone: Europe/Berlin}
+        priority: high
+        tags: [reports]
+    """,
+    "poll.yaml": """\
+        name: ap-poll
+        type: python
+        script: print(1)
+        status: paused
+        schedule: {interval: 15m}
+        overlap: queue
+    """,
+    "drafts.yaml": """\
+        name: ap-draft
+        type: node
+        script: console.log(1)
+        ---
+        name: ap-archived
+        type: bash
+        script: "true"
+        status: archived
+        priority: low
+        overlap: allow
+    """,
+}
+
+
+def cronium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cronium_prefect.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def deployed() -> dict:
+    async def read():
+        async with get_client() as client:
+            found = await read_event_deployments(client)
+            return {name: d for name, d in found.items() if name.startswith("ap-")}
+
+    return asyncio.run(read())
+
+
+def write_events(folder, events=EVENTS):
+    folder.mkdir(exist_ok=True)
+    for name, text in events.items():
+        (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+def test_apply_creates_deployments_with_schedules_status_queue_and_overlap(prefect_api, tmp_path):
+    folder = write_events(tmp_path / "events")
+    done = cronium("apply", str(folder), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"] == 4
+    found = deployed()
+    nightly = found["ap-nightly"]
+    assert not nightly.paused and nightly.work_queue_name == "high"
+    assert nightly.work_pool_name == "cronium"
+    assert nightly.entrypoint == "cronium_prefect.flows.event_flow.cronium_event"
+    assert nightly.schedules[0].schedule.cron == "0 3 * * *"
+    assert nightly.schedules[0].schedule.timezone == "Europe/Berlin"
+    assert set(nightly.tags) >= {"reports", "cronium", "cronium-status:active"}
+    assert nightly.parameters["event"]["script"] == "echo nightly"
+    assert nightly.global_concurrency_limit.limit == 1
+    assert nightly.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    poll = found["ap-poll"]
+    assert poll.paused and poll.schedules[0].schedule.interval.total_seconds() == 900
+    assert poll.concurrency_options.collision_strategy.value == "ENQUEUE"
+    assert found["ap-draft"].paused and "cronium-status:draft" in found["ap-draft"].tags
+    archived = found["ap-archived"]
+    assert archived.paused and archived.work_queue_name == "low"
+    assert archived.global_concurrency_limit is None
+
+    listing = {row["name"]: row for row in json.loads(cronium("events", "--json").stdout)}
+    assert "ap-archived" not in listing
+    assert listing["ap-nightly"]["status"] == "active"
+    assert listing["ap-nightly"]["schedule"] == "cron 0 3 * * * (Europe/Berlin)"
+    archived_only = json.loads(cronium("events", "--status", "archived", "--json").stdout)
+    assert [row["name"] for row in archived_only if row["name"].startswith("ap-")] == [
+        "ap-archived"
+    ]
+
+    # Re-applying the same tree writes nothing.
+    before = {name: d.updated for name, d in deployed().items()}
+    again = json.loads(cronium("apply", str(folder), "--json").stdout)
+    assert again["unchanged"] == 4 and again["created"] == again["updated"] == 0
+    assert {name: d.updated for name, d in deployed().items()} == before
+
+    # One changed event: only it is written.
+    (folder / "poll.yaml").write_text(textwrap.dedent(EVENTS["poll.yaml"]).replace("15m", "20m"))
+    changed = json.loads(cronium("apply", str(folder), "--json").stdout)
+    assert changed["updated"] == 1 and changed["unchanged"] == 3
+    after = deployed()
+    assert after["ap-poll"].schedules[0].schedule.interval.total_seconds() == 1200
+    assert after["ap-nightly"].updated == before["ap-nightly"]
+
+    # An invalid file: exit 2, nothing written.
+    (folder / "broken.yaml").write_text("name: ap-broken\ntype: bash\nshedule: x\n")
+    (folder / "poll.yaml").write_text(textwrap.dedent(EVENTS["poll.yaml"]).replace("15m", "30m"))
+    refused = cronium("apply", str(folder))
+    assert refused.returncode == 2 and "did you mean 'schedule'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert deployed()["ap-poll"].schedules[0].schedule.interval.total_seconds() == 1200
+
+    # --prune removes the deleted one.
+    (folder / "broken.yaml").unlink()
+    (folder / "drafts.yaml").unlink()
+    pruned = json.loads(cronium("apply", str(folder), "--prune", "--json").stdout)
+    assert pruned["pruned"] >= 2
+    assert set(deployed()) == {"ap-nightly", "ap-poll"}
+
+
+def test_pause_resume_delete(prefect_api, tmp_path):
+    folder = write_events(
+        tmp_path / "ev", {"nightly.yaml": EVENTS["nightly.yaml"].replace("ap-nightly", "ap-toggle")}
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    assert cronium("pause", "ap-toggle").returncode == 0
+    paused = deployed()["ap-toggle"]
+    assert paused.paused and "cronium-status:paused" in paused.tags
+    assert paused.parameters["event"]["status"] == "paused"
+    assert cronium("resume", "ap-toggle").returncode == 0
+    assert not deployed()["ap-toggle"].paused
+    assert cronium("delete", "ap-toggle").returncode == 0
+    assert "ap-toggle" not in deployed()
+    missing = cronium("pause", "ap-toggle")
+    assert missing.returncode == 2 and "no event named 'ap-toggle'" in missing.stderr
+
+
+def test_apply_refuses_unknown_servers_and_run_event_targets(prefect_api, tmp_path):
+    folder = write_events(
+        tmp_path / "bad",
+        {
+            "r.yaml": """\
+        name: ap-remote
+        type: bash
+        script: uptime
+        run_location: remote
+        servers: [no-such-server]
+        actions: [{on: success, run_event: ap-nowhere}]
+    """
+        },
+    )
+    done = cronium("apply", str(folder))
+    assert done.returncode == 2
+    assert "server 'no-such-server' does not exist" in done.stderr
+    assert "run_event 'ap-nowhere' names no event" in done.stderr
+    assert "ap-remote" not in deployed()
+
+
+def test_run_event_may_target_an_event_deployed_from_another_file(prefect_api, tmp_path):
+    first = write_events(
+        tmp_path / "one", {"t.yaml": "name: ap-target\ntype: bash\nscript: 'true'\n"}
+    )
+    second = write_events(
+        tmp_path / "two",
+        {
+            "s.yaml": """\
+        name: ap-source
+        type: bash
+        script: "true"
+        actions: [{on: success, run_event: ap-target}]
+    """
+        },
+    )
+    assert cronium("apply", str(first)).returncode == 0
+    done = cronium("apply", str(second))
+    assert done.returncode == 0, done.stderr
+    assert {"ap-target", "ap-source"} <= set(deployed())
