@@ -13,6 +13,7 @@ import typer
 
 from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
 from .cli_events import register as register_event_commands
+from .cli_runs import register as register_run_commands
 from .cli_servers import servers_app
 from .cli_vars import vars_app
 from .errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
@@ -31,6 +32,7 @@ app = typer.Typer(
 
 
 register_event_commands(app)
+register_run_commands(app)
 app.add_typer(servers_app, name="server")
 app.add_typer(vars_app, name="var")
 

@@ -63,6 +63,9 @@ class CroniumSettings(BaseSettings):
         description="Where run directories are made on SSH servers (relative: to the home).",
     )
     work_pool: str = Field(default="cronium", description="Work pool event deployments use.")
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often `cronium worker` asks for new runs."
+    )
     stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
 
     @property

@@ -57,6 +57,7 @@ class ExecutionRequest:
     image: str = ""
     limits: Limits | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    cancel: threading.Event | None = None  # set from elsewhere: kill the script now
 
 
 @dataclass
@@ -149,23 +150,31 @@ class Executor(ABC, Generic[H]):
         try:
             started = time.monotonic()
             result.setup_s = started - began
-            timed_out = threading.Event()
+            finished, timed_out = threading.Event(), threading.Event()
+            cancelled = request.cancel or threading.Event()
 
-            def on_timeout() -> None:
-                timed_out.set()
-                self.kill(handle)
+            def watch() -> None:
+                """Kill on timeout or cancellation, whichever comes first."""
+                deadline = started + request.timeout
+                while not finished.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+                    if time.monotonic() >= deadline:
+                        timed_out.set()
+                    if timed_out.is_set() or cancelled.is_set():
+                        self.kill(handle)
+                        return
 
-            timer = threading.Timer(request.timeout, on_timeout)
-            timer.daemon = True
-            timer.start()
+            watcher = threading.Thread(target=watch, daemon=True, name="cronium-deadline")
+            watcher.start()
             try:
                 self.stream(handle, sink)
                 result.exit_code = self.wait(handle)
             finally:
-                timer.cancel()
+                finished.set()
                 sink.close()
             result.execution_s = time.monotonic() - started
             result.timed_out = timed_out.is_set()
+            if cancelled.is_set() and not result.timed_out:
+                result.error = "cancelled: the script was killed"
             self.collect(handle, result)
         finally:
             self.cleanup(handle)
@@ -197,7 +206,7 @@ class Executor(ABC, Generic[H]):
 
     @abstractmethod
     def kill(self, handle: H) -> None:
-        """Stop the script and everything it started, now. Called from the timer thread."""
+        """Stop the script and everything it started, now. Called from the deadline thread."""
 
     def collect(self, handle: H, result: ExecutionResult) -> None:  # noqa: B027 - optional
         """Record backend facts on the result (e.g. OOM kill) before cleanup."""

@@ -191,7 +191,7 @@ class SSHExecutor(Executor[_RemoteRun]):
             return
         if result.timed_out:
             return
-        if handle.signalled:
+        if handle.signalled and result.error is None:
             result.error = "the script was killed by a signal (no exit status)"
         # Only the protocol's own names, each read through an open handle whose type and
         # size are checked there: a link to /dev/zero or a growing file cannot stall us.

@@ -128,9 +128,9 @@ def _jsonable(value: Any) -> Any:
     return value.model_dump(mode="json") if hasattr(value, "model_dump") else str(value)
 
 
-async def ensure_pool(client: PrefectClient) -> None:
+async def ensure_pool(client: PrefectClient, pool: str | None = None) -> None:
     """The `cronium` work pool and one queue per priority (critical drains first)."""
-    pool = get_settings().work_pool
+    pool = pool or get_settings().work_pool
     try:
         await client.create_work_pool(WorkPoolCreate(name=pool, type="cronium"))
     except ObjectAlreadyExists:

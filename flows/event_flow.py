@@ -140,13 +140,14 @@ async def _run(
         settings=settings,
         servers={name: await _load_server(name) for name in definition.servers},
     )
-    if definition.retries:
-        delays = exponential_backoff(settings.retry_backoff)(definition.retries)
-        attempt = _attempt.with_options(retries=definition.retries, retry_delay_seconds=delays)
-        await attempt(run, return_state=True)
-    else:
-        # Nothing to retry: skip the task run's three API calls (~30 ms of a ~0.4 s run).
-        await _attempt.fn(run)
+    with run:  # reachable by cancel_run while it executes
+        if definition.retries:
+            delays = exponential_backoff(settings.retry_backoff)(definition.retries)
+            attempt = _attempt.with_options(retries=definition.retries, retry_delay_seconds=delays)
+            await attempt(run, return_state=True)
+        else:
+            # Nothing to retry: skip the task run's three API calls (~30 ms of a ~0.4 s run).
+            await _attempt.fn(run)
     if not run.results:  # the task never ran (e.g. cancelled before it started)
         raise CroniumError("the run ended before the script started")
     record.attempts = run.attempt

@@ -23,12 +23,22 @@ from cronium_prefect.runtime_helpers.host import Staging
 from cronium_prefect.settings import CroniumSettings
 from cronium_prefect.variables import VariableStore, Visible
 
-__all__ = ["ScriptRun", "run_on_target", "LOCAL"]
+__all__ = ["ScriptRun", "run_on_target", "cancel_run", "LOCAL"]
 
 LOCAL = "local"
 _docker: DockerExecutor | None = None
 _docker_lock = threading.Lock()
 _write_lock = threading.Lock()
+_running: dict[str, ScriptRun] = {}  # by flow run id: what `cancel_run` can reach
+
+
+def cancel_run(run_id: str) -> bool:
+    """Kill the scripts of a flow run executing in this process; False if none is."""
+    run = _running.get(run_id)
+    if run is None:
+        return False
+    run.cancel.set()
+    return True
 
 
 def _docker_executor(staging_root: Path) -> DockerExecutor:
@@ -59,6 +69,14 @@ class ScriptRun:
     servers: dict[str, SSHServer] = field(default_factory=dict)
     attempt: int = 0
     results: dict[str, ExecutionResult] = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> ScriptRun:
+        _running[self.run_id] = self
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _running.pop(self.run_id, None)
 
     @property
     def targets(self) -> list[str]:
@@ -145,6 +163,7 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
             image=run.image(),
             limits=run.limits(),
             labels={"io.cronium.event": event.name, "io.cronium.attempt": str(attempt)},
+            cancel=run.cancel,
         )
         try:
             result = _executor(run, target).run(request)

@@ -1,0 +1,131 @@
+"""`cronium trigger | logs | worker`: runs through deployments and the workers that run them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Annotated, Any
+
+import typer
+
+from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    for command in (trigger, logs, worker):
+        app.command()(command)
+
+
+def _print_log(log: Any) -> None:
+    stamp = log.timestamp.strftime("%H:%M:%S.%f")[:-3]
+    out.print(f"{stamp} {log.message}", highlight=False, markup=False, soft_wrap=True)
+
+
+def trigger(
+    name: str,
+    input: Annotated[str | None, typer.Option("--input", help="Run input, as JSON.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run; exit like `run`.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run now through the deployment: a worker picks it up (\"Run now\")."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from cronium_prefect.flows.follow import follow_logs, read_record
+    from cronium_prefect.flows.resolve import deployment_name
+
+    from .cli import _parse_input, _print_record
+
+    input_data = _parse_input(input)
+
+    async def go() -> tuple[Any, dict[str, Any] | None]:
+        async with get_client() as client:
+            try:
+                deployment = await client.read_deployment_by_name(deployment_name(name))
+            except ObjectNotFound:
+                raise fail_usage(f"no event named {name!r} (see `cronium events`)") from None
+            run = await client.create_flow_run_from_deployment(
+                deployment.id, parameters={"input": input_data, "trigger": "manual"}
+            )
+            err.print(f"triggered {name}: flow run {run.id}", highlight=False)
+            if not wait:
+                return run, None
+            run = await follow_logs(
+                client,
+                run.id,
+                _print_log if not as_json else lambda log: err.print(log.message, markup=False),
+                follow=True,
+            )
+            return run, await read_record(client, run.id)
+
+    run, record = asyncio.run(go())
+    if not wait:
+        if as_json:
+            out.print(json.dumps({"event": name, "run_id": str(run.id)}))
+        return
+    if record is None:
+        raise fail(f"the run ended in {run.state.name if run.state else '?'} without a record")
+    _print_record(record, as_json)
+    raise typer.Exit(0 if record["status"] == "SUCCESS" else EXIT_FAILED)
+
+
+def logs(
+    target: Annotated[str, typer.Argument(metavar="RUN_ID_OR_EVENT")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+) -> None:
+    """Print a run's logs (an event name means its latest run)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.exceptions import ObjectNotFound
+
+    from cronium_prefect.flows.follow import follow_logs
+
+    async def go() -> None:
+        async with get_client() as client:
+            try:
+                run_id = uuid.UUID(target)
+            except ValueError:
+                runs = await client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[target])),
+                    sort=FlowRunSort.START_TIME_DESC,
+                    limit=1,
+                )
+                if not runs:
+                    raise fail_usage(f"no runs of an event named {target!r}") from None
+                run_id = runs[0].id
+            try:
+                await follow_logs(client, run_id, _print_log, follow=follow)
+            except ObjectNotFound:
+                raise fail_usage(f"no flow run {target}") from None
+
+    asyncio.run(go())
+
+
+def worker(
+    pool: Annotated[str | None, typer.Option(help="Work pool (default: cronium).")] = None,
+    limit: Annotated[int, typer.Option(help="Runs at once.")] = 8,
+    name: Annotated[str | None, typer.Option(help="Worker name shown in Prefect.")] = None,
+) -> None:
+    """Run a worker here: it executes the pool's event runs in this process."""
+    from prefect.settings import temporary_settings
+
+    from cronium_prefect.flows.worker import serve
+    from cronium_prefect.settings import get_settings
+
+    settings = get_settings()
+    with temporary_settings(
+        updates={
+            "worker.query_seconds": settings.worker_poll_seconds,
+            "worker.prefetch_seconds": max(settings.worker_poll_seconds * 2, 2),
+            "worker.enable_cancellation": True,
+            "worker.cancellation_poll_seconds": 5,
+        }
+    ):
+        try:
+            asyncio.run(serve(pool or settings.work_pool, limit, name))
+        except KeyboardInterrupt:
+            err.print("worker stopped", highlight=False)

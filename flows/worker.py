@@ -1,0 +1,104 @@
+"""`cronium worker`: a Prefect worker (type `cronium`) that runs flow runs in its own process.
+
+Prefect's default path starts a fresh interpreter per flow run (about 2 s of imports here)
+and polls every 10 s. This worker keeps Prefect, Docker and SSH clients warm and runs each
+flow run as an asyncio task of its own event loop — `cronium-event` is async and its
+blocking work happens in threads, so runs proceed side by side — and polls every
+`CRONIUM_WORKER_POLL_SECONDS` (default 1 s). Everything else (work pool and queues,
+priorities, concurrency limits, heartbeats, state proposals) is Prefect's BaseWorker.
+
+Trade-off: a flow run that crashes the interpreter takes the worker's other runs with it;
+Prefect then marks them crashed when the worker's heartbeats stop.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import anyio
+import anyio.abc
+from prefect.client.schemas.objects import FlowRun
+from prefect.flow_engine import run_flow_async
+from prefect.flows import load_flow_from_entrypoint
+from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+
+from .script import cancel_run
+
+__all__ = ["CroniumWorker", "CroniumWorkerResult"]
+
+
+class CroniumWorkerResult(BaseWorkerResult):
+    """How an in-process flow run ended (0: the engine reached a final state)."""
+
+
+class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorkerResult]):
+    type = "cronium"
+    job_configuration = BaseJobConfiguration
+    job_configuration_variables = BaseVariables
+    _description = "Runs Cronium event flow runs inside the worker process: no per-run start-up."
+    _display_name = "Cronium"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._scopes: dict[str, anyio.CancelScope] = {}
+
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: BaseJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> CroniumWorkerResult:
+        flow = await self._flow_for(flow_run)
+        if task_status is not None:
+            # The "infrastructure" is this process; the flow run id tells runs apart.
+            task_status.started(f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}")
+        with anyio.CancelScope() as scope:
+            self._scopes[str(flow_run.id)] = scope
+            try:
+                await run_flow_async(
+                    flow=flow,
+                    flow_run=flow_run,
+                    parameters=flow_run.parameters,
+                    return_type="state",
+                )
+            finally:
+                self._scopes.pop(str(flow_run.id), None)
+        return CroniumWorkerResult(identifier=str(flow_run.id), status_code=0)
+
+    async def _flow_for(self, flow_run: FlowRun) -> Any:
+        from .deploy import ENTRYPOINT
+        from .event_flow import cronium_event
+
+        if flow_run.deployment_id is None:
+            return cronium_event
+        deployment = await self.client.read_deployment(flow_run.deployment_id)
+        if deployment.entrypoint in (None, ENTRYPOINT):
+            return cronium_event
+        return await anyio.to_thread.run_sync(load_flow_from_entrypoint, deployment.entrypoint)
+
+    async def kill_infrastructure(
+        self,
+        infrastructure_pid: str,
+        configuration: BaseJobConfiguration,
+        grace_seconds: int = 30,
+    ) -> None:
+        """Called by Prefect when a run is cancelled: kill its scripts, stop its flow."""
+        flow_run_id = infrastructure_pid.rsplit(":", 1)[-1]
+        cancel_run(flow_run_id)
+        scope = self._scopes.get(flow_run_id)
+        if scope is not None:
+            scope.cancel()
+
+
+async def serve(pool: str, limit: int, name: str | None = None) -> None:
+    """Make sure the pool and its priority queues exist, then work until interrupted."""
+    from prefect.client.orchestration import get_client
+
+    from .deploy import ensure_pool
+
+    async with get_client() as client:
+        await ensure_pool(client, pool)
+    async with CroniumWorker(work_pool_name=pool, limit=limit, name=name) as worker:
+        await worker.start()

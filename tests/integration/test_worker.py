@@ -1,0 +1,119 @@
+"""Deployments run by `cronium worker`: trigger with input, logs while running, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+from .test_apply import cronium, write_events
+
+
+@pytest.fixture(scope="module")
+def worker(prefect_api, docker_client, tmp_path_factory):
+    log = open(tmp_path_factory.mktemp("worker") / "worker.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronium_prefect.cli", "worker"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def test_trigger_with_input_runs_on_the_worker_and_waits(worker, tmp_path):
+    folder = write_events(
+        tmp_path / "w",
+        {
+            "echo.yaml": """\
+        name: wk-echo
+        type: python
+        script: |
+          import cronium
+          data = cronium.input()
+          print("got", data)
+          cronium.output({"doubled": data["n"] * 2, "trigger": cronium.event()["trigger"]})
+    """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    done = cronium("trigger", "wk-echo", "--input", '{"n": 21}', "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "SUCCESS"
+    assert result["output"] == {"doubled": 42, "trigger": "manual"}
+    assert "got {'n': 21}" in done.stderr
+
+
+def test_logs_follow_streams_lines_while_the_run_goes(worker, tmp_path):
+    folder = write_events(
+        tmp_path / "l",
+        {
+            "slow.yaml": """\
+        name: wk-slow
+        type: bash
+        script: |
+          echo first line
+          sleep 5
+          echo last line
+    """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    assert cronium("trigger", "wk-slow").returncode == 0
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "cronium_prefect.cli", "logs", "wk-slow", "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    seen: dict[str, float] = {}
+    for line in follower.stdout:
+        for marker in ("first line", "last line"):
+            if marker in line:
+                seen.setdefault(marker, time.monotonic())
+    follower.wait(timeout=60)
+    assert follower.returncode == 0
+    assert seen["last line"] - seen["first line"] > 3, "the first line came only at the end"
+
+
+def test_an_interval_schedule_fires_on_the_server(worker, tmp_path):
+    folder = write_events(
+        tmp_path / "s",
+        {
+            "tick.yaml": textwrap.dedent("""\
+        name: wk-tick
+        type: bash
+        script: echo tick
+        status: active
+        schedule: {interval: 5s}
+    """)
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+
+    async def completed_runs() -> int:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["wk-tick"]))
+            )
+            return len([r for r in runs if r.state and r.state.is_completed()])
+
+    deadline = time.monotonic() + 90
+    while asyncio.run(completed_runs()) < 2:
+        assert time.monotonic() < deadline, "the schedule did not produce two completed runs"
+        time.sleep(1)
+    assert cronium("pause", "wk-tick").returncode == 0
