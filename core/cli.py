@@ -15,6 +15,7 @@ from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, pri
 from .cli_events import register as register_event_commands
 from .cli_runs import register as register_run_commands
 from .cli_servers import servers_app
+from .cli_up import register as register_up
 from .cli_vars import vars_app
 from .errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
 from .event import NAME_PATTERN, Event
@@ -33,6 +34,7 @@ app = typer.Typer(
 
 register_event_commands(app)
 register_run_commands(app)
+register_up(app)
 app.add_typer(servers_app, name="server")
 app.add_typer(vars_app, name="var")
 
@@ -40,12 +42,18 @@ app.add_typer(vars_app, name="var")
 @app.callback()
 def _root(ctx: typer.Context) -> None:
     """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
-    if ctx.resilient_parsing or ctx.invoked_subcommand is None:
-        return
+    if ctx.resilient_parsing or ctx.invoked_subcommand in (None, "up"):
+        return  # `up` starts (or finds) the API itself
     from .stack import using_api
 
-    # Every command talks to the same API: configured, else `cronium up`'s, else ephemeral.
-    ctx.with_resource(using_api(lambda note: err.print(note, style="dim", highlight=False)))
+    # Every command talks to the same API: configured, else `cronium up`'s, else a temporary
+    # one — except a worker, which would wait for runs on a server nobody else sees.
+    ctx.with_resource(
+        using_api(
+            lambda note: err.print(note, style="dim", highlight=False),
+            allow_ephemeral=ctx.invoked_subcommand != "worker",
+        )
+    )
 
 
 def _parse_input(text: str | None) -> Any:
@@ -167,6 +175,9 @@ def main() -> None:
 
     try:
         app()
+    except CroniumError as exc:  # raised while entering the API settings
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise SystemExit(EXIT_FAILED) from None
     except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as exc:
         url = get_current_settings().api.url or "the temporary Prefect server"
         raise SystemExit(_api_failure(url, exc)) from None

@@ -18,6 +18,7 @@ from typing import IO
 import httpx
 from prefect.settings import get_current_settings, temporary_settings
 
+from .errors import CroniumError
 from .settings import get_settings
 
 __all__ = [
@@ -47,7 +48,7 @@ def _answers(api_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def using_api(say: Callable[[str], None]) -> Iterator[str]:
+def using_api(say: Callable[[str], None], allow_ephemeral: bool = True) -> Iterator[str]:
     """Enter the Prefect settings for the API to use; yields a description of it."""
     configured = get_current_settings().api.url
     if configured:
@@ -58,6 +59,11 @@ def using_api(say: Callable[[str], None]) -> Iterator[str]:
         with temporary_settings(updates={"api.url": stack}):
             yield stack
         return
+    if not allow_ephemeral:
+        raise CroniumError(
+            f"no Prefect API: set PREFECT_API_URL, or start the stack with `cronium up` "
+            f"(expected at {stack})"
+        )
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     say(

@@ -1,0 +1,118 @@
+"""`cronium up`: the whole stack on this machine — Prefect server on SQLite, a worker, the
+example events — until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from .cli_common import err, fail, out
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+
+
+def _events_folder() -> Path | None:
+    """./events, else the repository's examples (when running from a checkout)."""
+    for candidate in (
+        Path("events"),
+        Path(__file__).resolve().parent.parent / "examples" / "events",
+    ):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _docker_note() -> str | None:
+    from cronium_prefect.errors import DockerUnavailable
+    from cronium_prefect.executors.docker import docker_client
+
+    try:
+        docker_client().close()
+    except DockerUnavailable as exc:
+        return f"{exc} Local (Docker) events will fail; SSH events work."
+    return None
+
+
+def up() -> None:
+    """Start a Prefect server (SQLite under CRONIUM_HOME), a worker and apply ./events."""
+    from prefect.settings import get_current_settings
+
+    from cronium_prefect.settings import get_settings
+    from cronium_prefect.stack import (
+        stack_api_url,
+        stack_database_url,
+        start_prefect_server,
+        wait_until_healthy,
+    )
+
+    settings = get_settings()
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    configured = get_current_settings().api.url
+    children: list[subprocess.Popen] = []
+    env = dict(os.environ)
+    try:
+        if configured and configured != stack_api_url():
+            api = configured
+            err.print(f"using the Prefect API at {api} (PREFECT_API_URL)", highlight=False)
+        else:
+            api = stack_api_url()
+            log = open(home / "prefect-server.log", "a")
+            server_env = {
+                "PREFECT_HOME": str(home / "prefect"),
+                "PREFECT_SERVER_DATABASE_CONNECTION_URL": stack_database_url(),
+                "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+                "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+            }
+            server = start_prefect_server(settings.stack_port, server_env, log=log)
+            children.append(server)
+            err.print(f"starting the Prefect server on {home / 'prefect.db'} ...", highlight=False)
+            try:
+                wait_until_healthy(api, server)
+            except RuntimeError as exc:
+                raise fail(f"{exc}; see {home / 'prefect-server.log'}") from None
+        env["PREFECT_API_URL"] = api
+        note = _docker_note()
+        if note:
+            err.print(f"warning: {note}", style="yellow", highlight=False)
+        folder = _events_folder()
+        cli = [sys.executable, "-m", "cronium_prefect.cli"]
+        if folder is not None:
+            applied = subprocess.run([*cli, "apply", str(folder)], env=env)
+            if applied.returncode != 0:
+                err.print(f"warning: {folder} was not applied (see above)", style="yellow")
+        children.append(subprocess.Popen([*cli, "worker"], env=env))
+        ui = api.removesuffix("/api")
+        out.print(
+            f"Cronium is up.\n  Prefect UI:  {ui}\n  API:         {api}\n"
+            f"  events:      {folder or 'none found (create ./events)'}\n"
+            "  dashboard:   not part of this version yet\n"
+            "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING (and\n"
+            "PREFECT_API_AUTH_STRING for clients) and PREFECT_SERVER_ENCRYPTION_KEY.\n"
+            "Ctrl-C stops everything.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        stop = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # handled here, not by Python's default
+        signal.sigwait(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in reversed(children):
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        err.print("stopped", highlight=False)

@@ -1,0 +1,83 @@
+"""`cronium up`: server, worker and example events from one command; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+CLI = [sys.executable, "-m", "cronium_prefect.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(env: dict[str, str], log_path) -> subprocess.Popen:
+    log = open(log_path, "w")
+    process = subprocess.Popen([*CLI, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "Cronium is up" not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"cronium up did not come up:\n{log_path.read_text()}")
+        time.sleep(0.5)
+    return process
+
+
+def _stop(process: subprocess.Popen, port: int) -> None:
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_client, tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update({"CRONIUM_HOME": str(tmp_path / "home"), "CRONIUM_STACK_PORT": str(port)})
+    client_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+
+    process = _start(env, tmp_path / "up.log")
+    try:
+        listed = {
+            row["name"]
+            for row in json.loads(
+                subprocess.run(
+                    [*CLI, "events", "--json"], env=client_env, capture_output=True, text=True
+                ).stdout
+            )
+        }
+        assert {"hello", "nightly-report", "visit-counter"} <= listed
+        ran = subprocess.run(
+            [*CLI, "trigger", "hello", "--input", '"Up"', "--wait", "--json"],
+            env=client_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["output"] == {"greeted": "Up"}
+    finally:
+        _stop(process, port)
+
+    # A second start reuses the database: the earlier run is still there.
+    process = _start(env, tmp_path / "up2.log")
+    try:
+        rows = json.loads(
+            subprocess.run(
+                [*CLI, "events", "--json"], env=client_env, capture_output=True, text=True
+            ).stdout
+        )
+        hello = next(row for row in rows if row["name"] == "hello")
+        assert hello["last_status"] == "Completed"
+    finally:
+        _stop(process, port)
