@@ -38,11 +38,15 @@ __all__ = [
     "ENTRYPOINT",
     "QUEUE_PRIORITIES",
     "STATUS_TAG",
+    "activated_at",
 ]
 
 ENTRYPOINT = "cronium_prefect.flows.event_flow.cronium_event"  # a module path: any worker
 QUEUE_PRIORITIES = {"critical": 1, "high": 2, "normal": 3, "low": 4}  # lower runs first
 STATUS_TAG = "cronium-status:"
+ACTIVATED_TAG = (
+    "cronium-activated:"  # when the event last became active: max_executions counts from it
+)
 _PAGE = 200
 _CONCURRENT_WRITES = 8
 _schema: dict[str, Any] | None = None
@@ -163,6 +167,25 @@ async def read_event_deployments(client: PrefectClient) -> dict[str, Any]:
         offset += _PAGE
 
 
+def _activation_tag(event: Event, current: Any) -> str:
+    """Keep the activation time while the event stays active; a new one when it becomes
+    active (created active, or resumed), which restarts the max_executions count."""
+    was_active = current is not None and f"{STATUS_TAG}active" in current.tags
+    previous = next(
+        (t for t in (current.tags if current else []) if t.startswith(ACTIVATED_TAG)), None
+    )
+    if event.status == EventStatus.active and was_active and previous:
+        return previous
+    return f"{ACTIVATED_TAG}{datetime.now(timezone.utc).isoformat(timespec='seconds')}"
+
+
+def activated_at(tags: list[str]) -> datetime | None:
+    for tag in tags:
+        if tag.startswith(ACTIVATED_TAG):
+            return datetime.fromisoformat(tag.removeprefix(ACTIVATED_TAG))
+    return None
+
+
 @dataclass
 class ApplySummary:
     created: list[str] = field(default_factory=list)
@@ -198,6 +221,7 @@ async def apply_events(
             if current is not None and current.version == spec["version"]:
                 summary.unchanged.append(event.name)
             else:
+                spec["tags"] = [*spec["tags"], _activation_tag(event, current)]
                 async with gate:
                     await client.create_deployment(flow_id=flow_id, **spec)
                 (summary.updated if current is not None else summary.created).append(event.name)

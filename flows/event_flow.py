@@ -14,7 +14,7 @@ import anyio
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Cancelled, Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
 from cronium_prefect.blocks.ssh_server import SSHServer
@@ -25,6 +25,7 @@ from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible, get_variable_store
 
+from .limits import enforce_max_executions, max_executions_reached
 from .outcome import fill_record
 from .report import publish_run_artifact
 from .resolve import FLOW_NAME, resolve_event
@@ -107,6 +108,11 @@ async def cronium_event(event: Event | str, input: Any = None, trigger: str | No
     try:
         definition = await resolve_event(event)
         record.event = definition.name
+        deployment_id = flow_run.deployment_id if flow_run else None
+        if await max_executions_reached(definition, deployment_id):
+            message = f"max_executions ({definition.max_executions}) reached: not run"
+            logger.warning("%s", message)
+            return Cancelled(message=message)
         await _run(definition, input, record, flow_run, logger)
     except CroniumError as exc:
         record.error = str(exc)
@@ -116,6 +122,8 @@ async def cronium_event(event: Event | str, input: Any = None, trigger: str | No
     record.duration_s = round((ended - started).total_seconds(), 3)
     if record.event != "?":
         await publish_run_artifact(record)
+        if flow_run and flow_run.deployment_id:
+            await enforce_max_executions(definition, flow_run.deployment_id, logger)
     return _final_state(record)
 
 

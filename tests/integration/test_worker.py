@@ -117,3 +117,78 @@ def test_an_interval_schedule_fires_on_the_server(worker, tmp_path):
         assert time.monotonic() < deadline, "the schedule did not produce two completed runs"
         time.sleep(1)
     assert cronium("pause", "wk-tick").returncode == 0
+
+
+def test_max_executions_pauses_the_event_and_resume_starts_a_new_count(worker, tmp_path):
+    folder = write_events(
+        tmp_path / "m",
+        {
+            "limited.yaml": """\
+        name: wk-limited
+        type: bash
+        script: echo limited
+        status: active
+        schedule: {interval: 3s}
+        max_executions: 2
+    """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+
+    async def state() -> tuple[bool, int]:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("cronium-event/wk-limited")
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["wk-limited"]))
+            )
+            return deployment.paused, len([r for r in runs if r.state and r.state.is_completed()])
+
+    def wait_paused() -> int:
+        deadline = time.monotonic() + 90
+        while not asyncio.run(state())[0]:
+            assert time.monotonic() < deadline, "max_executions never paused the event"
+            time.sleep(1)
+        time.sleep(8)  # nothing more runs once paused
+        return asyncio.run(state())[1]
+
+    assert wait_paused() == 2
+    listing = {r["name"]: r for r in json.loads(cronium("events", "--json").stdout)}
+    assert listing["wk-limited"]["status"] == "paused"
+    assert cronium("resume", "wk-limited").returncode == 0
+    assert wait_paused() == 4
+
+
+def test_start_time_alone_runs_exactly_once(worker, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    at = (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat(timespec="seconds")
+    folder = write_events(
+        tmp_path / "o",
+        {
+            "once.yaml": f"""\
+        name: wk-once
+        type: bash
+        script: echo once
+        status: active
+        schedule: {{start_time: "{at}"}}
+    """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+
+    async def runs() -> list:
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["wk-once"]))
+            )
+
+    deadline = time.monotonic() + 90
+    while not any(r.state and r.state.is_completed() for r in asyncio.run(runs())):
+        assert time.monotonic() < deadline, "the one run never happened"
+        time.sleep(1)
+    time.sleep(8)
+    found = asyncio.run(runs())
+    assert len(found) == 1 and found[0].state.is_completed()
+    assert found[0].expected_start_time.isoformat(timespec="seconds").replace(
+        "+00:00", ""
+    ) == at.replace("+00:00", "")
