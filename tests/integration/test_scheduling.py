@@ -1,0 +1,103 @@
+"""Overlap and priority, as Prefect's deployment concurrency and work-queue priorities."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+from .test_apply import cronium, write_events
+from .test_worker import worker  # noqa: F401 - the module's worker fixture
+
+
+async def _runs(*names: str) -> list:
+    async with get_client() as client:
+        return await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(names))),
+            limit=200,
+        )
+
+
+def test_overlap_skip_never_runs_two_at_once(worker, tmp_path):  # noqa: F811
+    folder = write_events(
+        tmp_path / "ov",
+        {
+            "long.yaml": """\
+        name: sc-long
+        type: bash
+        script: sleep 6
+        status: active
+        schedule: {interval: 2s}
+    """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    deadline = time.monotonic() + 120
+    while len([r for r in asyncio.run(_runs("sc-long")) if r.state.is_completed()]) < 2:
+        assert time.monotonic() < deadline, "the long event never completed twice"
+        time.sleep(1)
+    assert cronium("pause", "sc-long").returncode == 0
+    finished = sorted(
+        (r for r in asyncio.run(_runs("sc-long")) if r.state.is_completed()),
+        key=lambda r: r.start_time,
+    )
+    for earlier, later in zip(finished, finished[1:], strict=False):
+        assert later.start_time >= earlier.end_time, "two runs of sc-long overlapped"
+    skipped = [r for r in asyncio.run(_runs("sc-long")) if r.state.is_cancelled()]
+    assert skipped, "scheduled runs during a running one should have been skipped"
+
+
+def test_critical_backlog_drains_before_an_older_low_backlog(prefect_api, docker_client, tmp_path):
+    env = {**os.environ, "CRONIUM_WORK_POOL": "prio-test"}
+    folder = write_events(
+        tmp_path / "pr",
+        {
+            "p.yaml": """\
+        name: sc-low
+        type: bash
+        script: echo low
+        priority: low
+        ---
+        name: sc-critical
+        type: bash
+        script: echo critical
+        priority: critical
+    """
+        },
+    )
+    cli = [sys.executable, "-m", "cronium_prefect.cli"]
+    assert subprocess.run([*cli, "apply", str(folder)], env=env).returncode == 0
+    for name in ["sc-low"] * 3 + ["sc-critical"] * 3:  # the low backlog is older
+        assert subprocess.run([*cli, "trigger", name], env=env, capture_output=True).returncode == 0
+        time.sleep(0.2)
+    one_slot = subprocess.Popen(
+        [*cli, "worker", "--limit", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while (
+            len([r for r in asyncio.run(_runs("sc-low", "sc-critical")) if r.state.is_completed()])
+            < 6
+        ):
+            assert time.monotonic() < deadline, "the backlog did not drain"
+            time.sleep(1)
+    finally:
+        one_slot.terminate()
+        one_slot.wait(timeout=30)
+    order = [
+        r.name
+        for r in sorted(asyncio.run(_runs("sc-low", "sc-critical")), key=lambda r: r.start_time)
+    ]
+    names = {
+        r.name: ("critical" if r.parameters["event"]["name"] == "sc-critical" else "low")
+        for r in asyncio.run(_runs("sc-low", "sc-critical"))
+    }
+    assert [names[n] for n in order] == ["critical"] * 3 + ["low"] * 3
