@@ -14,6 +14,9 @@ from .loader import load_paths, parse_text
 
 __all__ = [
     "Event",
+    "run_event",
+    "docker_script",
+    "ssh_script",
     "load_paths",
     "parse_text",
     "CroniumError",
@@ -21,3 +24,12 @@ __all__ = [
     "HelperProtocolError",
     "InvalidEvent",
 ]
+
+
+def __getattr__(name: str):
+    # The flow-side API imports Prefect's engine; load it only when asked for.
+    if name in ("run_event", "docker_script", "ssh_script"):
+        from .flows import api
+
+        return getattr(api, name)
+    raise AttributeError(name)
