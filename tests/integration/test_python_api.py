@@ -15,8 +15,10 @@ from .helpers import event_from
 
 def test_a_user_flow_chains_a_docker_task_an_event_and_an_ssh_task(stack, ssh_server):
     ssh_server("ssh-main")
-    event = event_from("name: api-double\ntype: python\nscript: |\n  import cronium\n"
-                       "  cronium.output([x * 2 for x in cronium.input()])\n")
+    event = event_from(
+        "name: api-double\ntype: python\nscript: |\n  import cronium\n"
+        "  cronium.output([x * 2 for x in cronium.input()])\n"
+    )
 
     @flow
     async def mine() -> tuple:
