@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import textwrap
 
 from prefect.client.orchestration import get_client
 
 from cronium_prefect.flows.deploy import read_event_deployments
+from tests.cli import cronium
 
 EVENTS = {
     "nightly.yaml": """\
@@ -43,15 +42,6 @@ EVENTS = {
         overlap: allow
     """,
 }
-
-
-def cronium(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cronium_prefect.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def deployed() -> dict:

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 from prefect.client.orchestration import get_client
 
+from tests.cli import cronium
+
 from .helpers import event_from
-
-
-def cronium(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cronium_prefect.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=180,
-    )
 
 
 def test_run_file_json_prints_one_object_and_streams_logs_to_stderr(stack, tmp_path):

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
+from tests.cli import cronium
 from tests.sshd import PASSWORD, USER
-
-
-def cronium(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cronium_prefect.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_server_add_refuses_an_unknown_key_then_trusts_records_and_works(

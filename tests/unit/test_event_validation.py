@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from cronium_prefect import Event, InvalidEvent, load_paths, parse_text
 from cronium_prefect.loader import load_file
+from tests.cli import cronium
 
 VALID = """\
 name: ok
@@ -268,21 +266,11 @@ def test_parameters_round_trip_through_the_model():
     assert Event.model_validate(event.to_parameters()) == event
 
 
-def _cronium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cronium_prefect.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize("case", ["unknown key", "bad cron", "duplicate key", "yaml syntax"])
 def test_cronium_run_exits_2_on_invalid_definitions_without_traceback(tmp_path, case):
     document, fragments = next(c[1:] for c in INVALID if c[0] == case)
     (tmp_path / "f.yaml").write_text(document)
-    done = _cronium("run", "f.yaml", cwd=tmp_path)
+    done = cronium("run", "f.yaml", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     for fragment in fragments:
@@ -291,7 +279,7 @@ def test_cronium_run_exits_2_on_invalid_definitions_without_traceback(tmp_path, 
 
 def test_cronium_run_exits_2_on_bad_input_json(tmp_path):
     (tmp_path / "f.yaml").write_text(VALID)
-    done = _cronium("run", "f.yaml", "--input", "{nope", cwd=tmp_path)
+    done = cronium("run", "f.yaml", "--input", "{nope", cwd=tmp_path)
     assert done.returncode == 2 and "--input is not valid JSON" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -300,7 +288,7 @@ def test_an_unreachable_api_is_a_clear_error_not_a_traceback(tmp_path, monkeypat
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     (tmp_path / "f.yaml").write_text(VALID)
     for args in (["run", "f.yaml"], ["var", "get", "ANY"], ["server", "list"]):
-        done = _cronium(*args, cwd=tmp_path)
+        done = cronium(*args, cwd=tmp_path)
         assert done.returncode == 1, (args, done.stderr)
         assert "Traceback" not in done.stderr and "Prefect API" in done.stderr, done.stderr
 
