@@ -62,11 +62,13 @@ def test_critical_backlog_drains_before_an_older_low_backlog(prefect_api, docker
         type: bash
         script: echo low
         priority: low
+        overlap: allow
         ---
         name: sc-critical
         type: bash
         script: echo critical
         priority: critical
+        overlap: allow
     """
         },
     )
