@@ -77,6 +77,14 @@ def apply(
     ]
     if problems:
         raise fail_usage(f"invalid definitions, nothing was applied:\n{InvalidEvent(problems)}")
+    for event in _past_one_shots(loaded):
+        err.print(
+            f"warning: {event.name}: schedule.start_time {event.schedule.start_time.isoformat()} "
+            "is in the past, so this one-shot schedule will not run "
+            f"(`cronium trigger {event.name}` runs it now)",
+            highlight=False,
+            soft_wrap=True,
+        )
     summary = _apply(loaded, existing, prune)
     if as_json:
         print_json({**summary.counts(), "events": len(loaded)})
@@ -86,6 +94,22 @@ def apply(
         ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "unchanged", "pruned")),
         highlight=False,
     )
+
+
+def _past_one_shots(loaded: list[Event]) -> list[Event]:
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    return [
+        e
+        for e in loaded
+        if e.status == EventStatus.active
+        and e.schedule is not None
+        and e.schedule.cron is None
+        and e.schedule.interval is None
+        and e.schedule.start_time is not None
+        and e.schedule.start_time < now
+    ]
 
 
 def _apply(loaded: list[Event], existing: dict[str, Any], prune: bool):

@@ -186,6 +186,20 @@ def activated_at(tags: list[str]) -> datetime | None:
     return None
 
 
+async def _schedule_now(client: PrefectClient, deployment_id: Any) -> None:
+    """Have Prefect's scheduler create the upcoming runs now rather than on its next pass.
+
+    The server's recent-deployments pass looks only a few seconds back, so under load a
+    one-shot `start_time` a few seconds away could be passed over and never run. This
+    is the server's own schedule endpoint (same run generation, same idempotency keys),
+    so a later scheduler pass never duplicates these runs.
+    """
+    response = await client.request(
+        "POST", "/deployments/{id}/schedule", path_params={"id": deployment_id}, json={}
+    )
+    response.raise_for_status()
+
+
 @dataclass
 class ApplySummary:
     created: list[str] = field(default_factory=list)
@@ -223,7 +237,9 @@ async def apply_events(
             else:
                 spec["tags"] = [*spec["tags"], _activation_tag(event, current)]
                 async with gate:
-                    await client.create_deployment(flow_id=flow_id, **spec)
+                    deployment_id = await client.create_deployment(flow_id=flow_id, **spec)
+                    if event.schedule is not None and not spec["paused"]:
+                        await _schedule_now(client, deployment_id)
                 (summary.updated if current is not None else summary.created).append(event.name)
             advance(1)
 

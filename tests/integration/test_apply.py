@@ -180,3 +180,44 @@ def test_run_event_may_target_an_event_deployed_from_another_file(prefect_api, t
     done = cronium("apply", str(second))
     assert done.returncode == 0, done.stderr
     assert {"ap-target", "ap-source"} <= set(deployed())
+
+
+def test_apply_schedules_runs_at_once_and_warns_about_a_past_one_shot(prefect_api, tmp_path):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    folder = write_events(
+        tmp_path / "s",
+        {
+            "s.yaml": """\
+            name: ap-hourly
+            type: bash
+            script: echo hourly
+            status: active
+            schedule: {cron: "0 * * * *"}
+            ---
+            name: ap-missed
+            type: bash
+            script: echo missed
+            status: active
+            schedule: {start_time: "2020-01-01T00:00:00Z"}
+            """
+        },
+    )
+    done = cronium("apply", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "ap-missed: schedule.start_time 2020-01-01T00:00:00+00:00 is in the past" in done.stderr
+    assert "ap-hourly" not in done.stderr
+
+    async def scheduled(name: str) -> int:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name]))
+            )
+        return len(runs)
+
+    # Read straight after apply returns: the runs come from apply's own call to the
+    # server's schedule endpoint, not from the scheduler service's next pass.
+    assert asyncio.run(scheduled("ap-hourly")) >= 3
+    assert asyncio.run(scheduled("ap-missed")) == 0
+    assert cronium("delete", "ap-hourly").returncode == 0
+    assert cronium("delete", "ap-missed").returncode == 0
