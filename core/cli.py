@@ -42,8 +42,8 @@ app.add_typer(vars_app, name="var")
 @app.callback()
 def _root(ctx: typer.Context) -> None:
     """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
-    if ctx.resilient_parsing or ctx.invoked_subcommand in (None, "up"):
-        return  # `up` starts (or finds) the API itself
+    if ctx.resilient_parsing or ctx.invoked_subcommand in (None, "up", "export"):
+        return  # `up` starts (or finds) the API itself; `export` needs none
     from .stack import using_api
 
     # Every command talks to the same API: configured, else `cronium up`'s, else a temporary

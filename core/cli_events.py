@@ -1,4 +1,4 @@
-"""`cronium apply | events | pause | resume | delete`: events as Prefect deployments."""
+"""`cronium apply | export | events | pause | resume | delete`: events as Prefect deployments."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ PROGRESS_FROM = 50  # show a progress bar when at least this many deployments ar
 
 
 def register(app: typer.Typer) -> None:
-    for command in (apply, events, pause, resume, delete):
+    for command in (apply, export, events, pause, resume, delete):
         app.command()(command)
 
 
@@ -94,6 +94,33 @@ def apply(
         ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "unchanged", "pruned")),
         highlight=False,
     )
+
+
+def export(
+    paths: Annotated[list[Path], typer.Argument(help="Definition files or folders.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write a prefect.yaml that deploys these events with `prefect deploy --all`.
+
+    It holds the same deployments `cronium apply` would create, for teams that keep
+    Prefect's own deploy workflow. run_event targets must be among the exported events.
+    """
+    from cronium_prefect.flows.project_file import project_file
+
+    from .loader import load_paths
+
+    try:
+        loaded = load_paths(paths, references=True)
+    except InvalidEvent as exc:
+        raise fail_usage(f"invalid definitions, nothing was exported:\n{exc}") from None
+    text = project_file(loaded, sources=" ".join(str(p) for p in paths))
+    if output is None:
+        out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        return
+    output.write_text(text)
+    err.print(f"wrote {len(loaded)} deployments to {output}", highlight=False)
 
 
 def _past_one_shots(loaded: list[Event]) -> list[Event]:
