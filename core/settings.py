@@ -66,6 +66,12 @@ class CroniumSettings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often `cronium worker` asks for new runs."
     )
+    crash_after: int = Field(
+        default=90,
+        ge=60,
+        description="Seconds without a heartbeat after which a worker's run is marked Crashed "
+        "(its worker sends one every 30 s).",
+    )
     stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
 
     @property

@@ -52,6 +52,16 @@ def _docker_executor(staging_root: Path) -> DockerExecutor:
         return _docker
 
 
+def reap_leftovers(staging_root: Path) -> str | None:
+    """Remove what runs of dead processes left here (containers, run directories), as a
+    worker starts; the reason when Docker cannot be reached (SSH events still work)."""
+    try:
+        _docker_executor(staging_root)
+    except ExecutorError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass
 class ScriptRun:
     """Everything an attempt needs, resolved once per flow run, and the results so far."""

@@ -7,8 +7,10 @@ blocking work happens in threads, so runs proceed side by side — and polls eve
 `CRONIUM_WORKER_POLL_SECONDS` (default 1 s). Everything else (work pool and queues,
 priorities, concurrency limits, heartbeats, state proposals) is Prefect's BaseWorker.
 
-Trade-off: a flow run that crashes the interpreter takes the worker's other runs with it;
-Prefect then marks them crashed when the worker's heartbeats stop.
+Trade-off: a flow run that crashes the interpreter takes the worker's other runs with it.
+If the worker dies (SIGKILL, host down), its runs stop sending heartbeats and Prefect
+marks them Crashed (see crash_detection); a worker starting on the same host removes the
+containers and run directories they left.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ import anyio.abc
 from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow_async
 from prefect.flows import load_flow_from_entrypoint
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
-from .script import cancel_run
+from cronium_prefect.settings import get_settings
+
+from .crash_detection import HEARTBEAT_SECONDS, ensure_crash_detection
+from .script import cancel_run, reap_leftovers
 
 __all__ = ["CroniumWorker", "CroniumWorkerResult"]
 
@@ -44,6 +50,13 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         super().__init__(*args, **kwargs)
         self._scopes: dict[str, anyio.CancelScope] = {}
 
+    async def setup(self) -> None:
+        await super().setup()
+        await ensure_crash_detection(self.client)
+        problem = await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
+        if problem:
+            self._logger.warning("Docker events cannot run here until this is fixed: %s", problem)
+
     async def run(
         self,
         flow_run: FlowRun,
@@ -57,12 +70,15 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         with anyio.CancelScope() as scope:
             self._scopes[str(flow_run.id)] = scope
             try:
-                await run_flow_async(
-                    flow=flow,
-                    flow_run=flow_run,
-                    parameters=flow_run.parameters,
-                    return_type="state",
-                )
+                # Heartbeats at Prefect's minimum interval: a run whose worker dies is
+                # marked Crashed after CRONIUM_CRASH_AFTER seconds, not 3 x 180 s.
+                with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_SECONDS}):
+                    await run_flow_async(
+                        flow=flow,
+                        flow_run=flow_run,
+                        parameters=flow_run.parameters,
+                        return_type="state",
+                    )
             finally:
                 self._scopes.pop(str(flow_run.id), None)
         return CroniumWorkerResult(identifier=str(flow_run.id), status_code=0)

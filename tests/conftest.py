@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 TEST_IMAGE = os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
 REQUIRE_SERVICES = os.environ.get("CRONIUM_REQUIRE_SERVICES") == "1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 _WORK = Path(tempfile.mkdtemp(prefix="cronium-tests-"))
-_PORT = _free_port()
+_PORT = free_port()
 os.environ.update(
     {
         "PREFECT_HOME": str(_WORK / "prefect"),

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.ports import free_port
+
 SSHD = "/usr/sbin/sshd"
 USER = "cronium-ssh"
 PASSWORD = "pw-Cr0nium-test"
@@ -25,12 +27,6 @@ def ensure_user() -> pwd.struct_passwd:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
         subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
         return pwd.getpwnam(USER)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _keygen(path: Path) -> None:
@@ -62,7 +58,7 @@ class Sshd:
         os.chmod(authorized, 0o600)
         subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        sshd = cls(directory, _free_port())
+        sshd = cls(directory, free_port())
         (directory / "sshd_config").write_text(
             f"Port {sshd.port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
             f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile .ssh/authorized_keys\n"

@@ -1,0 +1,67 @@
+"""Runs whose worker died are marked Crashed by Prefect itself, in bounded time.
+
+Prefect's flow engine sends a `prefect.flow-run.heartbeat` event while a run is going, and
+its server ends a run only when told to. The `cronium` worker sends heartbeats every 30 s
+(Prefect's minimum; its default is 180 s), and this Prefect automation — Prefect's own
+recipe for "zombie" runs — changes a run to Crashed when, after a heartbeat, nothing more
+is heard of it for `CRONIUM_CRASH_AFTER` seconds (default 90). It only looks at runs
+tagged `cronium` (every event deployment's runs), so other flows on the same server, whose
+heartbeats may be slower, are left alone.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+from cronium_prefect.settings import get_settings
+
+__all__ = ["AUTOMATION_NAME", "HEARTBEAT_SECONDS", "ensure_crash_detection"]
+
+AUTOMATION_NAME = "cronium: mark runs crashed when their worker stops"
+HEARTBEAT_SECONDS = 30  # Prefect's minimum flow-run heartbeat interval
+
+
+def _automation() -> AutomationCore:
+    within = get_settings().crash_after
+    return AutomationCore(
+        name=AUTOMATION_NAME,
+        description=(
+            f"A run of a Cronium event that has sent no heartbeat or state change for {within} s"
+            " after its last heartbeat lost its worker (killed, host down): mark it Crashed."
+        ),
+        trigger=EventTrigger(
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.id": "prefect.tag.cronium"},
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.*"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=within),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {within} s: the worker running it stopped.",
+            )
+        ],
+    )
+
+
+async def ensure_crash_detection(client: PrefectClient) -> None:
+    """Create the automation, or bring an existing one in line with the settings."""
+    wanted = _automation()
+    existing = await client.read_automations_by_name(AUTOMATION_NAME)
+    if not existing:
+        await client.create_automation(wanted)
+        return
+    current = existing[0]
+    if AutomationCore.model_validate(current.model_dump()) != wanted:
+        await client.update_automation(current.id, wanted)
+    for duplicate in existing[1:]:  # two workers started at the same moment
+        await client.delete_automation(duplicate.id)

@@ -1,0 +1,178 @@
+"""Three `cronium worker` processes on one PostgreSQL-backed Prefect server drain 300 runs:
+every run executes exactly once (each writes a marker on the SSH server that the test
+counts), none is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+from tests.cli import cronium
+from tests.conftest import REQUIRE_SERVICES
+from tests.ports import free_port
+from tests.postgres import Postgres, binaries
+from tests.sshd import USER
+
+RUNS = 300
+WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def postgres_api(tmp_path_factory):
+    """A Prefect server of its own, on a throwaway PostgreSQL cluster."""
+    if binaries() is None or os.geteuid() != 0:
+        reason = "the PostgreSQL test needs root and Debian's postgresql package"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = Postgres.start()
+    folder = tmp_path_factory.mktemp("prefect-on-postgres")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log_path = folder / "server.log"
+    with open(log_path, "w") as log:
+        server = start_prefect_server(
+            port,
+            env={
+                "PREFECT_API_DATABASE_CONNECTION_URL": cluster.create_database("prefect"),
+                "PREFECT_HOME": str(folder / "home"),
+            },
+            log=log,
+        )
+        try:
+            wait_until_healthy(url, server)
+            yield url
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            cluster.stop()
+
+
+def test_three_workers_drain_300_runs_each_exactly_once(postgres_api, ssh_server, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": postgres_api}
+    with temporary_settings({PREFECT_API_URL: postgres_api}):
+        ssh_server("mw-ssh")
+    markers = Path(pwd.getpwnam(USER).pw_dir) / f"markers-{uuid.uuid4().hex}.txt"
+    (tmp_path / "drain.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            name: mw-drain
+            type: bash
+            run_location: remote
+            servers: [mw-ssh]
+            overlap: allow
+            script: |
+              run_id=$(cronium_event | sed -n 's/.*"run_id": *"\\([^"]*\\)".*/\\1/p')
+              sleep 0.2
+              echo "$run_id" >> {markers}
+            """
+        )
+    )
+    applied = cronium("apply", str(tmp_path / "drain.yaml"), env=env)
+    assert applied.returncode == 0, applied.stderr
+
+    async def create_runs() -> set[str]:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("cronium-event/mw-drain")
+            gate = asyncio.Semaphore(16)
+
+            async def one() -> str:
+                async with gate:
+                    run = await client.create_flow_run_from_deployment(deployment.id)
+                return str(run.id)
+
+            return set(await asyncio.gather(*(one() for _ in range(RUNS))))
+
+    with temporary_settings({PREFECT_API_URL: postgres_api}):
+        created = asyncio.run(create_runs())
+    assert len(created) == RUNS
+
+    logs = [open(tmp_path / f"worker-{i}.log", "w") for i in range(WORKERS)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cronium_prefect.cli", "worker", "--name", f"mw-{i}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        for i, log in enumerate(logs)
+    ]
+
+    async def states() -> dict[str, str]:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("cronium-event/mw-drain")
+            found: dict[str, str] = {}
+            offset = 0
+            while True:
+                page = await client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                    limit=200,
+                    offset=offset,
+                )
+                found.update({str(r.id): r.state.type.value for r in page})
+                if len(page) < 200:
+                    return found
+                offset += 200
+
+    try:
+        started = time.monotonic()
+        with temporary_settings({PREFECT_API_URL: postgres_api}):
+            while True:
+                found = asyncio.run(states())
+                final = {
+                    k: v
+                    for k, v in found.items()
+                    if v in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+                }
+                if len(final) == RUNS or time.monotonic() - started > 600:
+                    break
+                time.sleep(2)
+        elapsed = time.monotonic() - started
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        for log in logs:
+            log.close()
+
+    written = markers.read_text().split() if markers.exists() else []
+    markers.unlink(missing_ok=True)
+    per_worker = [
+        sum(run_id in text for run_id in created)
+        for text in ((tmp_path / f"worker-{i}.log").read_text() for i in range(WORKERS))
+    ]
+    print(
+        f"\n{RUNS} runs, {WORKERS} workers on PostgreSQL: drained in {elapsed:.1f} s, "
+        f"{len(written)} markers, {len(set(written))} distinct; runs named in each worker's "
+        f"log {per_worker}; final states "
+        f"{ {s: list(found.values()).count(s) for s in set(found.values())} }"
+    )
+    assert set(found) == created, "runs appeared or vanished"
+    assert all(state == "COMPLETED" for state in found.values()), {
+        k: v for k, v in found.items() if v != "COMPLETED"
+    }
+    duplicates = len(written) - len(set(written))
+    assert duplicates == 0, f"{duplicates} runs executed more than once"
+    assert set(written) == created, f"{len(created - set(written))} runs never executed"

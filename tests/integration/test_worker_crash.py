@@ -1,0 +1,114 @@
+"""A worker killed with SIGKILL mid-run: Prefect marks the run Crashed in bounded time, a
+worker starting again removes the container it left, and runs that finished normally
+are never touched by the crash detection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from prefect.client.orchestration import get_client
+
+from cronium_prefect.executors.docker import RUN_LABEL
+from cronium_prefect.flows.crash_detection import AUTOMATION_NAME
+from tests.cli import cronium
+
+from .test_apply import write_events
+
+CRASH_AFTER = 60  # the smallest CRONIUM_CRASH_AFTER
+
+
+def _start_worker(log_path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cronium_prefect.cli", "worker"],
+        stdout=open(log_path, "a"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CRONIUM_CRASH_AFTER": str(CRASH_AFTER)},
+    )
+
+
+def _state(run_id: str) -> str:
+    async def read() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(run_id)).state.type.value
+
+    return asyncio.run(read())
+
+
+def _wait(predicate, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, f"{what} did not happen in {timeout:.0f} s"
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def test_sigkilled_worker_run_is_crashed_and_its_container_reaped(
+    prefect_api, docker_client, tmp_path
+):
+    folder = write_events(
+        tmp_path / "c",
+        {
+            "crash.yaml": """\
+            name: wc-long
+            type: bash
+            script: |
+              echo started
+              sleep 600
+            timeout: 15m
+            ---
+            name: wc-quick
+            type: bash
+            script: echo quick
+            """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    log = tmp_path / "worker.log"
+    first = _start_worker(log)
+    try:
+        quick = cronium("trigger", "wc-quick", "--wait", "--json")
+        assert quick.returncode == 0, quick.stderr + log.read_text()
+        quick_id = json.loads(quick.stdout)["run_id"]
+        long_run = cronium("trigger", "wc-long", "--json")
+        assert long_run.returncode == 0, long_run.stderr
+        run_id = json.loads(long_run.stdout)["run_id"]
+
+        def containers() -> list:
+            return docker_client.containers.list(
+                all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+            )
+
+        _wait(lambda: _state(run_id) == "RUNNING" and containers(), 60, "the run starting")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    killed_at = time.monotonic()
+    assert containers(), "the container went away with the worker: nothing left to reap"
+    assert _state(run_id) == "RUNNING"
+
+    second = _start_worker(log)
+    try:
+        reaped_in = _wait(lambda: not containers(), 60, "reaping the orphaned container")
+        _wait(lambda: _state(run_id) == "CRASHED", CRASH_AFTER + 90, "marking the run crashed")
+        crashed_in = time.monotonic() - killed_at
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    print(
+        f"\nafter SIGKILL: container reaped {reaped_in:.1f} s after the next worker started; "
+        f"run Crashed {crashed_in:.0f} s after the kill (CRONIUM_CRASH_AFTER={CRASH_AFTER})"
+    )
+
+    async def automation():
+        async with get_client() as client:
+            return await client.read_automations_by_name(AUTOMATION_NAME)
+
+    assert len(asyncio.run(automation())) == 1
+    # The quick run finished well over CRASH_AFTER seconds ago: it must still be Completed.
+    assert _state(quick_id) == "COMPLETED"
