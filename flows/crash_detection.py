@@ -17,6 +17,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+from prefect.exceptions import PrefectHTTPStatusError
 
 from cronium_prefect.settings import get_settings
 
@@ -56,12 +57,17 @@ def _automation() -> AutomationCore:
 async def ensure_crash_detection(client: PrefectClient) -> None:
     """Create the automation, or bring an existing one in line with the settings."""
     wanted = _automation()
-    existing = await client.read_automations_by_name(AUTOMATION_NAME)
+    # Sorted, so that workers starting together all keep the same one.
+    existing = sorted(await client.read_automations_by_name(AUTOMATION_NAME), key=lambda a: a.id)
     if not existing:
         await client.create_automation(wanted)
         return
     current = existing[0]
     if AutomationCore.model_validate(current.model_dump()) != wanted:
         await client.update_automation(current.id, wanted)
-    for duplicate in existing[1:]:  # two workers started at the same moment
-        await client.delete_automation(duplicate.id)
+    for duplicate in existing[1:]:  # created by workers that started at the same moment
+        try:
+            await client.delete_automation(duplicate.id)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 404:  # another worker deleted it first
+                raise

@@ -112,3 +112,23 @@ def test_sigkilled_worker_run_is_crashed_and_its_container_reaped(
     assert len(asyncio.run(automation())) == 1
     # The quick run finished well over CRASH_AFTER seconds ago: it must still be Completed.
     assert _state(quick_id) == "COMPLETED"
+
+
+def test_workers_starting_together_leave_one_crash_automation(prefect_api):
+    from cronium_prefect.flows.crash_detection import ensure_crash_detection
+
+    async def race() -> int:
+        async with get_client() as client:
+            for automation in await client.read_automations_by_name(AUTOMATION_NAME):
+                await client.delete_automation(automation.id)
+
+        async def one_worker() -> None:
+            async with get_client() as client:
+                await ensure_crash_detection(client)
+
+        for _ in range(3):  # both orders of create/delete get a chance
+            await asyncio.gather(*(one_worker() for _ in range(4)))
+        async with get_client() as client:
+            return len(await client.read_automations_by_name(AUTOMATION_NAME))
+
+    assert asyncio.run(race()) == 1
