@@ -4,7 +4,8 @@ Prefect's default path starts a fresh interpreter per flow run (about 2 s of imp
 and polls every 10 s. This worker keeps Prefect, Docker and SSH clients warm and runs each
 flow run as an asyncio task of its own event loop — `cronium-event` is async and its
 blocking work happens in threads, so runs proceed side by side — and polls every
-`CRONIUM_WORKER_POLL_SECONDS` (default 1 s). Everything else (work pool and queues,
+`CRONIUM_WORKER_POLL_SECONDS` (default 1 s) — and at once when Prefect announces a new
+run of its pool (a flow-run event). Everything else (work pool and queues,
 priorities, concurrency limits, heartbeats, state proposals) is Prefect's BaseWorker.
 
 Trade-off: a flow run that crashes the interpreter takes the worker's other runs with it.
@@ -17,11 +18,15 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 from prefect.client.schemas.objects import FlowRun
+from prefect.context import AsyncClientContext, SyncClientContext
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow_async
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -49,6 +54,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._scopes: dict[str, anyio.CancelScope] = {}
+        self._wake_scope: anyio.CancelScope | None = None
 
     async def setup(self) -> None:
         await super().setup()
@@ -56,6 +62,62 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         problem = await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
         if problem:
             self._logger.warning("Docker events cannot run here until this is fixed: %s", problem)
+        # setup runs once per `async with worker` (serve() enters it, then start() again).
+        if self._wake_scope is not None:
+            self._wake_scope.cancel()
+        self._wake_scope = anyio.CancelScope()
+        self._runs_task_group.start_soon(self._poll_on_new_runs, self._wake_scope)
+
+    async def start(self, *args: Any, **kwargs: Any) -> None:
+        # One API client (and one sync client) for the worker and every run in it:
+        # get_client() returns the context's, where each new client costs ~20 ms of TLS
+        # set-up (Prefect loads the CA bundle even for http://) and a new connection. The
+        # engine makes several per run, one of them blocking the event loop.
+        with SyncClientContext.get_or_create():
+            async with AsyncClientContext.get_or_create():
+                await super().start(*args, **kwargs)
+
+    async def teardown(self, *exc_info: Any) -> None:
+        if self._wake_scope is not None:
+            self._wake_scope.cancel()
+        await super().teardown(*exc_info)
+
+    async def _poll_on_new_runs(self, scope: anyio.CancelScope) -> None:
+        """Poll as soon as a run of this pool is scheduled, not at the next poll tick.
+
+        Prefect emits `prefect.flow-run.Scheduled` (related to the work pool) when a run is
+        created; this worker subscribes to those events and polls at once, so "run now"
+        waits for an event's delivery instead of half a poll interval on average. Bursts
+        collapse into one poll at a time. The regular polling loop still runs: if the
+        event stream is unavailable, runs are only picked up later, never lost.
+        """
+        wake = anyio.Event()
+        with scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._listen, lambda: wake.set())
+                while True:
+                    await wake.wait()
+                    wake = anyio.Event()
+                    try:
+                        await self.get_and_submit_flow_runs()
+                    except Exception as exc:  # the polling loop reports API errors
+                        self._logger.debug("event-driven poll failed: %s", exc)
+
+    async def _listen(self, wake: Callable[[], None]) -> None:
+        while self._work_pool is None:  # known after the first sync with the API
+            await anyio.sleep(0.2)
+        wanted = EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
+            any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{self._work_pool.id}"]),
+        )
+        while True:
+            try:
+                async with get_events_subscriber(filter=wanted) as subscriber:
+                    async for _ in subscriber:
+                        wake()
+            except Exception as exc:
+                self._logger.debug("flow-run event stream lost (%s); reconnecting", exc)
+            await anyio.sleep(5)
 
     async def run(
         self,
@@ -116,5 +178,4 @@ async def serve(pool: str, limit: int, name: str | None = None) -> None:
 
     async with get_client() as client:
         await ensure_pool(client, pool)
-    async with CroniumWorker(work_pool_name=pool, limit=limit, name=name) as worker:
-        await worker.start()
+    await CroniumWorker(work_pool_name=pool, limit=limit, name=name).start()

@@ -66,6 +66,7 @@ def postgres_api(tmp_path_factory):
             cluster.stop()
 
 
+@pytest.mark.timeout(900)
 def test_three_workers_drain_300_runs_each_exactly_once(postgres_api, ssh_server, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": postgres_api}
     with temporary_settings({PREFECT_API_URL: postgres_api}):
@@ -143,7 +144,8 @@ def test_three_workers_drain_300_runs_each_exactly_once(postgres_api, ssh_server
                     for k, v in found.items()
                     if v in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
                 }
-                if len(final) == RUNS or time.monotonic() - started > 600:
+                alive = any(w.poll() is None for w in workers)
+                if len(final) == RUNS or not alive or time.monotonic() - started > 600:
                     break
                 time.sleep(2)
         elapsed = time.monotonic() - started
