@@ -98,10 +98,16 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
                 while True:
                     await wake.wait()
                     wake = anyio.Event()
-                    try:
-                        await self.get_and_submit_flow_runs()
-                    except Exception as exc:  # the polling loop reports API errors
-                        self._logger.debug("event-driven poll failed: %s", exc)
+                    # The event may arrive before the server's transaction is visible
+                    # to the query: look again shortly when nothing was found.
+                    for delay in (0, 0.2, 0.4):
+                        await anyio.sleep(delay)
+                        try:
+                            if await self.get_and_submit_flow_runs():
+                                break
+                        except Exception as exc:  # the polling loop reports API errors
+                            self._logger.debug("event-driven poll failed: %s", exc)
+                            break
 
     async def _listen(self, wake: Callable[[], None]) -> None:
         while self._work_pool is None:  # known after the first sync with the API
