@@ -1,6 +1,6 @@
-"""A worker killed with SIGKILL mid-run: Prefect marks the run Crashed in bounded time, a
-worker starting again removes the container it left, and runs that finished normally
-are never touched by the crash detection."""
+"""Worker processes: woken by Prefect's flow-run events rather than its poll; killed with
+SIGKILL mid-run, its run is marked Crashed in bounded time, a worker starting again
+removes the container it left, and runs that finished normally are never touched."""
 
 from __future__ import annotations
 
@@ -23,13 +23,35 @@ from .test_apply import write_events
 CRASH_AFTER = 60  # the smallest CRONIUM_CRASH_AFTER
 
 
-def _start_worker(log_path) -> subprocess.Popen:
+def _start_worker(log_path, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "cronium_prefect.cli", "worker"],
         stdout=open(log_path, "a"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "CRONIUM_CRASH_AFTER": str(CRASH_AFTER)},
+        env={**os.environ, "CRONIUM_CRASH_AFTER": str(CRASH_AFTER), **env},
     )
+
+
+def test_a_triggered_run_starts_without_waiting_for_the_poll(prefect_api, docker_client, tmp_path):
+    folder = write_events(
+        tmp_path / "w", {"w.yaml": "name: wp-now\ntype: bash\nscript: echo now\n"}
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    log = tmp_path / "worker.log"
+    # Polling every 120 s: only the flow-run event can wake this worker in time.
+    worker = _start_worker(log, CRONIUM_WORKER_POLL_SECONDS="120")
+    try:
+        _wait(lambda: "started!" in log.read_text(), 60, "the worker starting")
+        time.sleep(5)  # its first poll is over and its event subscription is open
+        began = time.monotonic()
+        done = cronium("trigger", "wp-now", "--wait", "--json", timeout=100)
+        took = time.monotonic() - began
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert done.returncode == 0, done.stderr + log.read_text()
+    print(f"\ntrigger -> completed with a 120 s poll interval: {took:.1f} s")
+    assert took < 30, f"the run waited for the poll ({took:.0f} s)"
 
 
 def _state(run_id: str) -> str:
