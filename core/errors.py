@@ -30,6 +30,8 @@ __all__ = [
     "ImageNotFound",
     "ConnectionFailed",
     "HostKeyRejected",
+    "TemplateError",
+    "ActionFailed",
 ]
 
 
@@ -106,3 +108,12 @@ class ConnectionFailed(ExecutorError):
 
 class HostKeyRejected(ExecutorError):
     """A remote host's key is unknown or differs from the pinned one."""
+
+
+class TemplateError(CroniumError):
+    """A message, subject or HTTP template failed to render (syntax, undefined name, or
+    refused by the sandbox); the text names the template and its line."""
+
+
+class ActionFailed(CroniumError):
+    """A conditional action or a message failed; the run that fired it keeps its status."""
