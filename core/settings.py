@@ -72,6 +72,12 @@ class CroniumSettings(BaseSettings):
         description="Seconds without a heartbeat after which a worker's run is marked Crashed "
         "(its worker sends one every 30 s).",
     )
+    chain_limit: int = Field(
+        default=10, ge=1, description="Deepest run_event chain (A -> B -> ...) allowed."
+    )
+    message_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a message that failed to send."
+    )
     stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
 
     @property

@@ -25,6 +25,7 @@ from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible, get_variable_store
 
+from .actions import run_actions
 from .limits import enforce_max_executions, max_executions_reached
 from .outcome import fill_record
 from .report import publish_run_artifact
@@ -88,8 +89,16 @@ async def _attempt(run: ScriptRun) -> State:
     validate_parameters=True,
     description="Runs one Cronium event (a script in Docker or over SSH, HTTP, a message).",
 )
-async def cronium_event(event: Event | str, input: Any = None, trigger: str | None = None) -> State:
-    """Run `event` (a definition, or the name of a deployed event) with `input`."""
+async def cronium_event(
+    event: Event | str,
+    input: Any = None,
+    trigger: str | None = None,
+    chain: list[str] | None = None,
+) -> State:
+    """Run `event` (a definition, or the name of a deployed event) with `input`.
+
+    `chain` lists the events whose run_event actions led here (set by those actions).
+    """
     started = _now()
     logger = get_run_logger()
     context = FlowRunContext.get()
@@ -124,6 +133,8 @@ async def cronium_event(event: Event | str, input: Any = None, trigger: str | No
         await publish_run_artifact(record)
         if flow_run and flow_run.deployment_id:
             await enforce_max_executions(definition, flow_run.deployment_id, logger)
+        if definition.actions:
+            await run_actions(definition, record, chain or [], logger)
     return _final_state(record)
 
 

@@ -1,0 +1,301 @@
+"""Conditional actions, run after every event run whose trigger fires (core/triggers.py).
+
+- `send_message`: the subject and message are rendered here (sandboxed Jinja2), then a
+  `cronium-message` subflow delivers them through the named Prefect notification block,
+  retrying with Prefect task retries. Every message is recorded — a table artifact
+  `cronium-messages-<event>` on the run that fired it, and a Prefect event
+  `cronium.message.sent` or `cronium.message.failed` that automations can act on.
+- `run_event`: the target's deployment is started with this run's output as its input
+  (`run_deployment`, so it runs where that event runs and is linked as a subflow);
+  `delay` schedules it for later instead of holding a worker slot. The chain of events
+  travels with the runs, and a chain longer than CRONIUM_CHAIN_LIMIT stops with an error.
+
+An action that fails is logged and recorded; it never changes the status of the run that
+fired it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+from prefect import flow, task
+from prefect.artifacts import acreate_table_artifact
+from prefect.blocks.core import Block
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
+from prefect.deployments import run_deployment
+from prefect.events import emit_event
+from prefect.settings import PREFECT_UI_URL
+from prefect.states import Completed, Failed, State
+from prefect.tasks import exponential_backoff
+
+from cronium_prefect.errors import ActionFailed, CroniumError
+from cronium_prefect.event import Action, Event
+from cronium_prefect.record import RunRecord
+from cronium_prefect.settings import get_settings
+from cronium_prefect.templates import render, template_context
+from cronium_prefect.triggers import fires
+from cronium_prefect.variables import get_variable_store
+
+from .resolve import deployment_name
+
+__all__ = ["run_actions", "cronium_message", "Delivery"]
+
+Logger = Any  # a logging.Logger, or the run logger adapter Prefect gives a flow
+
+
+@dataclass
+class Delivery:
+    """One message, as recorded in the artifact and the emitted event."""
+
+    event: str
+    run_id: str
+    action: int
+    channel: str
+    subject: str | None
+    status: str  # sent | failed
+    error: str | None
+    attempts: int
+    time: str
+
+
+async def find_notification_block(name: str) -> str:
+    """`type-slug/name` of the notification block called `name` (any type)."""
+    async with get_client() as client:
+        response = await client.request(
+            "POST",
+            "/block_documents/filter",
+            json={"block_documents": {"name": {"any_": [name]}}, "limit": 20},
+        )
+        response.raise_for_status()
+    notifiers = [
+        doc["block_type"]["slug"]
+        for doc in response.json()
+        if "notify" in (doc.get("block_schema") or {}).get("capabilities", [])
+    ]
+    if not notifiers:
+        raise ActionFailed(
+            f"no notification block named {name!r} (create one in Prefect's UI under "
+            "Blocks: Slack, Discord, webhook, or cronium-email)"
+        )
+    if len(notifiers) > 1:
+        raise ActionFailed(
+            f"several notification blocks are named {name!r} ({', '.join(sorted(notifiers))});"
+            " rename one"
+        )
+    return f"{notifiers[0]}/{name}"
+
+
+@task(name="deliver-message", persist_result=False, cache_policy=NO_CACHE)
+async def _deliver(block_ref: str, subject: str | None, message: str) -> None:
+    block = await Block.aload(block_ref)
+    # Prefect's apprise blocks only log a failed send unless asked to raise.
+    guard = block.raise_on_failure() if hasattr(block, "raise_on_failure") else None
+    if guard is not None:
+        guard.__enter__()
+    try:
+        sent = block.notify(message, subject)
+        if inspect.isawaitable(sent):
+            await sent
+    finally:
+        if guard is not None:
+            guard.__exit__(None, None, None)
+
+
+@flow(name="cronium-message", persist_result=False)
+async def cronium_message(
+    block: str, subject: str | None, message: str, event: str, run_id: str, action: int
+) -> State:
+    """Deliver one message through a notification block, with retries, and record it."""
+    settings = get_settings()
+    retries = settings.message_retries
+    delays = exponential_backoff(settings.retry_backoff)(retries) if retries else 0
+    error: str | None = None
+    attempts = 0
+    try:
+        block_ref = await find_notification_block(block)
+        deliver = _deliver.with_options(retries=retries, retry_delay_seconds=delays)
+        state = await deliver(block_ref, subject, message, return_state=True)
+        attempts = await _attempts(state)
+        if not state.is_completed():
+            error = await _error_of(state)
+    except CroniumError as exc:
+        error = str(exc)
+    delivery = Delivery(
+        event=event,
+        run_id=run_id,
+        action=action,
+        channel=block,
+        subject=subject,
+        status="failed" if error else "sent",
+        error=error,
+        attempts=attempts,
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    _emit(delivery)
+    if error:
+        return Failed(message=f"message through {block!r} failed: {error}", data=asdict(delivery))
+    return Completed(message=f"sent through {block!r}", data=asdict(delivery))
+
+
+async def _attempts(state: State) -> int:
+    task_run_id = state.state_details.task_run_id
+    if task_run_id is None:
+        return 1
+    async with get_client() as client:
+        return (await client.read_task_run(task_run_id)).run_count
+
+
+async def _error_of(state: State) -> str:
+    try:
+        await state.aresult(raise_on_failure=True)
+    except Exception as exc:  # the notification block's own error, whatever its type
+        return f"{type(exc).__name__}: {exc}"
+    return state.message or state.name or "failed"
+
+
+def _emit(delivery: Delivery) -> None:
+    context = FlowRunContext.get()
+    related = []
+    if context and context.flow_run:
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.flow-run.{delivery.run_id}",
+                "prefect.resource.role": "source-run",
+            }
+        )
+    emit_event(
+        event=f"cronium.message.{delivery.status}",
+        resource={
+            "prefect.resource.id": f"cronium.message.{delivery.run_id}.{delivery.action}",
+            "prefect.resource.name": f"{delivery.event} action {delivery.action}",
+            "cronium.event": delivery.event,
+            "cronium.channel": delivery.channel,
+        },
+        related=related,
+        payload=asdict(delivery),
+    )
+
+
+async def run_actions(
+    event: Event,
+    record: RunRecord,
+    chain: list[str],
+    logger: Logger,
+) -> list[Delivery]:
+    """Run the actions whose trigger fires for `record`; never raises for their failures."""
+    fired = [
+        (i, a) for i, a in enumerate(event.actions) if fires(a.on, record.status, record.condition)
+    ]
+    deliveries: list[Delivery] = []
+    context: dict[str, Any] | None = None
+    for index, action in fired:
+        try:
+            if action.run_event is not None:
+                await _start_target(event, record, action, chain, logger)
+                continue
+            if context is None:
+                context = await _context(event, record)
+            deliveries.append(await _send(event, record, index, action, context, logger))
+        except CroniumError as exc:
+            logger.warning("action %d (on %s) failed: %s", index, action.on, exc)
+    if deliveries:
+        await acreate_table_artifact(
+            key=f"cronium-messages-{event.name}",
+            table=[asdict(d) for d in deliveries],
+            description=f"Messages sent by run {record.run_id} of {event.name}",
+        )
+    return deliveries
+
+
+async def _context(event: Event, record: RunRecord) -> dict[str, Any]:
+    visible = await anyio.to_thread.run_sync(get_variable_store().visible, event.owner)
+    ui = PREFECT_UI_URL.value()
+    url = f"{ui.rstrip('/')}/runs/flow-run/{record.run_id}" if ui else None
+    return template_context(event, record, visible.values, visible.secret_keys, url)
+
+
+async def _send(
+    event: Event,
+    record: RunRecord,
+    index: int,
+    action: Action,
+    context: dict[str, Any],
+    logger: Logger,
+) -> Delivery:
+    assert action.send_message is not None
+    where = f"actions[{index}].send_message"
+    spec = action.send_message
+    try:
+        subject = render(spec.subject, context, f"{where}.subject") if spec.subject else None
+        message = render(spec.message, context, f"{where}.message")
+    except CroniumError as exc:
+        delivery = Delivery(
+            event=event.name,
+            run_id=record.run_id,
+            action=index,
+            channel=spec.block,
+            subject=spec.subject,
+            status="failed",
+            error=str(exc),
+            attempts=0,
+            time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        _emit(delivery)
+        logger.warning("message of action %d not sent: %s", index, exc)
+        return delivery
+    if action.delay:
+        await anyio.sleep(action.delay)  # messages are short-lived; no deployment to schedule
+    state = await cronium_message(
+        block=spec.block,
+        subject=subject,
+        message=message,
+        event=event.name,
+        run_id=record.run_id,
+        action=index,
+        return_state=True,
+    )
+    data = await state.result(raise_on_failure=False)
+    delivery = Delivery(**data) if isinstance(data, dict) else None
+    if delivery is None:
+        raise ActionFailed(f"the message subflow ended without a record: {state.message}")
+    if delivery.status == "sent":
+        logger.info("message sent through %r (action %d)", spec.block, index)
+    else:
+        logger.warning("message through %r failed: %s", spec.block, delivery.error)
+    return delivery
+
+
+async def _start_target(
+    event: Event,
+    record: RunRecord,
+    action: Action,
+    chain: list[str],
+    logger: Logger,
+) -> None:
+    assert action.run_event is not None
+    links = [*chain, event.name]
+    limit = get_settings().chain_limit
+    if len(links) > limit:
+        raise ActionFailed(
+            f"run_event chain {' -> '.join([*links, action.run_event])} is longer than "
+            f"CRONIUM_CHAIN_LIMIT ({limit}): {action.run_event} not started"
+        )
+    scheduled = (
+        datetime.now(timezone.utc) + timedelta(seconds=action.delay) if action.delay else None
+    )
+    run = await run_deployment(
+        name=deployment_name(action.run_event),
+        parameters={"input": record.output, "trigger": "action", "chain": links},
+        timeout=0,  # started, not awaited: it runs wherever its deployment runs
+        scheduled_time=scheduled,
+    )
+    when = f"at {scheduled.isoformat(timespec='seconds')}" if scheduled else "now"
+    logger.info(
+        "started %s (flow run %s) %s with this run's output", action.run_event, run.id, when
+    )

@@ -1,0 +1,197 @@
+"""send_message actions: rendered, delivered through real notification blocks to a local
+HTTP receiver and a real SMTP server, retried, recorded, and never changing the run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+
+from cronium_prefect.blocks import CroniumEmail
+from cronium_prefect.record import RunStatus
+from tests.receivers import HttpReceiver, SmtpReceiver
+
+from .helpers import event_from, logs_of, run_flow
+
+
+@pytest.fixture
+def receiver():
+    server = HttpReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpReceiver().start()
+    yield server
+    server.stop()
+
+
+def _webhook(name: str, receiver: HttpReceiver) -> None:
+    CustomWebhookNotificationBlock(
+        name=name,
+        url=receiver.url("/hook"),
+        json_data={"subject": "{{subject}}", "text": "{{body}}"},
+    ).save(name, overwrite=True)
+
+
+def _artifact(key: str) -> list[dict]:
+    async def read():
+        async with get_client() as client:
+            artifact = await client.read_latest_artifacts()
+            return [a for a in artifact if a.key == key]
+
+    found = asyncio.run(read())
+    assert found, f"no artifact {key}"
+    import json
+
+    data = found[0].data
+    return json.loads(data) if isinstance(data, str) else data
+
+
+def _events(name: str, resource_prefix: str) -> list[dict]:
+    async def read():
+        async with get_client() as client:
+            response = await client.request(
+                "POST",
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": [name]},
+                        "resource": {"id_prefix": [resource_prefix]},
+                    },
+                    "limit": 50,
+                },
+            )
+            response.raise_for_status()
+            return response.json()["events"]
+
+    return asyncio.run(read())
+
+
+def test_webhook_message_is_rendered_sent_and_recorded(prefect_api, docker_client, receiver):
+    _webhook("msg-hook", receiver)
+    event = event_from(
+        """\
+        name: msg-ok
+        type: bash
+        script: |
+          cronium_output '{"rows": 7}'
+          cronium_setCondition true
+        actions:
+          - on: success
+            send_message:
+              block: msg-hook
+              subject: "{{ event.name }} {{ run.status }}"
+              message: "rows={{ output.rows }} condition={{ condition }}"
+          - on: failure
+            send_message: {block: msg-hook, message: "never sent"}
+        """
+    )
+    state, record = run_flow(event)
+    assert record["status"] == "SUCCESS"
+    assert [r.json() for r in receiver.requests] == [
+        {"subject": "msg-ok SUCCESS", "text": "rows=7 condition=True"}
+    ]
+    (delivery,) = _artifact("cronium-messages-msg-ok")
+    assert delivery["status"] == "sent" and delivery["attempts"] == 1
+    assert delivery["channel"] == "msg-hook" and delivery["subject"] == "msg-ok SUCCESS"
+
+
+def test_email_reaches_the_smtp_server(prefect_api, docker_client, smtp):
+    CroniumEmail(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        security="none",
+        from_address="cronium@example.test",
+        to_addresses=["ops@example.test"],
+    ).save("msg-mail", overwrite=True)
+    event = event_from(
+        """\
+        name: msg-mail-fail
+        type: bash
+        script: exit 4
+        actions:
+          - on: failure
+            send_message:
+              block: msg-mail
+              subject: "{{ event.name }} failed"
+              message: "{{ run.error }}"
+        """
+    )
+    state, record = run_flow(event)
+    assert record["status"] == "FAILURE"
+    (mail,) = smtp.messages
+    assert mail["Subject"] == "msg-mail-fail failed"
+    assert mail["To"] == "ops@example.test"
+    assert "exit code 4" in mail.get_payload()
+
+
+def test_a_failing_receiver_is_retried_then_recorded_and_announced(
+    prefect_api, docker_client, receiver
+):
+    receiver.status = 500
+    _webhook("msg-broken", receiver)
+    event = event_from(
+        """\
+        name: msg-broken
+        type: bash
+        script: echo fine
+        actions:
+          - on: always
+            send_message: {block: msg-broken, message: "hello"}
+        """
+    )
+    state, record = run_flow(event)
+    assert record["status"] == "SUCCESS" and state.is_completed()
+    retries = int(os.environ.get("CRONIUM_MESSAGE_RETRIES", "2"))
+    assert len(receiver.requests) == retries + 1
+    (delivery,) = _artifact("cronium-messages-msg-broken")
+    assert delivery["status"] == "failed" and delivery["attempts"] == retries + 1
+    assert "500" in delivery["error"]
+    emitted = _events("cronium.message.failed", f"cronium.message.{record['run_id']}")
+    assert len(emitted) == 1 and emitted[0]["payload"]["channel"] == "msg-broken"
+
+
+def test_template_errors_and_sandbox_escapes_fail_the_action_not_the_run(
+    prefect_api, docker_client, receiver
+):
+    _webhook("msg-tpl", receiver)
+    event = event_from(
+        """\
+        name: msg-tpl
+        type: bash
+        script: echo fine
+        actions:
+          - on: success
+            send_message:
+              block: msg-tpl
+              message: "line one\\n{{ output.missing.deeper }}"
+          - on: success
+            send_message:
+              block: msg-tpl
+              message: "{{ ''.__class__.__mro__ }}"
+          - on: success
+            send_message: {block: no-such-block, message: "x"}
+        """
+    )
+    state, record = run_flow(event)
+    assert record["status"] == "SUCCESS" and state.is_completed()
+    assert receiver.requests == []
+    deliveries = _artifact("cronium-messages-msg-tpl")
+    assert [d["status"] for d in deliveries] == ["failed", "failed", "failed"]
+    assert deliveries[0]["error"].startswith("actions[0].send_message.message: line 2:")
+    assert "refused by the sandbox" in deliveries[1]["error"]
+    assert "no notification block named 'no-such-block'" in deliveries[2]["error"]
+    lines = logs_of(record["run_id"])
+    assert any("actions[0].send_message.message: line 2:" in line for line in lines)
+
+
+def test_no_action_fires_on_a_cancelled_run():
+    from cronium_prefect.triggers import fires
+
+    assert not fires("always", RunStatus.CANCELLED, True)

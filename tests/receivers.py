@@ -1,0 +1,90 @@
+"""Local stand-ins for the far ends of messages: an HTTP receiver that records every
+request (for webhooks, Slack and Discord payloads, HTTP events) and a real SMTP server
+(aiosmtpd), both on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class HttpReceiver:
+    """Answers every request with `status` and `reply` (JSON), and records it."""
+
+    status: int = 200
+    reply: Any = field(default_factory=lambda: {"ok": True})
+    requests: list[Request] = field(default_factory=list)
+
+    def start(self) -> HttpReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                receiver.requests.append(
+                    Request(self.command, self.path, dict(self.headers), self.rfile.read(length))
+                )
+                payload = json.dumps(receiver.reply).encode()
+                self.send_response(receiver.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+class SmtpReceiver:
+    """A real SMTP server (aiosmtpd) that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.handlers import Message
+
+        self.messages: list[Any] = []
+        outer = self
+
+        class Keep(Message):
+            def handle_message(self, message: Any) -> None:
+                outer.messages.append(message)
+
+        from tests.ports import free_port
+
+        self.port = free_port()
+        self._controller = Controller(Keep(), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> SmtpReceiver:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
