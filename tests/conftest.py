@@ -134,3 +134,25 @@ def ssh_server(sshd, prefect_api):
         return server
 
     return save
+
+
+@pytest.fixture(scope="module")
+def worker(request, prefect_api, docker_client, tmp_path_factory):
+    """A `cronium worker` for one test module (so that modules that start their own
+    workers never share runs with it); a module's WORKER_ENV dict adds to its environment."""
+    import sys
+
+    log = open(tmp_path_factory.mktemp("worker") / "worker.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronium_prefect.cli", "worker"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **getattr(request.module, "WORKER_ENV", {})},
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

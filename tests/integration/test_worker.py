@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import time
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
 from .test_apply import cronium, write_events
-
-
-@pytest.fixture(scope="module")
-def worker(prefect_api, docker_client, tmp_path_factory):
-    log = open(tmp_path_factory.mktemp("worker") / "worker.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cronium_prefect.cli", "worker"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
 
 
 def test_trigger_with_input_runs_on_the_worker_and_waits(worker, tmp_path):
