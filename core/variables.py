@@ -18,7 +18,14 @@ from prefect.exceptions import ObjectNotFound
 
 from cronium_prefect.blocks.variable import CroniumVariable, check_key, document_name
 
-__all__ = ["Entry", "Visible", "VariableStore", "BlockVariableStore", "get_variable_store"]
+__all__ = [
+    "Entry",
+    "Visible",
+    "VariableStore",
+    "BlockVariableStore",
+    "get_variable_store",
+    "mask_secrets",
+]
 
 _PAGE = 200
 
@@ -46,6 +53,14 @@ class Visible:
         for key in self.secret_keys:
             _secret_texts(self.values.get(key), texts, top=True)
         return sorted(t for t in texts if t)
+
+
+def mask_secrets(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+    """Replace every secret text with ***, longest first (so a secret containing another is
+    masked whole); `secrets` is Visible.secret_values."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 # Shorter fragments of a secret (a line, a leaf) would mask ordinary words everywhere.

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.runtime_helpers.host import Collected, Staging
+from cronium_prefect.variables import mask_secrets
 
 __all__ = [
     "ExecutionRequest",
@@ -89,8 +90,7 @@ class LineSink:
 
     def __init__(self, on_line: LineCallback, secrets: Sequence[str] = ()):
         self._on_line = on_line
-        # Longest first, so a secret containing another is masked whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = tuple(secrets)
         self._partial: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.count = 0
@@ -119,9 +119,7 @@ class LineSink:
             self._partial.clear()
 
     def mask(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return mask_secrets(text, self._secrets)
 
     def _emit(self, stream: str, raw: bytes, continued: bool = False) -> None:
         while len(raw) > MAX_LINE_BYTES:

@@ -35,7 +35,7 @@ from prefect.states import Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
 from cronium_prefect.errors import ActionFailed, CroniumError
-from cronium_prefect.event import Action, Event
+from cronium_prefect.event import Action, Event, SendMessage, ToolMessage
 from cronium_prefect.record import RunRecord
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import render, template_context
@@ -44,7 +44,14 @@ from cronium_prefect.variables import get_variable_store
 
 from .resolve import deployment_name
 
-__all__ = ["run_actions", "cronium_message", "Delivery"]
+__all__ = [
+    "run_actions",
+    "cronium_message",
+    "deliver",
+    "message_context",
+    "record_deliveries",
+    "Delivery",
+]
 
 Logger = Any  # a logging.Logger, or the run logger adapter Prefect gives a flow
 
@@ -55,7 +62,7 @@ class Delivery:
 
     event: str
     run_id: str
-    action: int
+    action: str  # where it was defined: actions[N].send_message, or tool
     channel: str
     subject: str | None
     status: str  # sent | failed
@@ -109,7 +116,7 @@ async def _deliver(block_ref: str, subject: str | None, message: str) -> None:
 
 @flow(name="cronium-message", persist_result=False)
 async def cronium_message(
-    block: str, subject: str | None, message: str, event: str, run_id: str, action: int
+    block: str, subject: str | None, message: str, event: str, run_id: str, action: str
 ) -> State:
     """Deliver one message through a notification block, with retries, and record it."""
     settings = get_settings()
@@ -173,7 +180,7 @@ def _emit(delivery: Delivery) -> None:
         event=f"cronium.message.{delivery.status}",
         resource={
             "prefect.resource.id": f"cronium.message.{delivery.run_id}.{delivery.action}",
-            "prefect.resource.name": f"{delivery.event} action {delivery.action}",
+            "prefect.resource.name": f"{delivery.event} {delivery.action}",
             "cronium.event": delivery.event,
             "cronium.channel": delivery.channel,
         },
@@ -199,38 +206,47 @@ async def run_actions(
             if action.run_event is not None:
                 await _start_target(event, record, action, chain, logger)
                 continue
+            assert action.send_message is not None
             if context is None:
-                context = await _context(event, record)
-            deliveries.append(await _send(event, record, index, action, context, logger))
+                context = await message_context(event, record)
+            if action.delay:  # a message is quick: waiting here is cheaper than a deployment
+                await anyio.sleep(action.delay)
+            where = f"actions[{index}].send_message"
+            deliveries.append(
+                await deliver(event, record, action.send_message, where, context, logger)
+            )
         except CroniumError as exc:
             logger.warning("action %d (on %s) failed: %s", index, action.on, exc)
+    await record_deliveries(event, record, deliveries)
+    return deliveries
+
+
+async def record_deliveries(event: Event, record: RunRecord, deliveries: list[Delivery]) -> None:
+    """The messages of one run, as the table artifact `cronium-messages-<event>`."""
     if deliveries:
         await acreate_table_artifact(
             key=f"cronium-messages-{event.name}",
             table=[asdict(d) for d in deliveries],
             description=f"Messages sent by run {record.run_id} of {event.name}",
         )
-    return deliveries
 
 
-async def _context(event: Event, record: RunRecord) -> dict[str, Any]:
+async def message_context(event: Event, record: RunRecord) -> dict[str, Any]:
     visible = await anyio.to_thread.run_sync(get_variable_store().visible, event.owner)
     ui = PREFECT_UI_URL.value()
     url = f"{ui.rstrip('/')}/runs/flow-run/{record.run_id}" if ui else None
     return template_context(event, record, visible.values, visible.secret_keys, url)
 
 
-async def _send(
+async def deliver(
     event: Event,
     record: RunRecord,
-    index: int,
-    action: Action,
+    spec: SendMessage | ToolMessage,
+    where: str,
     context: dict[str, Any],
     logger: Logger,
 ) -> Delivery:
-    assert action.send_message is not None
-    where = f"actions[{index}].send_message"
-    spec = action.send_message
+    """Render and send one message (an action's, or a tool event's own); record it."""
     try:
         subject = render(spec.subject, context, f"{where}.subject") if spec.subject else None
         message = render(spec.message, context, f"{where}.message")
@@ -238,7 +254,7 @@ async def _send(
         delivery = Delivery(
             event=event.name,
             run_id=record.run_id,
-            action=index,
+            action=where,
             channel=spec.block,
             subject=spec.subject,
             status="failed",
@@ -247,25 +263,23 @@ async def _send(
             time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         _emit(delivery)
-        logger.warning("message of action %d not sent: %s", index, exc)
+        logger.warning("message of %s not sent: %s", where, exc)
         return delivery
-    if action.delay:
-        await anyio.sleep(action.delay)  # messages are short-lived; no deployment to schedule
     state = await cronium_message(
         block=spec.block,
         subject=subject,
         message=message,
         event=event.name,
         run_id=record.run_id,
-        action=index,
+        action=where,
         return_state=True,
     )
-    data = await state.result(raise_on_failure=False)
-    delivery = Delivery(**data) if isinstance(data, dict) else None
-    if delivery is None:
+    data = await state.aresult(raise_on_failure=False)
+    if not isinstance(data, dict):
         raise ActionFailed(f"the message subflow ended without a record: {state.message}")
+    delivery = Delivery(**data)
     if delivery.status == "sent":
-        logger.info("message sent through %r (action %d)", spec.block, index)
+        logger.info("message sent through %r (%s)", spec.block, where)
     else:
         logger.warning("message through %r failed: %s", spec.block, delivery.error)
     return delivery

@@ -19,7 +19,7 @@ from prefect.tasks import exponential_backoff
 
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.errors import CroniumError, RunFailed
-from cronium_prefect.event import Event
+from cronium_prefect.event import Event, EventType
 from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
@@ -29,6 +29,7 @@ from .actions import run_actions
 from .limits import enforce_max_executions, max_executions_reached
 from .outcome import fill_record
 from .report import publish_run_artifact
+from .request_events import run_http, run_tool
 from .resolve import FLOW_NAME, resolve_event
 from .script import ScriptRun, run_on_target
 
@@ -141,8 +142,10 @@ async def cronium_event(
 async def _run(
     definition: Event, input: Any, record: RunRecord, flow_run: Any, logger: logging.Logger
 ) -> None:
-    if not definition.is_script:
-        raise CroniumError(f"{definition.type.value} events are not supported by this version yet")
+    if definition.type == EventType.http:
+        return await run_http(definition, input, record, logger)
+    if definition.type == EventType.tool:
+        return await run_tool(definition, input, record, logger)
     settings = get_settings()
     store = get_variable_store()
     visible: Visible = await anyio.to_thread.run_sync(store.visible, definition.owner)
