@@ -17,6 +17,7 @@ fired it.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -162,11 +163,13 @@ async def _error_of(state: State) -> str:
     try:
         await state.aresult(raise_on_failure=True)
     except Exception as exc:  # the notification block's own error, whatever its type
-        return f"{type(exc).__name__}: {exc}"
+        detail = str(exc) or getattr(exc, "log", "").strip()  # apprise's blocks log the reason
+        return f"{type(exc).__name__}: {detail}"
     return state.message or state.name or "failed"
 
 
 def _emit(delivery: Delivery) -> None:
+    label = re.sub(r"[^A-Za-z0-9_-]+", "-", delivery.action).strip("-")  # actions-0-send_message
     context = FlowRunContext.get()
     related = []
     if context and context.flow_run:
@@ -179,7 +182,7 @@ def _emit(delivery: Delivery) -> None:
     emit_event(
         event=f"cronium.message.{delivery.status}",
         resource={
-            "prefect.resource.id": f"cronium.message.{delivery.run_id}.{delivery.action}",
+            "prefect.resource.id": f"cronium.message.{delivery.run_id}.{label}",
             "prefect.resource.name": f"{delivery.event} {delivery.action}",
             "cronium.event": delivery.event,
             "cronium.channel": delivery.channel,

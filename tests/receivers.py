@@ -24,7 +24,8 @@ class Request:
 
 @dataclass
 class HttpReceiver:
-    """Answers every request with `status` and `reply` (JSON), and records it."""
+    """Answers every request with `status` and `reply` (JSON, or bytes as they are), and
+    records it."""
 
     status: int = 200
     reply: Any = field(default_factory=lambda: {"ok": True})
@@ -39,7 +40,8 @@ class HttpReceiver:
                 receiver.requests.append(
                     Request(self.command, self.path, dict(self.headers), self.rfile.read(length))
                 )
-                payload = json.dumps(receiver.reply).encode()
+                reply = receiver.reply
+                payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 self.send_response(receiver.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

@@ -4,7 +4,9 @@ HTTP receiver and a real SMTP server, retried, recorded, and never changing the 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import time
 
 import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -47,8 +49,6 @@ def _artifact(key: str) -> list[dict]:
 
     found = asyncio.run(read())
     assert found, f"no artifact {key}"
-    import json
-
     data = found[0].data
     return json.loads(data) if isinstance(data, str) else data
 
@@ -70,7 +70,10 @@ def _events(name: str, resource_prefix: str) -> list[dict]:
             response.raise_for_status()
             return response.json()["events"]
 
-    return asyncio.run(read())
+    deadline = time.monotonic() + 15  # events are stored asynchronously
+    while not (found := asyncio.run(read())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
 
 
 def test_webhook_message_is_rendered_sent_and_recorded(prefect_api, docker_client, receiver):
@@ -185,6 +188,7 @@ def test_template_errors_and_sandbox_escapes_fail_the_action_not_the_run(
     deliveries = _artifact("cronium-messages-msg-tpl")
     assert [d["status"] for d in deliveries] == ["failed", "failed", "failed"]
     assert deliveries[0]["error"].startswith("actions[0].send_message.message: line 2:")
+    assert deliveries[0]["action"] == "actions[0].send_message"
     assert "refused by the sandbox" in deliveries[1]["error"]
     assert "no notification block named 'no-such-block'" in deliveries[2]["error"]
     lines = logs_of(record["run_id"])
@@ -195,3 +199,45 @@ def test_no_action_fires_on_a_cancelled_run():
     from cronium_prefect.triggers import fires
 
     assert not fires("always", RunStatus.CANCELLED, True)
+
+
+def test_slack_and_discord_payloads_in_each_services_format(
+    prefect_api, docker_client, receiver, monkeypatch
+):
+    """Prefect's SlackWebhook and DiscordWebhook blocks, unchanged, with the services'
+    endpoints pointed at the local receiver (Slack's and Discord's servers are the only
+    thing not run here)."""
+    from apprise.plugins.discord import NotifyDiscord
+    from apprise.plugins.slack import NotifySlack
+    from prefect.blocks.notifications import DiscordWebhook, SlackWebhook
+
+    receiver.reply = b"ok"  # what Slack's webhook answers (Discord ignores the body)
+    monkeypatch.setattr(NotifySlack, "webhook_url", receiver.url("/slack"))
+    monkeypatch.setattr(NotifyDiscord, "notify_url", receiver.url("/discord"))
+    SlackWebhook(url="https://hooks.slack.com/services/T000/B000/XXXXXXXX").save(
+        "msg-slack", overwrite=True
+    )
+    DiscordWebhook(webhook_id="1234", webhook_token="tok-abc").save("msg-discord", overwrite=True)
+    event = event_from(
+        """\
+        name: msg-chat
+        type: bash
+        script: echo done
+        actions:
+          - on: success
+            send_message: {block: msg-slack, subject: "{{ event.name }}", message: "slack says {{ run.status }}"}
+          - on: success
+            send_message: {block: msg-discord, subject: "{{ event.name }}", message: "discord says {{ run.status }}"}
+        """
+    )
+    state, record = run_flow(event)
+    assert record["status"] == "SUCCESS"
+    by_path = {r.path: r for r in receiver.requests}
+    slack = by_path["/slack/T000/B000/XXXXXXXX"].json()
+    assert "slack says SUCCESS" in json.dumps(slack)
+    assert "attachments" in slack or "blocks" in slack  # Slack's message format
+    discord = by_path["/discord/1234/tok-abc"].json()
+    assert "discord says SUCCESS" in json.dumps(discord)
+    assert "content" in discord or "embeds" in discord  # Discord's message format
+    deliveries = _artifact("cronium-messages-msg-chat")
+    assert [d["status"] for d in deliveries] == ["sent", "sent"]
