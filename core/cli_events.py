@@ -45,6 +45,31 @@ async def _server_names() -> set[str]:
     return {d.name for d in documents if d.name}
 
 
+async def _notification_block_names() -> set[str]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        response = await client.request(
+            "POST",
+            "/block_documents/filter",
+            json={"block_schemas": {"block_capabilities": {"all_": ["notify"]}}},
+        )
+        response.raise_for_status()
+    return {doc["name"] for doc in response.json() if doc.get("name")}
+
+
+def _message_blocks(event: Event) -> list[tuple[str, str]]:
+    """(field, block name) of every message an event sends."""
+    found = [
+        (f"actions[{i}].send_message.block", a.send_message.block)
+        for i, a in enumerate(event.actions)
+        if a.send_message is not None
+    ]
+    if event.tool is not None:
+        found.append(("tool.block", event.tool.block))
+    return found
+
+
 def apply(
     paths: Annotated[list[Path], typer.Argument(help="Definition files or folders.")],
     prune: Annotated[bool, typer.Option(help="Delete deployed events that are gone.")] = False,
@@ -74,6 +99,18 @@ def apply(
         for e in loaded
         for name in e.servers
         if name not in servers
+    ]
+    wanted = [(e, f, b) for e in loaded for f, b in _message_blocks(e)]
+    blocks = asyncio.run(_notification_block_names()) if wanted else set()
+    problems += [
+        Problem(
+            f"notification block {name!r} does not exist (create a Slack, Discord, webhook or "
+            "cronium-email block with that name first)",
+            field=where,
+            event=e.name,
+        )
+        for e, where, name in wanted
+        if name not in blocks
     ]
     if problems:
         raise fail_usage(f"invalid definitions, nothing was applied:\n{InvalidEvent(problems)}")

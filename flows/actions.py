@@ -220,6 +220,10 @@ async def run_actions(
             )
         except CroniumError as exc:
             logger.warning("action %d (on %s) failed: %s", index, action.on, exc)
+        except Exception as exc:  # e.g. the target deployment deleted since apply
+            logger.warning(
+                "action %d (on %s) failed: %s: %s", index, action.on, type(exc).__name__, exc
+            )
     await record_deliveries(event, record, deliveries)
     return deliveries
 

@@ -104,6 +104,19 @@ def test_webhook_message_is_rendered_sent_and_recorded(prefect_api, docker_clien
     assert delivery["status"] == "sent" and delivery["attempts"] == 1
     assert delivery["channel"] == "msg-hook" and delivery["subject"] == "msg-ok SUCCESS"
 
+    async def message_runs() -> list:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[record["run_id"]])
+                )
+            )
+
+    (subflow,) = asyncio.run(message_runs())  # the message is a subflow of the run
+    assert subflow.state.is_completed()
+
 
 def test_email_reaches_the_smtp_server(prefect_api, docker_client, smtp):
     CroniumEmail(
@@ -241,3 +254,43 @@ def test_slack_and_discord_payloads_in_each_services_format(
     assert "content" in discord or "embeds" in discord  # Discord's message format
     deliveries = _artifact("cronium-messages-msg-chat")
     assert [d["status"] for d in deliveries] == ["sent", "sent"]
+
+
+def test_a_run_event_whose_target_is_gone_leaves_the_run_alone(prefect_api, docker_client):
+    event = event_from(
+        """\
+        name: msg-orphan
+        type: bash
+        script: echo fine
+        actions:
+          - {on: success, run_event: msg-never-deployed}
+        """
+    )
+    state, record = run_flow(event)
+    assert record["status"] == "SUCCESS" and state.is_completed()
+    lines = logs_of(record["run_id"])
+    assert any("action 0 (on success) failed" in line for line in lines), lines
+
+
+def test_apply_refuses_a_message_to_a_block_that_does_not_exist(prefect_api, receiver, tmp_path):
+    from .test_apply import cronium, write_events
+
+    _webhook("msg-known", receiver)
+    folder = write_events(
+        tmp_path / "m",
+        {
+            "m.yaml": """\
+            name: msg-typo
+            type: bash
+            script: "true"
+            actions:
+              - {on: failure, send_message: {block: msg-known, message: "a"}}
+              - {on: failure, send_message: {block: msg-unknown, message: "b"}}
+            """
+        },
+    )
+    refused = cronium("apply", str(folder))
+    assert refused.returncode == 2
+    assert "actions[1].send_message.block" in refused.stderr
+    assert "notification block 'msg-unknown' does not exist" in refused.stderr
+    assert "msg-known" not in refused.stderr
