@@ -207,7 +207,7 @@ async def run_actions(
     for index, action in fired:
         try:
             if action.run_event is not None:
-                await _start_target(event, record, action, chain, logger)
+                await _start_target(event, record, index, action, chain, logger)
                 continue
             assert action.send_message is not None
             if context is None:
@@ -295,6 +295,7 @@ async def deliver(
 async def _start_target(
     event: Event,
     record: RunRecord,
+    index: int,
     action: Action,
     chain: list[str],
     logger: Logger,
@@ -310,13 +311,35 @@ async def _start_target(
     scheduled = (
         datetime.now(timezone.utc) + timedelta(seconds=action.delay) if action.delay else None
     )
-    run = await run_deployment(
-        name=deployment_name(action.run_event),
-        parameters={"input": record.output, "trigger": "action", "chain": links},
-        timeout=0,  # started, not awaited: it runs wherever its deployment runs
-        scheduled_time=scheduled,
+    settings = get_settings()
+    start = _start_deployment.with_options(
+        retries=settings.message_retries,
+        retry_delay_seconds=exponential_backoff(settings.retry_backoff)(settings.message_retries)
+        if settings.message_retries
+        else 0,
+    )
+    run_id = await start(
+        deployment_name(action.run_event),
+        {"input": record.output, "trigger": "action", "chain": links},
+        scheduled,
+        # A retry after a lost answer must not start the target twice.
+        f"cronium-action:{record.run_id}:{index}",
     )
     when = f"at {scheduled.isoformat(timespec='seconds')}" if scheduled else "now"
     logger.info(
-        "started %s (flow run %s) %s with this run's output", action.run_event, run.id, when
+        "started %s (flow run %s) %s with this run's output", action.run_event, run_id, when
     )
+
+
+@task(name="start-event", persist_result=False, cache_policy=NO_CACHE)
+async def _start_deployment(
+    name: str, parameters: dict[str, Any], scheduled: datetime | None, idempotency_key: str
+) -> str:
+    run = await run_deployment(
+        name=name,
+        parameters=parameters,
+        timeout=0,  # started, not awaited: it runs wherever its deployment runs
+        scheduled_time=scheduled,
+        idempotency_key=idempotency_key,
+    )
+    return str(run.id)
