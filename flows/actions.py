@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,10 +26,10 @@ from typing import Any
 import anyio
 from prefect import flow, task
 from prefect.artifacts import acreate_table_artifact
+from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from prefect.events import emit_event
 from prefect.settings import PREFECT_UI_URL
@@ -103,16 +104,11 @@ async def find_notification_block(name: str) -> str:
 async def _deliver(block_ref: str, subject: str | None, message: str) -> None:
     block = await Block.aload(block_ref)
     # Prefect's apprise blocks only log a failed send unless asked to raise.
-    guard = block.raise_on_failure() if hasattr(block, "raise_on_failure") else None
-    if guard is not None:
-        guard.__enter__()
-    try:
+    guard = block.raise_on_failure() if isinstance(block, NotificationBlock) else nullcontext()
+    with guard:
         sent = block.notify(message, subject)
-        if inspect.isawaitable(sent):
+        if inspect.isawaitable(sent):  # async_dispatch'ed blocks return a coroutine here
             await sent
-    finally:
-        if guard is not None:
-            guard.__exit__(None, None, None)
 
 
 @flow(name="cronium-message", persist_result=False)
@@ -170,15 +166,12 @@ async def _error_of(state: State) -> str:
 
 def _emit(delivery: Delivery) -> None:
     label = re.sub(r"[^A-Za-z0-9_-]+", "-", delivery.action).strip("-")  # actions-0-send_message
-    context = FlowRunContext.get()
-    related = []
-    if context and context.flow_run:
-        related.append(
-            {
-                "prefect.resource.id": f"prefect.flow-run.{delivery.run_id}",
-                "prefect.resource.role": "source-run",
-            }
-        )
+    related = [
+        {
+            "prefect.resource.id": f"prefect.flow-run.{delivery.run_id}",
+            "prefect.resource.role": "source-run",
+        }
+    ]
     emit_event(
         event=f"cronium.message.{delivery.status}",
         resource={
