@@ -12,7 +12,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
 from .test_apply import cronium, write_events
-from .test_worker import worker  # noqa: F401 - the module's worker fixture
 
 
 async def _runs(*names: str) -> list:
