@@ -62,7 +62,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         problem = await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
         if problem:
             self._logger.warning("Docker events cannot run here until this is fixed: %s", problem)
-        # setup runs once per `async with worker` (serve() enters it, then start() again).
+        # setup runs once per `async with worker`; a worker entered twice keeps one listener.
         if self._wake_scope is not None:
             self._wake_scope.cancel()
         self._wake_scope = anyio.CancelScope()
@@ -94,7 +94,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         wake = anyio.Event()
         with scope:
             async with anyio.create_task_group() as group:
-                group.start_soon(self._listen, lambda: wake.set())
+                group.start_soon(self._listen, lambda: wake.set())  # the current `wake`
                 while True:
                     await wake.wait()
                     wake = anyio.Event()
