@@ -42,7 +42,8 @@ class CroniumEmail(NotificationBlock):
         message = EmailMessage()
         message["From"] = self.from_address
         message["To"] = ", ".join(self.to_addresses)
-        message["Subject"] = subject or ""
+        # A header cannot hold line breaks; a rendered subject often ends with one.
+        message["Subject"] = " ".join((subject or "").split())
         message.set_content(body)
         context = ssl.create_default_context()
         if self.security == "ssl":

@@ -152,11 +152,17 @@ def export(
         loaded = load_paths(paths, references=True)
     except InvalidEvent as exc:
         raise fail_usage(f"invalid definitions, nothing was exported:\n{exc}") from None
-    text = project_file(loaded, sources=" ".join(str(p) for p in paths))
+    try:
+        text = project_file(loaded, sources=" ".join(str(p) for p in paths))
+    except InvalidEvent as exc:
+        raise fail_usage(f"cannot export these events, nothing was written:\n{exc}") from None
     if output is None:
         out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
         return
-    output.write_text(text)
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise fail_usage(f"cannot write {output}: {exc.strerror or exc}") from None
     err.print(f"wrote {len(loaded)} deployments to {output}", highlight=False)
 
 

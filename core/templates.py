@@ -22,7 +22,32 @@ __all__ = ["render", "template_context", "SECRET_MASK"]
 
 SECRET_MASK = "***"
 
-_environment = ImmutableSandboxedEnvironment(
+_MAX_POWER = 64
+_MAX_REPEAT = 100_000  # characters or items `*` may build
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox leaves `**` and `*` alone: `{{ 9 ** 10**9 }}` or `{{ 'a' * 10**10 }}`
+    would hold the worker's event loop (and its memory) for as long as they take."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _is_number(right) and abs(right) > _MAX_POWER:
+            raise SecurityError(f"exponent {right} is larger than {_MAX_POWER}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    if len(seq) * times > _MAX_REPEAT:
+                        raise SecurityError(f"repeating builds more than {_MAX_REPEAT} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_environment = _BoundedSandbox(
     undefined=StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
@@ -49,6 +74,8 @@ def render(template: str, context: dict[str, Any], where: str) -> str:
     except SecurityError as exc:
         line = _template_line(sys.exc_info()[2])
         raise TemplateError(f"{where}: line {line}: refused by the sandbox: {exc}") from None
+    except RecursionError:
+        raise TemplateError(f"{where}: recursion too deep (a macro calling itself?)") from None
     except (JinjaError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
         line = _template_line(sys.exc_info()[2])
         message = getattr(exc, "message", None) or str(exc)

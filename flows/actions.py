@@ -24,12 +24,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from prefect.events import emit_event
 from prefect.settings import PREFECT_UI_URL
@@ -130,6 +131,8 @@ async def cronium_message(
             error = await _error_of(state)
     except CroniumError as exc:
         error = str(exc)
+    except Exception as exc:  # the API, mid-delivery: still a recorded failure
+        error = f"{type(exc).__name__}: {exc}"
     delivery = Delivery(
         event=event,
         run_id=run_id,
@@ -222,13 +225,18 @@ async def run_actions(
 
 
 async def record_deliveries(event: Event, record: RunRecord, deliveries: list[Delivery]) -> None:
-    """The messages of one run, as the table artifact `cronium-messages-<event>`."""
-    if deliveries:
+    """The messages of one run, as the table artifact `cronium-messages-<event>` (each
+    message's event is already emitted, so a failure here is logged, never raised)."""
+    if not deliveries:
+        return
+    try:
         await acreate_table_artifact(
             key=f"cronium-messages-{event.name}",
             table=[asdict(d) for d in deliveries],
             description=f"Messages sent by run {record.run_id} of {event.name}",
         )
+    except Exception as exc:
+        get_run_logger().warning("could not store the message record artifact: %s", exc)
 
 
 async def message_context(event: Event, record: RunRecord) -> dict[str, Any]:
@@ -315,13 +323,19 @@ async def _start_target(
         deployment_name(action.run_event),
         {"input": record.output, "trigger": "action", "chain": links},
         scheduled,
-        # A retry after a lost answer must not start the target twice.
-        f"cronium-action:{record.run_id}:{index}",
+        # A task retry after a lost answer must not start the target twice; a new run of
+        # this flow run (Prefect's "Retry") must.
+        f"cronium-action:{record.run_id}:{_run_count()}:{index}",
     )
     when = f"at {scheduled.isoformat(timespec='seconds')}" if scheduled else "now"
     logger.info(
         "started %s (flow run %s) %s with this run's output", action.run_event, run_id, when
     )
+
+
+def _run_count() -> int:
+    context = FlowRunContext.get()
+    return context.flow_run.run_count if context and context.flow_run else 0
 
 
 @task(name="start-event", persist_result=False, cache_policy=NO_CACHE)

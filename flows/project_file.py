@@ -12,7 +12,9 @@ from typing import Any
 
 import prefect
 import yaml
+from prefect.utilities.templating import PLACEHOLDER_CAPTURE_REGEX
 
+from cronium_prefect.errors import InvalidEvent, Problem
 from cronium_prefect.event import Event
 
 from .deploy import deployment_spec
@@ -79,8 +81,38 @@ def _deployment_entry(event: Event) -> dict[str, Any]:
     return entry
 
 
+def _prefect_placeholders(value: Any, where: str) -> list[tuple[str, str]]:
+    """(field, placeholder) of every `{{ name }}` that `prefect deploy` would replace."""
+    if isinstance(value, str):
+        return [(where, match[0]) for match in PLACEHOLDER_CAPTURE_REGEX.findall(value)]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _prefect_placeholders(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _prefect_placeholders(v, f"{where}[{i}]")]
+    return []
+
+
 def project_file(events: Iterable[Event], sources: str, name: str = "cronium-events") -> str:
-    """The text of a prefect.yaml that deploys `events` (found in `sources`)."""
+    """The text of a prefect.yaml that deploys `events` (found in `sources`).
+
+    Raises InvalidEvent when an event holds a Jinja placeholder that `prefect deploy`
+    would rewrite (it templates every deployment field, parameters included).
+    """
+    events = list(events)
+    problems = [
+        Problem(
+            f"{placeholder} would be replaced by `prefect deploy`, which fills in "
+            "{{ name }} placeholders itself; write it as {{ (name) }} (the same to Jinja) "
+            "or deploy with `cronium apply`",
+            field=where,
+            event=event.name,
+        )
+        for event in events
+        for key, value in event.to_parameters().items()
+        for where, placeholder in _prefect_placeholders(value, key)
+    ]
+    if problems:
+        raise InvalidEvent(problems)
     document = {
         "name": name,
         "prefect-version": prefect.__version__,

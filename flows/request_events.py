@@ -4,9 +4,10 @@ HTTP (httpx): the URL, headers and body are templates over `event`, `input` and 
 (secrets render as their real values here — a token in a header must work — and are
 masked in every log line). Redirects are followed up to 10. The response's status,
 headers and body become the run's output (JSON bodies parsed; a body over the output limit
-is cut there, with `body_truncated: true` and a warning). A status outside
-`expect_status` (default any 2xx) or a network error is FAILURE; both are retried per
-`retries` with Prefect task retries.
+is cut there, with `body_truncated: true` and a warning; it is read as a stream, so a huge
+answer never fills the worker's memory). `timeout` bounds the whole exchange. A status
+outside `expect_status` (default any 2xx) or a network error is FAILURE; both are retried
+per `retries` with Prefect task retries.
 
 Tool: the event itself sends `tool.message` through a notification block, with the same
 templates, retries and delivery record as a send_message action.
@@ -24,7 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from cronium_prefect.errors import CroniumError
+from cronium_prefect.errors import CroniumError, TemplateError
 from cronium_prefect.event import Event
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
@@ -66,68 +67,72 @@ async def _request_context(event: Event, input: Any, record: RunRecord) -> tuple
     return context, visible.secret_values
 
 
-def _parse_body(response: httpx.Response, limit: int) -> tuple[Any, bool]:
-    raw = response.content
-    truncated = len(raw) > limit
-    text = raw[:limit].decode(response.encoding or "utf-8", errors="replace")
+def _parse_body(raw: bytes, truncated: bool, response: httpx.Response) -> Any:
+    text = raw.decode(response.encoding or "utf-8", errors="replace")
     if not truncated and "json" in response.headers.get("content-type", ""):
         try:
-            return json.loads(text), False
+            return json.loads(text)
         except ValueError:
             pass
-    return text, truncated
+    return text
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> tuple[bytes, int]:
+    """At most `limit` bytes of the body (the rest is counted, not kept): a huge or endless
+    answer must not fill the worker's memory."""
+    kept, size = bytearray(), 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if len(kept) < limit:
+            kept.extend(chunk[: limit - len(kept)])
+    return bytes(kept), size
 
 
 @task(name="http-request", persist_result=False, cache_policy=NO_CACHE)
 async def _attempt(event: Event, request: dict[str, Any], secrets: list[str], log: Any) -> Any:
     spec = event.http
     assert spec is not None
-    started = time.monotonic()
-    shown_url = mask(request["url"], secrets)
+    where = f"{spec.method} {mask(request['url'], secrets)}"
     try:
+        return await _exchange(spec, request, where, log)
+    except _HttpFailed:
+        raise
+    except TimeoutError:
+        raise _HttpFailed(f"{where}: no complete answer within {spec.timeout:g} s") from None
+    except httpx.TooManyRedirects:
+        raise _HttpFailed(f"{where}: more than {MAX_REDIRECTS} redirects") from None
+    except Exception as exc:  # network errors, a bad URL, a header that is not ASCII...
+        reason = mask(str(exc) or type(exc).__name__, secrets)
+        raise _HttpFailed(f"{where}: {reason}") from None
+
+
+async def _exchange(spec: Any, request: dict[str, Any], where: str, log: Any) -> Any:
+    started = time.monotonic()
+    limit = get_settings().output_limit
+    # `timeout` bounds the whole exchange, not each read: a server that drips bytes
+    # cannot keep the run going.
+    with anyio.fail_after(spec.timeout):
         async with httpx.AsyncClient(
             follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=spec.timeout
         ) as client:
-            response = await client.request(**request)
-    except httpx.TooManyRedirects:
-        raise _HttpFailed(
-            f"{spec.method} {shown_url}: more than {MAX_REDIRECTS} redirects"
-        ) from None
-    except httpx.TimeoutException:
-        raise _HttpFailed(
-            f"{spec.method} {shown_url}: no answer within {spec.timeout:g} s"
-        ) from None
-    except httpx.HTTPError as exc:
-        reason = mask(str(exc) or type(exc).__name__, secrets)
-        raise _HttpFailed(f"{spec.method} {shown_url}: {reason}") from None
-    limit = get_settings().output_limit
-    body, truncated = _parse_body(response, limit)
+            async with client.stream(**request) as response:
+                raw, size = await _read_limited(response, limit)
+    truncated = size > limit
     output: dict[str, Any] = {
         "status": response.status_code,
         "headers": dict(response.headers),
-        "body": body,
+        "body": _parse_body(raw, truncated, response),
     }
     if truncated:
         output["body_truncated"] = True
-        log.warning(
-            "response body is %d bytes; output keeps the first %d", len(response.content), limit
-        )
-    log.info(
-        "%s %s -> %d (%.0f ms, %d bytes)",
-        spec.method,
-        shown_url,
-        response.status_code,
-        (time.monotonic() - started) * 1000,
-        len(response.content),
-    )
+        log.warning("response body is %d bytes; output keeps the first %d", size, limit)
+    elapsed_ms = (time.monotonic() - started) * 1000
+    log.info("%s -> %d (%.0f ms, %d bytes)", where, response.status_code, elapsed_ms, size)
     expected = spec.expect_status
     ok = response.status_code in expected if expected else 200 <= response.status_code < 300
     if not ok:
         wanted = ", ".join(map(str, expected)) if expected else "2xx"
-        raise _HttpFailed(
-            f"{spec.method} {shown_url} answered {response.status_code} (expected {wanted})",
-            output,
-        )
+        raise _HttpFailed(f"{where} answered {response.status_code} (expected {wanted})", output)
     return output
 
 
@@ -135,15 +140,18 @@ async def run_http(event: Event, input: Any, record: RunRecord, log: Any) -> Non
     spec = event.http
     assert spec is not None
     context, secrets = await _request_context(event, input, record)
-    request: dict[str, Any] = {
-        "method": spec.method,
-        "url": render(spec.url, context, "http.url"),
-        "headers": _render_all(spec.headers, context, "http.headers"),
-    }
-    if isinstance(spec.body, str):
-        request["content"] = render(spec.body, context, "http.body").encode()
-    elif spec.body is not None:
-        request["json"] = _render_all(spec.body, context, "http.body")
+    try:
+        request: dict[str, Any] = {
+            "method": spec.method,
+            "url": render(spec.url, context, "http.url"),
+            "headers": _render_all(spec.headers, context, "http.headers"),
+        }
+        if isinstance(spec.body, str):
+            request["content"] = render(spec.body, context, "http.body").encode()
+        elif spec.body is not None:
+            request["json"] = _render_all(spec.body, context, "http.body")
+    except TemplateError as exc:  # its text may quote a secret's value
+        raise TemplateError(mask(str(exc), secrets)) from None
     attempt = _attempt
     if event.retries:
         delays = exponential_backoff(get_settings().retry_backoff)(event.retries)

@@ -55,10 +55,10 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         super().__init__(*args, **kwargs)
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._wake_scope: anyio.CancelScope | None = None
+        self._crash_detection_ready = False
 
     async def setup(self) -> None:
         await super().setup()
-        await ensure_crash_detection(self.client)
         problem = await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
         if problem:
             self._logger.warning("Docker events cannot run here until this is fixed: %s", problem)
@@ -67,6 +67,20 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             self._wake_scope.cancel()
         self._wake_scope = anyio.CancelScope()
         self._runs_task_group.start_soon(self._poll_on_new_runs, self._wake_scope)
+
+    async def sync_with_backend(self) -> None:
+        """Prefect's sync (heartbeat) — and, until it has worked once, making sure the
+        crashed-run automation exists; the worker starts even while that fails."""
+        await super().sync_with_backend()
+        if self._crash_detection_ready:
+            return
+        try:
+            await ensure_crash_detection(self.client)
+            self._crash_detection_ready = True
+        except Exception as exc:
+            self._logger.warning(
+                "crashed-run detection is not set up yet (will retry at the next sync): %s", exc
+            )
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
         # One API client (and one sync client) for the worker and every run in it:

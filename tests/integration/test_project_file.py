@@ -81,3 +81,19 @@ def test_prefect_deploy_all_matches_cronium_apply(prefect_api, tmp_path):
     again = cronium("apply", str(EXAMPLES), "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["unchanged"] == len(events)
+
+
+def test_export_refuses_placeholders_that_prefect_deploy_would_rewrite(tmp_path):
+    (tmp_path / "t.yaml").write_text(
+        "name: pf-tpl\ntype: bash\nscript: echo hi\nactions:\n"
+        "  - on: failure\n"
+        "    send_message: {block: b, subject: '{{ (event.name) }} ok', message: '{{ run.error }}'}\n"
+    )
+    refused = cronium("export", str(tmp_path / "t.yaml"), "-o", str(tmp_path / "prefect.yaml"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "actions[0].send_message.message" in refused.stderr
+    assert "{{ run.error }} would be replaced by `prefect deploy`" in refused.stderr
+    assert "event.name" not in refused.stderr  # the parenthesised form is left alone
+    assert not (tmp_path / "prefect.yaml").exists()
+    unwritable = cronium("export", str(EXAMPLES), "-o", str(tmp_path / "no" / "such" / "p.yaml"))
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr

@@ -66,6 +66,10 @@ def test_none_renders_empty():
         ("{% for x in %}", "line 1:"),
         ("ok\n{{ output.rows / 0 }}", "line 2: division by zero"),
         ("{{ output.files.append('x') }}", "refused by the sandbox"),
+        ("{{ 9 ** 999999999 }}", "line 1: refused by the sandbox: exponent"),
+        ("x\n{{ 'a' * 10 ** 10 }}", "line 2: refused by the sandbox: repeating"),
+        ("{{ [1] * 1000000 }}", "refused by the sandbox: repeating"),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion too deep"),
     ],
 )
 def test_bad_templates_fail_with_the_line(template, fragment):
@@ -73,3 +77,7 @@ def test_bad_templates_fail_with_the_line(template, fragment):
         render(template, _context(), "actions[0].send_message.message")
     assert str(caught.value).startswith("actions[0].send_message.message: ")
     assert fragment in str(caught.value)
+
+
+def test_ordinary_arithmetic_still_works():
+    assert render("{{ 2 ** 10 }} {{ 'ab' * 3 }} {{ 3 * 4 }}", _context(), "m") == "1024 ababab 12"
