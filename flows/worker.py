@@ -23,13 +23,20 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.context import AsyncClientContext, SyncClientContext
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow_async
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.states import Cancelled
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from cronium_prefect.settings import get_settings
@@ -38,6 +45,11 @@ from .crash_detection import HEARTBEAT_SECONDS, ensure_crash_detection
 from .script import cancel_run, reap_leftovers
 
 __all__ = ["CroniumWorker", "CroniumWorkerResult"]
+
+CANCEL_GRACE_SECONDS = 10
+CANCEL_POLL_SECONDS = 5
+SCHEDULED = "prefect.flow-run.Scheduled"
+CANCELLING = "prefect.flow-run.Cancelling"
 
 
 class CroniumWorkerResult(BaseWorkerResult):
@@ -54,19 +66,21 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._scopes: dict[str, anyio.CancelScope] = {}
-        self._wake_scope: anyio.CancelScope | None = None
+        self._background: list[anyio.CancelScope] = []  # the listener and poll loops
         self._crash_detection_ready = False
+        self._cancelling: set[str] = set()
 
     async def setup(self) -> None:
         await super().setup()
         problem = await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
         if problem:
             self._logger.warning("Docker events cannot run here until this is fixed: %s", problem)
-        # setup runs once per `async with worker`; a worker entered twice keeps one listener.
-        if self._wake_scope is not None:
-            self._wake_scope.cancel()
-        self._wake_scope = anyio.CancelScope()
-        self._runs_task_group.start_soon(self._poll_on_new_runs, self._wake_scope)
+        # setup runs once per `async with worker`; a worker entered twice keeps one of each.
+        self._stop_background()
+        for loop in (self._poll_on_new_runs, self._poll_cancellations):
+            scope = anyio.CancelScope()
+            self._background.append(scope)
+            self._runs_task_group.start_soon(loop, scope)
 
     async def sync_with_backend(self) -> None:
         """Prefect's sync (heartbeat) — and, until it has worked once, making sure the
@@ -91,9 +105,13 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             async with AsyncClientContext.get_or_create():
                 await super().start(*args, **kwargs)
 
+    def _stop_background(self) -> None:
+        for scope in self._background:
+            scope.cancel()
+        self._background.clear()
+
     async def teardown(self, *exc_info: Any) -> None:
-        if self._wake_scope is not None:
-            self._wake_scope.cancel()
+        self._stop_background()
         await super().teardown(*exc_info)
 
     async def _poll_on_new_runs(self, scope: anyio.CancelScope) -> None:
@@ -127,14 +145,19 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         while self._work_pool is None:  # known after the first sync with the API
             await anyio.sleep(0.2)
         wanted = EventFilter(
-            event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
+            event=EventNameFilter(name=[SCHEDULED, CANCELLING]),
             any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{self._work_pool.id}"]),
         )
         while True:
             try:
                 async with get_events_subscriber(filter=wanted) as subscriber:
-                    async for _ in subscriber:
-                        wake()
+                    async for event in subscriber:
+                        if event.event == SCHEDULED:
+                            wake()
+                            continue
+                        key = event.resource.id.removeprefix("prefect.flow-run.")
+                        if key in self._scopes:
+                            self._runs_task_group.start_soon(self._cancel_running, key)
             except Exception as exc:
                 self._logger.debug("flow-run event stream lost (%s); reconnecting", exc)
             await anyio.sleep(5)
@@ -176,13 +199,59 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             return cronium_event
         return await anyio.to_thread.run_sync(load_flow_from_entrypoint, deployment.entrypoint)
 
+    async def _cancel_running(self, key: str) -> None:
+        """Cancel a run executing here. Prefect's worker only cancels runs that have not
+        started (a started one is left to the runner process that would supervise it), and
+        runs here have no such process: kill the run's scripts, give its flow a moment to
+        record what happened, stop it, then mark it Cancelled."""
+        if key in self._cancelling:
+            return
+        self._cancelling.add(key)
+        try:
+            self._logger.info("cancelling flow run %s: stopping its scripts", key)
+            cancel_run(key)  # containers killed / remote process groups killed
+            with anyio.move_on_after(CANCEL_GRACE_SECONDS):
+                while key in self._scopes:  # the flow ends by itself once its scripts stop
+                    await anyio.sleep(0.1)
+            scope = self._scopes.get(key)
+            if scope is not None:  # e.g. waiting between retries
+                scope.cancel()
+            await self.client.set_flow_run_state(
+                key, Cancelled(message="Cancelled: its scripts were stopped."), force=True
+            )
+        finally:
+            self._cancelling.discard(key)
+
+    async def _poll_cancellations(self, scope: anyio.CancelScope) -> None:
+        """The fallback for a missed Cancelling event: look at this worker's runs."""
+        with scope:
+            while True:
+                await anyio.sleep(CANCEL_POLL_SECONDS)
+                running = list(self._scopes)
+                if not running:
+                    continue
+                try:
+                    found = await self.client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            id=FlowRunFilterId(any_=running),
+                            state=FlowRunFilterState(
+                                type=FlowRunFilterStateType(any_=[StateType.CANCELLING])
+                            ),
+                        )
+                    )
+                except Exception as exc:
+                    self._logger.debug("cancellation poll failed: %s", exc)
+                    continue
+                for run in found:
+                    self._runs_task_group.start_soon(self._cancel_running, str(run.id))
+
     async def kill_infrastructure(
         self,
         infrastructure_pid: str,
         configuration: BaseJobConfiguration,
         grace_seconds: int = 30,
     ) -> None:
-        """Called by Prefect when a run is cancelled: kill its scripts, stop its flow."""
+        """Called by Prefect for a run cancelled before it started here: stop it if it did."""
         flow_run_id = infrastructure_pid.rsplit(":", 1)[-1]
         cancel_run(flow_run_id)
         scope = self._scopes.get(flow_run_id)

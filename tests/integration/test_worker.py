@@ -172,3 +172,42 @@ def test_start_time_alone_runs_exactly_once(worker, tmp_path):
     assert found[0].expected_start_time.isoformat(timespec="seconds").replace(
         "+00:00", ""
     ) == at.replace("+00:00", "")
+
+
+def test_cancelling_a_running_run_kills_its_script_and_ends_cancelled(
+    worker, docker_client, tmp_path
+):
+    from prefect.states import Cancelling
+
+    from cronium_prefect.executors.docker import RUN_LABEL
+
+    folder = write_events(
+        tmp_path / "x",
+        {"x.yaml": "name: wk-cancel\ntype: bash\nscript: |\n  echo started\n  sleep 600\n"},
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    started = cronium("trigger", "wk-cancel", "--json")
+    run_id = json.loads(started.stdout)["run_id"]
+
+    def containers() -> list:
+        return docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+
+    async def state() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(run_id)).state.type.value
+
+    deadline = time.monotonic() + 60
+    while not (asyncio.run(state()) == "RUNNING" and containers()):
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.5)
+
+    async def cancel() -> None:  # what Prefect's UI and `prefect flow-run cancel` do
+        async with get_client() as client:
+            await client.set_flow_run_state(run_id, Cancelling())
+
+    asyncio.run(cancel())
+    deadline = time.monotonic() + 45
+    while asyncio.run(state()) != "CANCELLED":
+        assert time.monotonic() < deadline, f"still {asyncio.run(state())} after cancelling"
+        time.sleep(0.5)
+    assert not containers(), "the script's container outlived the cancellation"
