@@ -148,3 +148,30 @@ def test_tool_event_sends_its_message(prefect_api, receiver):
     state, record = run_flow(event, input={"db": "orders"})
     assert record["status"] == "FAILURE" and "500" in record["error"]
     json.dumps(record)  # the record stays JSON
+
+
+def test_http_errors_never_show_a_secret_and_big_bodies_are_cut(prefect_api, receiver):
+    assert cronium("var", "set", "HTTP_PORT_SECRET", "s3cr3t-port", "--secret").returncode == 0
+    bad = event_from(
+        """\
+        name: http-bad-url
+        type: http
+        http: {method: GET, url: "http://127.0.0.1:{{ var.HTTP_PORT_SECRET }}/"}
+        """
+    )
+    state, record = run_flow(bad)
+    assert record["status"] == "FAILURE"
+    assert "s3cr3t-port" not in json.dumps(record) and "***" in record["error"]
+    assert not any("s3cr3t-port" in line for line in logs_of(record["run_id"]))
+
+    from cronium_prefect.settings import get_settings
+
+    limit = get_settings().output_limit
+    receiver.reply = b"x" * (limit + 500_000)
+    big = event_from(
+        f"name: http-big\ntype: http\nhttp: {{method: GET, url: '{receiver.url()}'}}\n"
+    )
+    state, record = run_flow(big)
+    assert record["status"] == "SUCCESS"
+    assert record["output"]["body_truncated"] is True
+    assert len(record["output"]["body"]) == limit

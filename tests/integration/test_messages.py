@@ -135,14 +135,16 @@ def test_email_reaches_the_smtp_server(prefect_api, docker_client, smtp):
           - on: failure
             send_message:
               block: msg-mail
-              subject: "{{ event.name }} failed"
+              subject: |
+                {{ event.name }}
+                failed
               message: "{{ run.error }}"
         """
     )
     state, record = run_flow(event)
     assert record["status"] == "FAILURE"
     (mail,) = smtp.messages
-    assert mail["Subject"] == "msg-mail-fail failed"
+    assert mail["Subject"] == "msg-mail-fail failed"  # a header holds no line breaks
     assert mail["To"] == "ops@example.test"
     assert "exit code 4" in mail.get_payload()
 
