@@ -17,6 +17,7 @@ from .event import Event, EventStatus
 __all__ = ["register"]
 
 PROGRESS_FROM = 50  # show a progress bar when at least this many deployments are written
+_BLOCK_PAGE = 200
 
 
 def register(app: typer.Typer) -> None:
@@ -45,17 +46,31 @@ async def _server_names() -> set[str]:
     return {d.name for d in documents if d.name}
 
 
-async def _notification_block_names() -> set[str]:
+async def _notification_block_names() -> dict[str, list[str]]:
+    """Name -> block types of every notification block (paged: there may be many)."""
     from prefect.client.orchestration import get_client
 
+    found: dict[str, list[str]] = {}
     async with get_client() as client:
-        response = await client.request(
-            "POST",
-            "/block_documents/filter",
-            json={"block_schemas": {"block_capabilities": {"all_": ["notify"]}}},
-        )
-        response.raise_for_status()
-    return {doc["name"] for doc in response.json() if doc.get("name")}
+        offset = 0
+        while True:
+            response = await client.request(
+                "POST",
+                "/block_documents/filter",
+                json={
+                    "block_schemas": {"block_capabilities": {"all_": ["notify"]}},
+                    "limit": _BLOCK_PAGE,
+                    "offset": offset,
+                },
+            )
+            response.raise_for_status()
+            page = response.json()
+            for doc in page:
+                if doc.get("name"):
+                    found.setdefault(doc["name"], []).append(doc["block_type"]["slug"])
+            if len(page) < _BLOCK_PAGE:
+                return found
+            offset += _BLOCK_PAGE
 
 
 def _message_blocks(event: Event) -> list[tuple[str, str]]:
@@ -101,16 +116,19 @@ def apply(
         if name not in servers
     ]
     wanted = [(e, f, b) for e in loaded for f, b in _message_blocks(e)]
-    blocks = asyncio.run(_notification_block_names()) if wanted else set()
+    blocks = asyncio.run(_notification_block_names()) if wanted else {}
     problems += [
         Problem(
             f"notification block {name!r} does not exist (create a Slack, Discord, webhook or "
-            "cronium-email block with that name first)",
+            "cronium-email block with that name first)"
+            if name not in blocks
+            else f"several notification blocks are named {name!r} "
+            f"({', '.join(sorted(blocks[name]))}); rename one",
             field=where,
             event=e.name,
         )
         for e, where, name in wanted
-        if name not in blocks
+        if len(blocks.get(name, [])) != 1
     ]
     if problems:
         raise fail_usage(f"invalid definitions, nothing was applied:\n{InvalidEvent(problems)}")
