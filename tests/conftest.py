@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.ports import free_port
+from tests.processes import stop
 
 TEST_IMAGE = os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
 REQUIRE_SERVICES = os.environ.get("CRONIUM_REQUIRE_SERVICES") == "1"
@@ -60,11 +61,7 @@ def prefect_api() -> str:
             server.kill()
             pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
         yield url
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
 
 @pytest.fixture(scope="session")
@@ -150,9 +147,5 @@ def worker(request, prefect_api, docker_client, tmp_path_factory):
         env={**os.environ, **getattr(request.module, "WORKER_ENV", {})},
     )
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process)
     log.close()

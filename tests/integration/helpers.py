@@ -8,13 +8,12 @@ import time
 from typing import Any
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-from prefect.client.schemas.sorting import LogSort
 
 from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
 from cronium_prefect.event import Event
 from cronium_prefect.flows import cronium_event
+from cronium_prefect.flows.follow import follow_logs
 
 
 def event_from(yaml_text: str) -> Event:
@@ -32,19 +31,10 @@ def run_flow(event: Event | str, input: Any = None) -> tuple[Any, dict[str, Any]
 
 
 async def _logs(flow_run_id: str) -> list[str]:
+    messages: list[str] = []
     async with get_client() as client:
-        logs, offset = [], 0
-        while True:
-            page = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                sort=LogSort.TIMESTAMP_ASC,
-                limit=200,
-                offset=offset,
-            )
-            logs.extend(log.message for log in page)
-            if len(page) < 200:
-                return logs
-            offset += 200
+        await follow_logs(client, flow_run_id, lambda log: messages.append(log.message), False)
+    return messages
 
 
 def logs_of(flow_run_id: str, finished: bool = True, timeout: float = 15) -> list[str]:

@@ -24,6 +24,7 @@ from tests.cli import cronium
 from tests.conftest import REQUIRE_SERVICES
 from tests.ports import free_port
 from tests.postgres import Postgres, binaries
+from tests.processes import stop
 from tests.sshd import USER
 
 RUNS = 300
@@ -58,11 +59,7 @@ def postgres_api(tmp_path_factory):
         except RuntimeError as exc:
             pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
             cluster.stop()
 
 
@@ -151,13 +148,7 @@ def test_three_workers_drain_300_runs_each_exactly_once(postgres_api, ssh_server
         elapsed = time.monotonic() - started
     finally:
         stopped_early = [f"mw-{i}" for i, w in enumerate(workers) if w.poll() is not None]
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop(*workers)
         for log in logs:
             log.close()
 

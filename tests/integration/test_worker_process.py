@@ -17,6 +17,7 @@ from prefect.client.orchestration import get_client
 from cronium_prefect.executors.docker import RUN_LABEL
 from cronium_prefect.flows.crash_detection import AUTOMATION_NAME
 from tests.cli import cronium
+from tests.processes import stop
 
 from .test_apply import write_events
 
@@ -47,8 +48,7 @@ def test_a_triggered_run_starts_without_waiting_for_the_poll(prefect_api, docker
         done = cronium("trigger", "wp-now", "--wait", "--json", timeout=100)
         took = time.monotonic() - began
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop(worker)
     assert done.returncode == 0, done.stderr + log.read_text()
     print(f"\ntrigger -> completed with a 120 s poll interval: {took:.1f} s")
     assert took < 30, f"the run waited for the poll ({took:.0f} s)"
@@ -120,8 +120,7 @@ def test_sigkilled_worker_run_is_crashed_and_its_container_reaped(
         _wait(lambda: _state(run_id) == "CRASHED", CRASH_AFTER + 90, "marking the run crashed")
         crashed_in = time.monotonic() - killed_at
     finally:
-        second.terminate()
-        second.wait(timeout=30)
+        stop(second)
     print(
         f"\nafter SIGKILL: container reaped {reaped_in:.1f} s after the next worker started; "
         f"run Crashed {crashed_in:.0f} s after the kill (CRONIUM_CRASH_AFTER={CRASH_AFTER})"
