@@ -34,6 +34,7 @@ def trigger(
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
+    from cronium_prefect.flows.deploy import TRIGGER_TAG
     from cronium_prefect.flows.follow import follow_logs, read_record
     from cronium_prefect.flows.resolve import deployment_name
 
@@ -48,7 +49,9 @@ def trigger(
             except ObjectNotFound:
                 raise fail_usage(f"no event named {name!r} (see `cronium events`)") from None
             run = await client.create_flow_run_from_deployment(
-                deployment.id, parameters={"input": input_data, "trigger": "manual"}
+                deployment.id,
+                parameters={"input": input_data, "trigger": "manual"},
+                tags=[f"{TRIGGER_TAG}manual"],
             )
             err.print(f"triggered {name}: flow run {run.id}", highlight=False)
             if not wait:

@@ -7,25 +7,17 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import paramiko
 import typer
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
 
 from .cli_common import JsonOption, err, fail, fail_usage, out, print_json
-from .errors import ConnectionFailed, HostKeyRejected
+from .errors import ConnectionFailed, CroniumError, HostKeyRejected
 
 __all__ = ["servers_app"]
 
 servers_app = typer.Typer(help="SSH servers remote events run on.", no_args_is_help=True)
 BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
-
-# Fixed command: nothing from the user is interpolated into it.
-_FACTS_COMMAND = (
-    "uname -srm; getconf _NPROCESSORS_ONLN; "
-    "awk '/^MemTotal:/ {print $2}' /proc/meminfo; cut -d' ' -f1 /proc/uptime; "
-    '( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" ) || echo unknown'
-)
 
 
 def _load(name: str):
@@ -105,30 +97,15 @@ def add(
 
 @servers_app.command("test")
 def test(name: str, as_json: JsonOption = False) -> None:
-    """Connect and report OS, CPU count, memory and uptime."""
-    from cronium_prefect.executors.ssh_pool import connect
+    """Connect and report OS, CPU count, memory and uptime (recorded for the dashboard)."""
+    from cronium_prefect.flows.servers import check_server
 
-    server = _load(name)
     try:
-        transport = connect(server)
-        channel = transport.open_session(timeout=server.connect_timeout)
-        channel.exec_command(_FACTS_COMMAND)
-        text = channel.makefile("r").read().decode(errors="replace")
-        channel.recv_exit_status()
-        transport.close()
+        facts = check_server(name)
     except (ConnectionFailed, HostKeyRejected) as exc:
         raise fail(str(exc)) from None
-    except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise fail(f"{server.address}: the connection failed: {exc}") from None
-    lines = (text.splitlines() + [""] * 5)[:5]
-    facts = {
-        "server": name,
-        "kernel": lines[0],
-        "os": lines[4],
-        "cpus": int(lines[1]) if lines[1].isdigit() else None,
-        "memory_bytes": int(lines[2]) * 1024 if lines[2].isdigit() else None,  # kB in meminfo
-        "uptime_s": float(lines[3]) if lines[3].replace(".", "", 1).isdigit() else None,
-    }
+    except CroniumError as exc:
+        raise fail_usage(str(exc)) from None
     if as_json:
         print_json(facts)
         return

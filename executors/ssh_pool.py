@@ -19,11 +19,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import paramiko
+from prefect.events import emit_event
 
 from cronium_prefect.blocks.ssh_server import SSHServer, fingerprint
 from cronium_prefect.errors import ConnectionFailed, HostKeyRejected
 
-__all__ = ["ConnectionPool", "CircuitBreaker", "connect", "get_pool", "posix", "run_fixed"]
+__all__ = [
+    "ConnectionPool",
+    "CircuitBreaker",
+    "announce_circuit",
+    "connect",
+    "get_pool",
+    "posix",
+    "run_fixed",
+]
 
 KEEPALIVE_S = 15
 Say = Callable[[str], None]
@@ -110,6 +119,16 @@ def run_fixed(transport: paramiko.Transport, command: str, timeout: float) -> bo
         return False
 
 
+def announce_circuit(name: str, state: str, failures: int, cooldown: float) -> None:
+    """A Prefect event per breaker transition: the breaker lives in one worker process, the
+    event lets the dashboard (or an automation) see it."""
+    emit_event(
+        event=f"cronium.server.circuit-{state}",
+        resource={"prefect.resource.id": f"cronium.server.{name}", "prefect.resource.name": name},
+        payload={"failures": failures, "cooldown_s": cooldown},
+    )
+
+
 @dataclass
 class CircuitBreaker:
     threshold: int = 3
@@ -139,20 +158,26 @@ class CircuitBreaker:
 
     def succeeded(self, name: str, say: Say) -> None:
         with self.lock:
-            if self.opened_at is not None:
+            closing = self.opened_at is not None
+            if closing:
                 say(f"circuit closed for server {name!r}: connected again")
             self.failures, self.opened_at, self.trial = 0, None, False
+        if closing:
+            announce_circuit(name, "closed", 0, self.cooldown)
 
     def failed(self, name: str, say: Say) -> None:
         with self.lock:
             self.failures += 1
             self.trial = False
-            if self.failures >= self.threshold:
+            opening = self.failures >= self.threshold
+            if opening:
                 self.opened_at = time.monotonic()
                 say(
                     f"circuit open for server {name!r} after {self.failures} consecutive "
                     f"connection failures; failing fast for {self.cooldown:.0f} s"
                 )
+        if opening:
+            announce_circuit(name, "open", self.failures, self.cooldown)
 
     @property
     def state(self) -> str:

@@ -45,6 +45,7 @@ from cronium_prefect.templates import render, template_context
 from cronium_prefect.triggers import fires
 from cronium_prefect.variables import get_variable_store
 
+from .deploy import TRIGGER_TAG
 from .resolve import deployment_name
 
 __all__ = [
@@ -348,5 +349,6 @@ async def _start_deployment(
         timeout=0,  # started, not awaited: it runs wherever its deployment runs
         scheduled_time=scheduled,
         idempotency_key=idempotency_key,
+        tags=[f"{TRIGGER_TAG}action"],
     )
     return str(run.id)

@@ -38,12 +38,24 @@ __all__ = [
     "ENTRYPOINT",
     "QUEUE_PRIORITIES",
     "STATUS_TAG",
+    "TYPE_TAG",
+    "OWNER_TAG",
+    "SERVER_TAG",
+    "CHAINS_TAG",
+    "TRIGGER_TAG",
+    "facet_tags",
     "activated_at",
 ]
 
 ENTRYPOINT = "cronium_prefect.flows.event_flow.cronium_event"  # a module path: any worker
 QUEUE_PRIORITIES = {"critical": 1, "high": 2, "normal": 3, "low": 4}  # lower runs first
 STATUS_TAG = "cronium-status:"
+TYPE_TAG = "cronium-type:"
+OWNER_TAG = "cronium-owner:"
+SERVER_TAG = "cronium-server:"
+CHAINS_TAG = "cronium-runs:"  # this event's actions may start the named event
+# On flow runs: how the run was started (Prefect tags scheduled runs "auto-scheduled").
+TRIGGER_TAG = "cronium-trigger:"
 ACTIVATED_TAG = (
     "cronium-activated:"  # when the event last became active: max_executions counts from it
 )
@@ -87,6 +99,17 @@ def _schedules(event: Event) -> list[DeploymentScheduleCreate]:
     return [DeploymentScheduleCreate(schedule=kind, active=active)]
 
 
+def facet_tags(event: Event) -> list[str]:
+    """Tags the API can filter on (the dashboard's filters, "which events use server X",
+    "which events chain into Y"): Prefect filters deployments by tag, not by parameter."""
+    tags = [f"{STATUS_TAG}{event.status.value}", f"{TYPE_TAG}{event.type.value}"]
+    if event.owner:
+        tags.append(f"{OWNER_TAG}{event.owner}")
+    tags += [f"{SERVER_TAG}{server}" for server in event.servers]
+    tags += [f"{CHAINS_TAG}{a.run_event}" for a in event.actions if a.run_event]
+    return tags
+
+
 def deployment_spec(event: Event) -> dict[str, Any]:
     """Keyword arguments for `create_deployment` (all but flow_id), version included."""
     concurrency: dict[str, Any] = {}
@@ -104,7 +127,7 @@ def deployment_spec(event: Event) -> dict[str, Any]:
         "name": event.name,
         "description": event.description or None,
         "parameters": {"event": event.to_parameters()},
-        "tags": sorted({*event.tags, "cronium", f"{STATUS_TAG}{event.status.value}"}),
+        "tags": sorted({*event.tags, "cronium", *facet_tags(event)}),
         "paused": event.status != EventStatus.active,
         "work_pool_name": get_settings().work_pool,
         "work_queue_name": event.priority.value,

@@ -1,0 +1,78 @@
+"""SSH server health as any process can see it: `check_server` connects, reads the facts
+(OS, CPUs, memory, uptime) and records the outcome as a `cronium.server.checked` Prefect
+event; the worker's circuit breakers record theirs as `cronium.server.circuit-*` events.
+The CLI and the dashboard read the last of each from the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paramiko
+from prefect.events import emit_event
+
+from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
+
+__all__ = ["check_server", "server_resource_id"]
+
+# Fixed command: nothing from the user is interpolated into it.
+_FACTS_COMMAND = (
+    "uname -srm; getconf _NPROCESSORS_ONLN; "
+    "awk '/^MemTotal:/ {print $2}' /proc/meminfo; cut -d' ' -f1 /proc/uptime; "
+    '( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" ) || echo unknown'
+)
+
+
+def server_resource_id(name: str) -> str:
+    return f"cronium.server.{name}"
+
+
+def _read_facts(name: str, server: Any) -> dict[str, Any]:
+    from cronium_prefect.executors.ssh_pool import connect
+
+    transport = connect(server)
+    try:
+        channel = transport.open_session(timeout=server.connect_timeout)
+        channel.settimeout(server.connect_timeout)
+        channel.exec_command(_FACTS_COMMAND)
+        text = channel.makefile("r").read().decode(errors="replace")
+        channel.recv_exit_status()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise ConnectionFailed(f"{server.address}: the connection failed: {exc}") from None
+    finally:
+        transport.close()
+    lines = (text.splitlines() + [""] * 5)[:5]
+    return {
+        "server": name,
+        "kernel": lines[0],
+        "os": lines[4],
+        "cpus": int(lines[1]) if lines[1].isdigit() else None,
+        "memory_bytes": int(lines[2]) * 1024 if lines[2].isdigit() else None,  # kB in meminfo
+        "uptime_s": float(lines[3]) if lines[3].replace(".", "", 1).isdigit() else None,
+    }
+
+
+def check_server(name: str) -> dict[str, Any]:
+    """Connect to the `cronium-ssh-server` block `name` and return its facts; raises
+    CroniumError (unknown server) or ConnectionFailed / HostKeyRejected. Either way the
+    outcome is recorded as an event."""
+    from cronium_prefect.blocks import SSHServer
+
+    try:
+        server = SSHServer.load(name, _sync=True)
+    except ValueError:
+        raise CroniumError(f"no server named {name!r} (see `cronium server list`)") from None
+    try:
+        facts = _read_facts(name, server)
+    except (ConnectionFailed, HostKeyRejected) as exc:
+        _record(name, {"ok": False, "error": str(exc)})
+        raise
+    _record(name, {"ok": True, **facts})
+    return facts
+
+
+def _record(name: str, payload: dict[str, Any]) -> None:
+    emit_event(
+        event="cronium.server.checked",
+        resource={"prefect.resource.id": server_resource_id(name), "prefect.resource.name": name},
+        payload=payload,
+    )
