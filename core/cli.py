@@ -47,11 +47,11 @@ def _root(ctx: typer.Context) -> None:
     from .stack import using_api
 
     # Every command talks to the same API: configured, else `cronium up`'s, else a temporary
-    # one — except a worker, which would wait for runs on a server nobody else sees.
+    # one — except a worker or the dashboard, which would serve a server nobody else sees.
     ctx.with_resource(
         using_api(
             lambda note: err.print(note, style="dim", highlight=False),
-            allow_ephemeral=ctx.invoked_subcommand != "worker",
+            allow_ephemeral=ctx.invoked_subcommand not in ("worker", "dashboard"),
         )
     )
 

@@ -10,8 +10,8 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from .cli_common import JsonOption, err, fail, fail_usage, out, print_json
-from .errors import InvalidEvent, Problem
+from .cli_common import JsonOption, err, fail_usage, out, print_json
+from .errors import CroniumError, InvalidEvent, Problem
 from .event import Event, EventStatus
 
 __all__ = ["register"]
@@ -245,17 +245,12 @@ def events(
 
 
 def _set_status(name: str, status: EventStatus) -> None:
-    from cronium_prefect.flows.deploy import apply_events
+    from cronium_prefect.flows.deploy import set_event_status
 
-    existing = asyncio.run(_existing())
-    if name not in existing:
-        raise fail_usage(f"no event named {name!r} (see `cronium events`)")
     try:
-        event = Event.model_validate(existing[name].parameters.get("event"))
-    except ValueError as exc:
-        raise fail(f"the deployment of {name!r} does not hold a valid event: {exc}") from None
-    event = event.model_copy(update={"status": status})
-    asyncio.run(apply_events([event], existing))
+        asyncio.run(set_event_status(name, status))
+    except CroniumError as exc:
+        raise fail_usage(str(exc)) from None
     err.print(f"{name}: {status.value}", highlight=False)
 
 

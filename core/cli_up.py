@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -18,6 +19,34 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
+    app.command()(dashboard)
+
+
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+) -> None:
+    """Start the Streamlit dashboard (on 127.0.0.1 unless --host says otherwise)."""
+    from prefect.settings import get_current_settings
+
+    from cronium_prefect.dashboard.launch import start_dashboard
+
+    api = get_current_settings().api.url or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(_EXPOSED_NOTE, style="yellow", highlight=False)
+    err.print(f"dashboard on http://{host}:{port} (Prefect API {api}); Ctrl-C stops it")
+    child = start_dashboard(host, port, api)
+    try:
+        raise typer.Exit(child.wait())
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait(timeout=20)
+
+
+_EXPOSED_NOTE = (
+    "The dashboard has no login of its own: anyone who reaches it can run events and change\n"
+    "variables. Keep it on 127.0.0.1 or put it behind an authenticating proxy."
+)
 
 
 def _events_folder() -> Path | None:
@@ -46,6 +75,7 @@ def up() -> None:
     """Start a Prefect server (SQLite under CRONIUM_HOME), a worker and apply ./events."""
     from prefect.settings import get_current_settings
 
+    from cronium_prefect.dashboard.launch import start_dashboard
     from cronium_prefect.settings import get_settings
     from cronium_prefect.stack import (
         stack_api_url,
@@ -91,11 +121,15 @@ def up() -> None:
             if applied.returncode != 0:
                 err.print(f"warning: {folder} was not applied (see above)", style="yellow")
         children.append(subprocess.Popen([*cli, "worker"], env=env))
+        dashboard_log = open(home / "dashboard.log", "a")
+        children.append(
+            start_dashboard("127.0.0.1", settings.dashboard_port, api, log=dashboard_log)
+        )
         ui = api.removesuffix("/api")
         out.print(
             f"Cronium is up.\n  Prefect UI:  {ui}\n  API:         {api}\n"
             f"  events:      {folder or 'none found (create ./events)'}\n"
-            "  dashboard:   not part of this version yet\n"
+            f"  dashboard:   http://127.0.0.1:{settings.dashboard_port}\n"
             "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING (and\n"
             "PREFECT_API_AUTH_STRING for clients) and PREFECT_SERVER_ENCRYPTION_KEY.\n"
             "Ctrl-C stops everything.",

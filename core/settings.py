@@ -79,6 +79,9 @@ class CroniumSettings(BaseSettings):
         default=2, ge=0, le=10, description="Retries of a message that failed to send."
     )
     stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
+    dashboard_port: int = Field(
+        default=8501, description="Port of the dashboard started by `cronium up` (127.0.0.1)."
+    )
 
     @property
     def staging_root(self) -> Path:

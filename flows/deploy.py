@@ -25,6 +25,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitStrategy, Concurrency
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import Event, EventStatus
 from cronium_prefect.settings import get_settings
 
@@ -45,6 +46,7 @@ __all__ = [
     "TRIGGER_TAG",
     "facet_tags",
     "activated_at",
+    "set_event_status",
 ]
 
 ENTRYPOINT = "cronium_prefect.flows.event_flow.cronium_event"  # a module path: any worker
@@ -278,3 +280,22 @@ async def apply_events(
                     summary.pruned.append(name)
                     advance(1)
     return summary
+
+
+async def set_event_status(name: str, status: EventStatus) -> None:
+    """Pause, resume (activate) or archive one deployed event: its definition with the new
+    status, applied like any change. Reads only this event's deployment."""
+    from .resolve import deployment_name
+
+    async with get_client() as client:
+        try:
+            current = await client.read_deployment_by_name(deployment_name(name))
+        except ObjectNotFound:
+            raise CroniumError(f"no event named {name!r} (see `cronium events`)") from None
+    try:
+        event = Event.model_validate((current.parameters or {}).get("event"))
+    except ValueError as exc:
+        raise CroniumError(
+            f"the deployment of {name!r} does not hold a valid event: {exc}"
+        ) from None
+    await apply_events([event.model_copy(update={"status": status})], {name: current})

@@ -17,7 +17,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.sorting import LogSort
 
-__all__ = ["follow_logs", "read_record"]
+__all__ = ["follow_logs", "read_record", "record_from_markdown"]
 
 _RECORD = "## Record\n\n```json\n"
 
@@ -63,8 +63,15 @@ async def read_record(client: PrefectClient, flow_run_id: UUID) -> dict[str, Any
         artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
     )
     for artifact in artifacts:
-        text = artifact.data if isinstance(artifact.data, str) else ""
-        if _RECORD in text:
-            body = text.split(_RECORD, 1)[1].rsplit("\n```", 1)[0]
-            return json.loads(body)
+        record = record_from_markdown(artifact.data)
+        if record is not None:
+            return record
     return None
+
+
+def record_from_markdown(data: Any) -> dict[str, Any] | None:
+    """The run record inside a run artifact's markdown (flows/report.py), if it is one."""
+    text = data if isinstance(data, str) else ""
+    if _RECORD not in text:
+        return None
+    return json.loads(text.split(_RECORD, 1)[1].rsplit("\n```", 1)[0])

@@ -16,16 +16,16 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 from .deploy import STATUS_TAG, read_event_deployments
 
-__all__ = ["list_events"]
+__all__ = ["list_events", "event_status", "schedule_text"]
 
 _FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 
 
-def _status(tags: list[str]) -> str:
+def event_status(tags: list[str]) -> str:
     return next((t.removeprefix(STATUS_TAG) for t in tags if t.startswith(STATUS_TAG)), "draft")
 
 
-def _schedule_text(event: dict[str, Any]) -> str | None:
+def schedule_text(event: dict[str, Any]) -> str | None:
     schedule = event.get("schedule")
     if not schedule:
         return None
@@ -42,7 +42,8 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
         chosen = [
             d
             for d in deployments.values()
-            if (status is None and _status(d.tags) != "archived") or _status(d.tags) == status
+            if (status is None and event_status(d.tags) != "archived")
+            or event_status(d.tags) == status
         ]
         chosen = [d for d in chosen if tag is None or tag in d.tags]
         ids = [d.id for d in chosen]
@@ -80,8 +81,8 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
             {
                 "name": deployment.name,
                 "type": event.get("type"),
-                "status": _status(deployment.tags),
-                "schedule": _schedule_text(event),
+                "status": event_status(deployment.tags),
+                "schedule": schedule_text(event),
                 "tags": event.get("tags", []),
                 "next_run": upcoming.next_scheduled_start_time.isoformat()
                 if upcoming and upcoming.next_scheduled_start_time

@@ -1,0 +1,39 @@
+"""SSH servers: last health check, test now, events using each one, circuit breaker."""
+
+import streamlit as st
+
+from cronium_prefect.dashboard import data_admin
+from cronium_prefect.dashboard.api import DashboardError
+
+st.title("Servers")
+rows = data_admin.servers()
+if not rows:
+    st.info("No servers yet: add one with `cronium server add NAME --host H --user U ...`.")
+    st.stop()
+for row in rows:
+    with st.container(border=True):
+        st.markdown(f"### {row['name']}\n`{row['address']}` {row['description']}")
+        check = row["last_check"]
+        if check is None:
+            st.write("Last check: never (in the last 7 days).")
+        elif check.get("ok"):
+            st.write(
+                f"Last check {check['time'][:19]}Z: OK — {check.get('os')}, "
+                f"{check.get('cpus')} CPUs, {(check.get('memory_bytes') or 0) / 2**30:.1f} GiB, "
+                f"up {(check.get('uptime_s') or 0) / 3600:.1f} h"
+            )
+        else:
+            st.write(f"Last check {check['time'][:19]}Z: FAILED — {check.get('error')}")
+        st.write(f"Circuit breaker: {row['circuit']}")
+        st.write("Used by: " + (", ".join(row["events"]) or "no event"))
+        if st.button("Test now", key=f"test-{row['name']}"):
+            try:
+                facts = data_admin.test_server(row["name"])
+            except DashboardError as exc:
+                st.error(str(exc))
+            else:
+                st.success(
+                    f"{facts['os']} ({facts['kernel']}), {facts['cpus']} CPUs, "
+                    f"{(facts['memory_bytes'] or 0) / 2**30:.1f} GiB memory, "
+                    f"up {(facts['uptime_s'] or 0) / 3600:.1f} h"
+                )

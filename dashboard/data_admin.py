@@ -1,0 +1,210 @@
+"""What the dashboard changes, and the admin pages' reads: run now, pause / resume, SSH
+servers with their last check and circuit state, variables (secrets never read)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import streamlit as st
+from prefect.client.orchestration import PrefectClient
+from prefect.exceptions import ObjectNotFound
+
+from cronium_prefect.blocks.ssh_server import SSHServer
+from cronium_prefect.blocks.variable import CroniumVariable
+from cronium_prefect.errors import CroniumError
+from cronium_prefect.event import EventStatus
+from cronium_prefect.flows.deploy import SERVER_TAG, TRIGGER_TAG, set_event_status
+from cronium_prefect.flows.resolve import deployment_name
+from cronium_prefect.variables import BlockVariableStore
+
+from .api import DashboardError, api_errors, call, cronium_flows
+from .data_events import post
+
+__all__ = [
+    "run_now",
+    "set_status",
+    "servers",
+    "test_server",
+    "variables",
+    "set_variable",
+    "delete_variable",
+    "SECRET_MASK",
+]
+
+SECRET_MASK = "***"
+_PAGE = 200
+
+
+def _changed() -> None:
+    """A change shows at once: drop every cached read."""
+    st.cache_data.clear()
+
+
+def run_now(name: str, input: Any) -> str:
+    """Start a run of the event through its deployment (a worker runs it); its id."""
+
+    async def fetch(client: PrefectClient) -> str:
+        deployment = await client.read_deployment_by_name(deployment_name(name))
+        run = await client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={"input": input, "trigger": "manual"},
+            tags=[f"{TRIGGER_TAG}manual"],
+        )
+        return str(run.id)
+
+    run_id = call(fetch)
+    _changed()
+    return run_id
+
+
+def set_status(name: str, status: str) -> None:
+    try:
+        call(lambda client: set_event_status(name, EventStatus(status)))
+    except CroniumError as exc:
+        raise DashboardError(str(exc)) from None
+    _changed()
+
+
+async def _documents(client: PrefectClient, slug: str) -> list[Any]:
+    """Every block document of a type, secrets left masked by the API."""
+    found: list[Any] = []
+    while True:
+        try:
+            page = await client.read_block_documents_by_type(
+                slug, offset=len(found), limit=_PAGE, include_secrets=False
+            )
+        except ObjectNotFound:
+            return []  # the type is registered with its first document
+        found += page
+        if len(page) < _PAGE:
+            return found
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def servers() -> list[dict[str, Any]]:
+    """Servers with the events using them, their last check and circuit transition."""
+
+    async def fetch(client: PrefectClient) -> list[dict[str, Any]]:
+        documents = await _documents(client, SSHServer.get_block_type_slug())
+        since = datetime.now(timezone.utc) - timedelta(days=7)
+        events, users = await asyncio.gather(
+            post(
+                client,
+                "/events/filter",
+                {
+                    "filter": {
+                        "event": {"prefix": ["cronium.server."]},
+                        "any_resource": {"id_prefix": ["cronium.server."]},
+                        "occurred": {"since": since.isoformat()},
+                        "order": "DESC",
+                    },
+                    "limit": 200,
+                },
+            ),
+            asyncio.gather(*(_users(client, d.name) for d in documents)),
+        )
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for event in events["events"]:  # newest first
+            server = event["resource"].get("prefect.resource.name", "")
+            kind = "check" if event["event"] == "cronium.server.checked" else "circuit"
+            latest.setdefault((server, kind), event)
+        rows = []
+        for document, used_by in zip(documents, users, strict=True):
+            data = document.data
+            check = latest.get((document.name, "check"))
+            circuit = latest.get((document.name, "circuit"))
+            rows.append(
+                {
+                    "name": document.name,
+                    "address": f"{data.get('username')}@{data.get('host')}:{data.get('port')}",
+                    "description": data.get("description", ""),
+                    "last_check": check and {"time": check["occurred"], **check["payload"]},
+                    "circuit": _circuit(circuit),
+                    "events": used_by,
+                }
+            )
+        return sorted(rows, key=lambda r: r["name"])
+
+    return call(fetch)
+
+
+async def _users(client: PrefectClient, server: str) -> list[str]:
+    found = await post(
+        client,
+        "/deployments/filter",
+        {
+            "flows": cronium_flows(),
+            "deployments": {"tags": {"all_": [f"{SERVER_TAG}{server}"]}},
+            "limit": _PAGE,
+        },
+    )
+    return sorted(d["name"] for d in found)
+
+
+def _circuit(event: dict[str, Any] | None) -> str:
+    if event is None or event["event"] == "cronium.server.circuit-closed":
+        return "closed"
+    opened = datetime.fromisoformat(event["occurred"])
+    cooldown = float(event["payload"].get("cooldown_s", 0))
+    if datetime.now(timezone.utc) - opened < timedelta(seconds=cooldown):
+        return f"open since {event['occurred'][:19]}Z (failing fast)"
+    return f"half-open (opened {event['occurred'][:19]}Z; the next run tries again)"
+
+
+def test_server(name: str) -> dict[str, Any]:
+    """Connect now and read the facts (recorded as an event for everyone)."""
+    from cronium_prefect.flows.servers import check_server
+
+    try:
+        with api_errors():
+            return check_server(name)
+    except DashboardError:
+        raise
+    except CroniumError as exc:
+        raise DashboardError(str(exc)) from None
+    finally:
+        _changed()
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def variables() -> list[dict[str, Any]]:
+    """Every variable; a secret's value is never read (the API masks it)."""
+
+    async def fetch(client: PrefectClient) -> list[dict[str, Any]]:
+        documents = await _documents(client, CroniumVariable.get_block_type_slug())
+        rows = []
+        for document in documents:
+            data = document.data
+            secret = bool(data.get("secret"))
+            rows.append(
+                {
+                    "key": data.get("key"),
+                    "owner": data.get("owner") or "(global)",
+                    "secret": secret,
+                    "value": SECRET_MASK if secret else data.get("value_json"),
+                }
+            )
+        return sorted(rows, key=lambda r: (r["owner"] != "(global)", r["owner"], r["key"]))
+
+    return call(fetch)
+
+
+def set_variable(key: str, value: Any, owner: str | None, secret: bool) -> None:
+    try:
+        with api_errors():
+            BlockVariableStore().set(key, value, owner or None, secret)
+    except ValueError as exc:  # key or value refused, with the reason
+        raise DashboardError(str(exc)) from None
+    _changed()
+
+
+def delete_variable(key: str, owner: str | None) -> bool:
+    try:
+        with api_errors():
+            deleted = BlockVariableStore().delete(key, owner or None)
+    except ValueError as exc:
+        raise DashboardError(str(exc)) from None
+    _changed()
+    return deleted

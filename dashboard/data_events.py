@@ -1,0 +1,267 @@
+"""Events as the dashboard reads them: one page of the list, one event in detail.
+
+Everything is filtered and paginated by the API (the facet tags `apply` writes), so a page
+costs the same with 10 or 10,000 events. Results are plain dicts, cached a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+import streamlit as st
+from prefect.client.orchestration import PrefectClient
+
+from cronium_prefect.flows.deploy import (
+    CHAINS_TAG,
+    OWNER_TAG,
+    SERVER_TAG,
+    STATUS_TAG,
+    TYPE_TAG,
+)
+from cronium_prefect.flows.follow import record_from_markdown
+from cronium_prefect.flows.listing import event_status, schedule_text
+from cronium_prefect.flows.resolve import deployment_name
+
+from .api import call, cronium_flows, jsonable, status_of
+
+__all__ = ["events_page", "event_detail", "post", "run_row", "next_times", "FINAL_TYPES"]
+
+FINAL_TYPES = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
+_BATCH = 200
+
+
+async def post(client: PrefectClient, path: str, body: dict[str, Any]) -> Any:
+    """POST a filter body; Prefect's client raises for error statuses."""
+    return (await client.request("POST", path, json=body)).json()
+
+
+def run_row(run: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a flow run every table shows."""
+    state = run.get("state") or {}
+    tags = run.get("tags") or []
+    trigger = next(
+        (t.split(":", 1)[1] for t in tags if t.startswith("cronium-trigger:")),
+        "schedule" if "auto-scheduled" in tags else (run.get("parameters") or {}).get("trigger"),
+    )
+    return {
+        "run_id": run["id"],
+        "run_name": run.get("name"),
+        "event": _event_name(run),
+        "status": status_of(state.get("name"), state.get("type")),
+        "state": state.get("name"),
+        "trigger": trigger,
+        "start": run.get("start_time") or run.get("expected_start_time"),
+        "end": run.get("end_time"),
+        "duration_s": run.get("total_run_time"),
+        "deployment_id": run.get("deployment_id"),
+    }
+
+
+def _event_name(run: dict[str, Any]) -> str | None:
+    event = (run.get("parameters") or {}).get("event")
+    return event.get("name") if isinstance(event, dict) else event
+
+
+async def _runs_by_deployment(
+    client: PrefectClient, ids: list[str], flow_runs: dict[str, Any], sort: str, per: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Up to `per` runs of each deployment: one query for all of them, then one per
+    deployment only where a busier one filled the batch first."""
+    found: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    body = {"flow_runs": {**flow_runs, "deployment_id": {"any_": ids}}, "sort": sort}
+    batch = await post(client, "/flow_runs/filter", {**body, "limit": _BATCH})
+    for run in batch:
+        if len(found[run["deployment_id"]]) < per:
+            found[run["deployment_id"]].append(run)
+    if len(batch) == _BATCH:
+        short = [i for i in ids if len(found[i]) < per]
+
+        async def one(deployment_id: str) -> None:
+            query = {**body, "flow_runs": {**flow_runs, "deployment_id": {"any_": [deployment_id]}}}
+            found[deployment_id] = await post(client, "/flow_runs/filter", {**query, "limit": per})
+
+        await asyncio.gather(*(one(i) for i in short))
+    return found
+
+
+def _filter_tags(status: str, tag: str, type_: str, server: str, owner: str) -> list[str]:
+    prefixed = [(STATUS_TAG, status), (TYPE_TAG, type_), (SERVER_TAG, server), (OWNER_TAG, owner)]
+    tags = [f"{prefix}{value}" for prefix, value in prefixed if value]
+    return [*tags, tag] if tag else tags
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def events_page(
+    search: str = "",
+    status: str = "",
+    tag: str = "",
+    type_: str = "",
+    server: str = "",
+    owner: str = "",
+    page: int = 1,
+    page_size: int = 25,
+    last_n: int = 10,
+) -> dict[str, Any]:
+    """One page of events matching the filters, with next/last run and success rate."""
+    deployments: dict[str, Any] = {}
+    if search:
+        deployments["name"] = {"like_": search}
+    tags = _filter_tags(status, tag, type_, server, owner)
+    if tags:
+        deployments["tags"] = {"all_": tags}
+
+    async def fetch(client: PrefectClient) -> dict[str, Any]:
+        listing = await post(
+            client,
+            "/deployments/paginate",
+            {
+                "page": page,
+                "limit": page_size,
+                "sort": "NAME_ASC",
+                "flows": cronium_flows(),
+                "deployments": deployments,
+            },
+        )
+        ids = [d["id"] for d in listing["results"]]
+        finished, upcoming = await asyncio.gather(
+            _runs_by_deployment(
+                client, ids, {"state": {"type": {"any_": FINAL_TYPES}}}, "END_TIME_DESC", last_n
+            ),
+            _runs_by_deployment(
+                client,
+                ids,
+                {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                "NEXT_SCHEDULED_START_TIME_ASC",
+                1,
+            ),
+        )
+        rows = []
+        for d in listing["results"]:
+            event = (d.get("parameters") or {}).get("event") or {}
+            last = [run_row(r) for r in finished[d["id"]]]
+            following = upcoming[d["id"]]
+            good = sum(r["status"] == "SUCCESS" for r in last)
+            rows.append(
+                {
+                    "name": d["name"],
+                    "status": event_status(d.get("tags") or []),
+                    "type": event.get("type"),
+                    "schedule": schedule_text(event) or "-",
+                    "next_run": following[0].get("next_scheduled_start_time")
+                    if following
+                    else None,
+                    "last_run": last[0]["end"] if last else None,
+                    "last_status": last[0]["status"] if last else None,
+                    "success_rate": good / len(last) if last else None,
+                    "runs_counted": len(last),
+                    "tags": event.get("tags") or [],
+                    "owner": event.get("owner"),
+                    "servers": event.get("servers") or [],
+                    "description": event.get("description") or "",
+                }
+            )
+        return {"rows": rows, "total": listing["count"], "pages": listing["pages"]}
+
+    return call(fetch)
+
+
+async def next_times(schedule: dict[str, Any], n: int = 5) -> list[str]:
+    """The next `n` times of a deployment schedule, from Prefect's own schedule model (the
+    one its scheduler runs), not a parser of ours."""
+    from prefect.server.schemas import schedules
+
+    if "cron" in schedule:
+        model: Any = schedules.CronSchedule.model_validate(schedule)
+    elif "interval" in schedule:
+        model = schedules.IntervalSchedule.model_validate(schedule)
+    else:
+        model = schedules.RRuleSchedule.model_validate(schedule)
+    dates = await model.get_dates(n=n, start=datetime.now(timezone.utc))
+    return [jsonable(d) for d in dates]
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def event_detail(name: str, history: int = 50) -> dict[str, Any]:
+    """An event's deployment, schedule, recent runs with their records, and action graph."""
+
+    async def fetch(client: PrefectClient) -> dict[str, Any]:
+        deployment = await client.read_deployment_by_name(deployment_name(name))
+        event = (deployment.parameters or {}).get("event") or {}
+        runs = await post(
+            client,
+            "/flow_runs/filter",
+            {
+                "flow_runs": {
+                    "deployment_id": {"any_": [str(deployment.id)]},
+                    "state": {"type": {"not_any_": ["SCHEDULED"]}},
+                },
+                "sort": "EXPECTED_START_TIME_DESC",
+                "limit": history,
+            },
+        )
+        records: dict[str, Any] = {}
+        if runs:
+            artifacts = await post(
+                client,
+                "/artifacts/filter",
+                {
+                    "artifacts": {
+                        "key": {"any_": [f"cronium-{name}"]},
+                        "flow_run_id": {"any_": [r["id"] for r in runs]},
+                    },
+                    "limit": _BATCH,
+                },
+            )
+            for artifact in artifacts:
+                record = record_from_markdown(artifact.get("data"))
+                if record is not None:
+                    records[artifact["flow_run_id"]] = record
+        chained_from = await post(
+            client,
+            "/deployments/filter",
+            {
+                "flows": cronium_flows(),
+                "deployments": {"tags": {"all_": [f"{CHAINS_TAG}{name}"]}},
+                "limit": _BATCH,
+            },
+        )
+        schedules = []
+        for item in deployment.schedules:
+            spec = item.schedule.model_dump(mode="json", exclude_none=True)
+            schedules.append(
+                {
+                    "active": item.active,
+                    "text": schedule_text(event) or str(spec),
+                    "next": await next_times(spec) if item.active else [],
+                }
+            )
+        rows = []
+        for run in runs:
+            row = run_row(run)
+            record = records.get(run["id"]) or {}
+            row.update(
+                output=record.get("output"),
+                condition=record.get("condition"),
+                exit_code=record.get("exit_code"),
+                error=record.get("error"),
+            )
+            if record.get("duration_s") is not None:
+                row["duration_s"] = record["duration_s"]
+            rows.append(row)
+        current = next((r for r in rows if r["status"] in ("RUNNING", "PENDING")), None)
+        return {
+            "name": name,
+            "deployment_id": str(deployment.id),
+            "status": event_status(deployment.tags),
+            "event": event,
+            "schedules": schedules,
+            "runs": rows,
+            "current_run": current,
+            "chained_from": sorted(d["name"] for d in chained_from),
+        }
+
+    return call(fetch)

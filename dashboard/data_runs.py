@@ -1,0 +1,218 @@
+"""Runs as the dashboard reads them: the overview's counts, the filtered run list, one run
+in detail, and a run's log lines since an offset (for the live log)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import streamlit as st
+from prefect.client.orchestration import PrefectClient
+
+from cronium_prefect.flows.deploy import STATUS_TAG, TRIGGER_TAG
+from cronium_prefect.flows.follow import record_from_markdown
+
+from .api import STATUS_STATES, call, cronium_flows, jsonable, status_of
+from .data_events import post, run_row
+
+__all__ = ["overview", "runs_page", "run_detail", "log_lines", "LOG_PAGE", "TRIGGERS"]
+
+LOG_PAGE = 200
+LOG_LIMIT = 5_000  # lines a run page shows; the page says when there are more
+TRIGGERS = {"schedule": "auto-scheduled", "manual": f"{TRIGGER_TAG}manual"}
+TRIGGERS["action"] = f"{TRIGGER_TAG}action"
+_EVENT_STATUSES = ["active", "paused", "draft", "archived"]
+
+
+async def _count_events(client: PrefectClient, status: str) -> int:
+    body = {"flows": cronium_flows(), "deployments": {"tags": {"all_": [f"{STATUS_TAG}{status}"]}}}
+    return await post(client, "/deployments/count", body)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def overview(hours: int = 24) -> dict[str, Any]:
+    """Events by status; runs of the last `hours` by status and per hour; recent and
+    running runs."""
+    now = datetime.now(timezone.utc)
+
+    async def fetch(client: PrefectClient) -> dict[str, Any]:
+        counts = await asyncio.gather(*(_count_events(client, s) for s in _EVENT_STATUSES))
+        history, recent, running = await asyncio.gather(
+            post(
+                client,
+                "/flow_runs/history",
+                {
+                    "history_start": (now - timedelta(hours=hours)).isoformat(),
+                    "history_end": now.isoformat(),
+                    "history_interval_seconds": 3600,
+                    "flows": cronium_flows(),
+                },
+            ),
+            post(
+                client,
+                "/flow_runs/filter",
+                {
+                    "flows": cronium_flows(),
+                    "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}},
+                    "sort": "EXPECTED_START_TIME_DESC",
+                    "limit": 15,
+                },
+            ),
+            post(
+                client,
+                "/flow_runs/filter",
+                {
+                    "flows": cronium_flows(),
+                    "flow_runs": {"state": {"type": {"any_": ["RUNNING", "CANCELLING"]}}},
+                    "sort": "START_TIME_DESC",
+                    "limit": 100,
+                },
+            ),
+        )
+        per_hour = []
+        for interval in history:
+            for state in interval["states"]:
+                if state["state_type"] == "SCHEDULED":
+                    continue  # not run yet: the chart shows what happened
+                per_hour.append(
+                    {
+                        "hour": interval["interval_start"],
+                        "status": status_of(state["state_name"], state["state_type"]),
+                        "runs": state["count_runs"],
+                    }
+                )
+        by_status: dict[str, int] = {}
+        for point in per_hour:
+            by_status[point["status"]] = by_status.get(point["status"], 0) + point["runs"]
+        finished = sum(
+            n for s, n in by_status.items() if s in ("SUCCESS", "FAILURE", "TIMEOUT", "PARTIAL")
+        )
+        return {
+            "events_by_status": dict(zip(_EVENT_STATUSES, counts, strict=True)),
+            "runs_by_status": by_status,
+            "success_rate": by_status.get("SUCCESS", 0) / finished if finished else None,
+            "per_hour": per_hour,
+            "recent": [run_row(r) for r in recent],
+            "running": [run_row(r) for r in running],
+        }
+
+    return call(fetch)
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def runs_page(
+    event: str = "",
+    status: str = "",
+    since_hours: float = 0,
+    trigger: str = "",
+    page: int = 1,
+    page_size: int = 50,
+) -> dict[str, Any]:
+    """Runs matching the filters, newest first; future scheduled runs only when asked for
+    (status PENDING)."""
+    flow_runs: dict[str, Any] = {}
+    if status:
+        flow_runs["state"] = {"name": {"any_": STATUS_STATES[status]}}
+    else:
+        flow_runs["state"] = {"type": {"not_any_": ["SCHEDULED"]}}
+    if since_hours:
+        since = datetime.now(timezone.utc) - timedelta(hours=since_hours)
+        flow_runs["expected_start_time"] = {"after_": since.isoformat()}
+    if trigger:
+        flow_runs["tags"] = {"all_": [TRIGGERS[trigger]]}
+    body: dict[str, Any] = {
+        "flows": cronium_flows(),
+        "flow_runs": flow_runs,
+        "sort": "EXPECTED_START_TIME_DESC",
+        "page": page,
+        "limit": page_size,
+    }
+    if event:
+        body["deployments"] = {"name": {"like_": event}}
+
+    async def fetch(client: PrefectClient) -> dict[str, Any]:
+        found = await post(client, "/flow_runs/paginate", body)
+        return {
+            "rows": [run_row(r) for r in found["results"]],
+            "total": found["count"],
+            "pages": found["pages"],
+        }
+
+    return call(fetch)
+
+
+async def _logs(client: PrefectClient, run_id: str, offset: int, limit: int) -> list[dict]:
+    lines: list[dict] = []
+    while len(lines) < limit:
+        page = await post(
+            client,
+            "/logs/filter",
+            {
+                "logs": {"flow_run_id": {"any_": [run_id]}},
+                "sort": "TIMESTAMP_ASC",
+                "offset": offset + len(lines),
+                "limit": min(LOG_PAGE, limit - len(lines)),
+            },
+        )
+        lines += [
+            {"time": log["timestamp"], "level": log["level"], "message": log["message"]}
+            for log in page
+        ]
+        if len(page) < LOG_PAGE:
+            break
+    return lines
+
+
+def log_lines(run_id: str, offset: int) -> dict[str, Any]:
+    """Log lines of a run from `offset` on, and the run's status (not cached: the live log
+    asks again every second)."""
+
+    async def fetch(client: PrefectClient) -> dict[str, Any]:
+        run, lines = await asyncio.gather(
+            client.request("GET", f"/flow_runs/{run_id}"), _logs(client, run_id, offset, 2_000)
+        )
+        state = run.json().get("state") or {}
+        return {
+            "lines": lines,
+            "status": status_of(state.get("name"), state.get("type")),
+            "final": state.get("type") in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"),
+        }
+
+    return call(fetch)
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def run_detail(run_id: str) -> dict[str, Any]:
+    """One run: its row, record (timings, servers, output), logs and messages."""
+
+    async def fetch(client: PrefectClient) -> dict[str, Any]:
+        run = (await client.request("GET", f"/flow_runs/{run_id}")).json()
+        artifacts, logs = await asyncio.gather(
+            post(
+                client,
+                "/artifacts/filter",
+                {"artifacts": {"flow_run_id": {"any_": [run_id]}}, "limit": 50},
+            ),
+            _logs(client, run_id, 0, LOG_LIMIT),
+        )
+        record, messages = None, []
+        for artifact in artifacts:
+            key = artifact.get("key") or ""
+            if key.startswith("cronium-messages-"):
+                data = artifact.get("data")
+                messages = json.loads(data) if isinstance(data, str) else data or []
+            elif record is None:
+                record = record_from_markdown(artifact.get("data"))
+        row = run_row(run)
+        row["parameters_input"] = (run.get("parameters") or {}).get("input")
+        return {
+            "run": {k: jsonable(v) for k, v in row.items()},
+            "record": record,
+            "logs": logs,
+            "logs_capped": len(logs) >= LOG_LIMIT,
+            "messages": messages,
+        }
+
+    return call(fetch)

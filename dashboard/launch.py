@@ -1,0 +1,50 @@
+"""Starting the dashboard: `streamlit run` on the entry file, bound to 127.0.0.1 unless
+asked otherwise, with the Prefect API settings of the caller."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO
+
+__all__ = ["APP", "streamlit_command", "start_dashboard"]
+
+APP = Path(__file__).with_name("app.py")
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+
+
+def start_dashboard(
+    host: str, port: int, api_url: str, log: IO[str] | int | None = None
+) -> subprocess.Popen:
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    return subprocess.Popen(
+        streamlit_command(host, port),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
+    )

@@ -1,0 +1,86 @@
+"""Small pieces every page uses: status colours, links, formatting."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from prefect.settings import get_current_settings
+
+__all__ = [
+    "STATUS_COLOURS",
+    "status_scale",
+    "runs_table",
+    "prefect_ui_url",
+    "as_json",
+    "event_link",
+    "run_link",
+]
+
+STATUS_COLOURS = {
+    "SUCCESS": "#2e9e44",
+    "FAILURE": "#d62728",
+    "TIMEOUT": "#ff7f0e",
+    "PARTIAL": "#e6b800",
+    "CANCELLED": "#7f7f7f",
+    "RUNNING": "#1f77b4",
+    "PENDING": "#9ecae1",
+}
+
+
+def status_scale() -> alt.Scale:
+    return alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values()))
+
+
+def event_link(name: str | None) -> str | None:
+    # Relative links: they keep working behind a proxy that serves the app under a path.
+    return f"event?name={name}" if name else None
+
+
+def run_link(run_id: str) -> str:
+    return f"run?id={run_id}"
+
+
+def runs_table(rows: list[dict[str, Any]], key: str) -> None:
+    """Runs with links to their event and run pages."""
+    if not rows:
+        st.info("No runs.")
+        return
+    frame = pd.DataFrame(
+        [
+            {
+                "run": run_link(r["run_id"]),
+                "event": event_link(r["event"]),
+                "status": r["status"],
+                "trigger": r["trigger"],
+                "start": r["start"],
+                "end": r["end"],
+                "duration (s)": r["duration_s"],
+            }
+            for r in rows
+        ]
+    )
+    st.dataframe(
+        frame,
+        key=key,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "run": st.column_config.LinkColumn("run", display_text="open"),
+            "event": st.column_config.LinkColumn("event", display_text=r"event\?name=(.*)"),
+            "duration (s)": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+
+
+def prefect_ui_url() -> str | None:
+    settings = get_current_settings()
+    ui = settings.ui_url or (settings.api.url or "").removesuffix("/api")
+    return ui or None
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
