@@ -17,6 +17,7 @@ from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import EventStatus
 from cronium_prefect.flows.deploy import SERVER_TAG, TRIGGER_TAG, set_event_status
 from cronium_prefect.flows.resolve import deployment_name
+from cronium_prefect.flows.servers import server_resource_id
 from cronium_prefect.variables import BlockVariableStore
 
 from .api import DashboardError, api_errors, call, cronium_flows
@@ -88,33 +89,17 @@ def servers() -> list[dict[str, Any]]:
 
     async def fetch(client: PrefectClient) -> list[dict[str, Any]]:
         documents = await _documents(client, SSHServer.get_block_type_slug())
-        since = datetime.now(timezone.utc) - timedelta(days=7)
-        events, users = await asyncio.gather(
-            post(
-                client,
-                "/events/filter",
-                {
-                    "filter": {
-                        "event": {"prefix": ["cronium.server."]},
-                        "any_resource": {"id_prefix": ["cronium.server."]},
-                        "occurred": {"since": since.isoformat()},
-                        "order": "DESC",
-                    },
-                    "limit": 200,
-                },
-            ),
+        since = (datetime.now(timezone.utc) - timedelta(days=7)).isoformat()
+        checks, circuits, users = await asyncio.gather(
+            asyncio.gather(*(_last(client, d.name, "checked", since) for d in documents)),
+            asyncio.gather(*(_last(client, d.name, "circuit-", since) for d in documents)),
             asyncio.gather(*(_users(client, d.name) for d in documents)),
         )
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
-        for event in events["events"]:  # newest first
-            server = event["resource"].get("prefect.resource.name", "")
-            kind = "check" if event["event"] == "cronium.server.checked" else "circuit"
-            latest.setdefault((server, kind), event)
         rows = []
-        for document, used_by in zip(documents, users, strict=True):
+        for document, check, circuit, used_by in zip(
+            documents, checks, circuits, users, strict=True
+        ):
             data = document.data
-            check = latest.get((document.name, "check"))
-            circuit = latest.get((document.name, "circuit"))
             rows.append(
                 {
                     "name": document.name,
@@ -128,6 +113,24 @@ def servers() -> list[dict[str, Any]]:
         return sorted(rows, key=lambda r: r["name"])
 
     return call(fetch)
+
+
+async def _last(client: PrefectClient, server: str, kind: str, since: str) -> dict[str, Any] | None:
+    """The server's newest `cronium.server.<kind>...` event of the last 7 days."""
+    found = await post(
+        client,
+        "/events/filter",
+        {
+            "filter": {
+                "event": {"prefix": [f"cronium.server.{kind}"]},
+                "resource": {"id": [server_resource_id(server)]},
+                "occurred": {"since": since},
+                "order": "DESC",
+            },
+            "limit": 1,
+        },
+    )
+    return found["events"][0] if found["events"] else None
 
 
 async def _users(client: PrefectClient, server: str) -> list[str]:

@@ -105,7 +105,7 @@ def sshd():
     server.remove()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ssh_server(sshd, prefect_api):
     """Saves cronium-ssh-server blocks for the test sshd; returns a factory by name."""
     from pydantic import SecretStr

@@ -1,0 +1,224 @@
+"""Every dashboard page, run by Streamlit's AppTest against the real Prefect server with
+seeded events, runs, a server on the test sshd and variables."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from cronium_prefect.dashboard.launch import APP
+
+from .seed import SECRET, SERVER, apply_seed, runs_of, trigger, wait_final
+
+
+@pytest.fixture(scope="module")
+def seeded(prefect_api, worker, ssh_server, tmp_path_factory):
+    ssh_server(SERVER)
+    apply_seed(tmp_path_factory.mktemp("dash") / "events")
+    run_id = trigger("dash-hello", 7)
+    run = wait_final(run_id)
+    assert run.state.name == "Completed", run.state
+    chained = [r for r in runs_of("dash-next")]
+    assert chained, "dash-hello's action did not start dash-next"
+    wait_final(str(chained[0].id))
+    return {"run_id": run_id}
+
+
+def page(path: str, **query: str) -> AppTest:
+    """The app at one page; caches cleared so every test reads the API afresh."""
+    st.cache_data.clear()
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    app.query_params.update(query)
+    app.switch_page(path).run()
+    assert not app.exception, [e.message for e in app.exception]
+    return app
+
+
+def texts(app: AppTest) -> str:
+    """Everything the page shows as text (markdown, code, metrics, captions, alerts)."""
+    parts = []
+    for kind in ("title", "markdown", "code", "caption", "error", "info", "success", "warning"):
+        parts += [str(element.value) for element in getattr(app, kind)]
+    parts += [f"{m.label} {m.value}" for m in app.metric]
+    parts += [frame.value.to_csv() for frame in app.dataframe]
+    return "\n".join(parts)
+
+
+def test_overview_counts_events_and_shows_recent_runs(seeded):
+    app = page("app_pages/overview.py")
+    metrics = {m.label: m.value for m in app.metric}
+    assert int(metrics["active events"]) >= 3
+    assert int(metrics["draft events"]) >= 1
+    assert int(metrics["runs (24 h)"]) >= 2
+    assert "dash-hello" in texts(app) and "SUCCESS" in texts(app)
+    assert app.get("vega_lite_chart"), "no runs-per-hour chart"
+
+
+def test_events_page_filters_through_the_api(seeded):
+    app = page("app_pages/events.py")
+    app.text_input[0].input("dash-").run()
+    frame = app.dataframe[0].value
+    names = {link.split("=", 1)[1] for link in frame["event"]}
+    assert {"dash-hello", "dash-next", "dash-remote", "dash-slow"} <= names
+    hello = frame[frame["event"] == "event?name=dash-hello"].iloc[0]
+    assert hello["last status"] == "SUCCESS" and hello["success"] == 1.0
+    assert hello["schedule"].startswith("cron 0 3 * * *") and hello["next run"]
+    app.selectbox[1].select("python").run()  # type
+    assert list(app.dataframe[0].value["event"]) == ["event?name=dash-next"]
+    app.selectbox[1].select("").run()
+    app.text_input[2].input(SERVER).run()  # server
+    assert list(app.dataframe[0].value["event"]) == ["event?name=dash-remote"]
+    app.text_input[2].input("").run()
+    app.text_input[3].input("ana").run()  # owner
+    assert list(app.dataframe[0].value["event"]) == ["event?name=dash-hello"]
+
+
+def test_run_now_validates_the_input_before_sending(seeded):
+    app = page("app_pages/events.py")
+    app.text_input[0].input("dash-next").run()
+    before = len(runs_of("dash-next"))
+    app.text_area[0].input('{"broken": ').run()
+    next(b for b in app.button if b.label == "Run now").click().run()
+    assert "Input is not JSON" in texts(app)
+    assert len(runs_of("dash-next")) == before
+    app.text_area[0].input('{"from": "dashboard"}').run()
+    next(b for b in app.button if b.label == "Run now").click().run()
+    assert "Started dash-next" in texts(app)
+    run = wait_final(texts(app).split("flow run ")[1].split()[0])
+    assert run.parameters["input"] == {"from": "dashboard"}
+    assert "cronium-trigger:manual" in run.tags
+
+
+def test_pause_and_resume_change_the_deployment(seeded):
+    app = page("app_pages/events.py")
+    app.text_input[0].input("dash-slow").run()
+    next(b for b in app.button if b.label == "Pause").click().run()
+    app.text_input[0].input("dash-slow").run()
+    assert app.dataframe[0].value.iloc[0]["status"] == "paused"
+    next(b for b in app.button if b.label == "Resume").click().run()
+    app.text_input[0].input("dash-slow").run()
+    assert app.dataframe[0].value.iloc[0]["status"] == "active"
+
+
+def test_event_page_shows_definition_schedule_log_history_and_graph(seeded):
+    app = page("app_pages/event.py", name="dash-hello")
+    shown = texts(app)
+    assert app.title[0].value == "dash-hello"
+    assert 'echo "dash line one"' in shown  # the script
+    assert "dash line one" in shown.split("Run [")[1]  # the latest run's log
+    next_runs = [m.value for m in app.markdown if m.value.startswith("Next runs:")]
+    assert next_runs and next_runs[0].count("T03:00:00") == 5
+    graph = app.get("graphviz_chart")[0].proto.spec
+    assert '"dash-hello" -> "dash-next" [label="success"]' in graph
+    history = app.dataframe[0].value
+    assert json.loads(history.iloc[0]["output"]) == {"got": 7}
+    assert history.iloc[0]["status"] == "SUCCESS"
+    chained = page("app_pages/event.py", name="dash-next")
+    assert '"dash-hello" -> "dash-next"' in chained.get("graphviz_chart")[0].proto.spec
+
+
+def test_event_page_names_an_unknown_event(seeded):
+    app = page("app_pages/event.py", name="no-such-event")
+    assert "No event named 'no-such-event'" in app.error[0].value
+
+
+def test_runs_page_filters_by_event_status_and_trigger(seeded):
+    app = page("app_pages/runs.py")
+    app.text_input[0].input("dash-hello").run()
+    frame = app.dataframe[0].value
+    assert f"run?id={seeded['run_id']}" in list(frame["run"])
+    app.selectbox[2].select("manual").run()  # trigger
+    assert set(app.dataframe[0].value["trigger"]) == {"manual"}
+    app.selectbox[2].select("schedule").run()
+    assert "No runs." in texts(app)
+    app.selectbox[2].select("").run()
+    app.selectbox[0].select("FAILURE").run()
+    assert "No runs." in texts(app)
+
+
+def test_run_page_shows_record_logs_and_timings(seeded):
+    app = page("app_pages/run.py", id=seeded["run_id"])
+    shown = texts(app)
+    assert app.title[0].value == "dash-hello: SUCCESS"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["exit code"] == "0" and metrics["setup"].endswith(" s")
+    assert '"got": 7' in shown and "dash line one" in shown
+    assert "token is ***" in shown and SECRET not in shown
+
+
+def test_servers_page_tests_a_server_and_lists_its_events(seeded):
+    app = page("app_pages/servers.py")
+    shown = texts(app)
+    assert f"### {SERVER}" in shown and "Used by: dash-remote" in shown
+    assert "Circuit breaker: closed" in shown
+    app.button(key=f"test-{SERVER}").click().run()
+    assert "CPUs" in app.success[0].value
+    deadline = time.monotonic() + 20  # recorded as a Prefect event, stored asynchronously
+    while not any("OK —" in m.value for m in (again := page("app_pages/servers.py")).markdown):
+        assert time.monotonic() < deadline, texts(again)
+        time.sleep(0.5)
+    assert "CPUs" in texts(again)
+
+
+def test_variables_page_masks_secrets_and_sets_and_deletes(seeded):
+    app = page("app_pages/variables.py")
+    frame = app.dataframe[0].value
+    secret_row = frame[frame["key"] == "DASH_SECRET"].iloc[0]
+    assert secret_row["value"] == "***" and SECRET not in frame.to_csv()
+    form_key, value, owner = app.text_input[0], app.text_area[0], app.text_input[1]
+    form_key.input("DASH_NEW")
+    value.input('{"a": 1}')
+    owner.input("ana")
+    app.button[0].click().run()
+    frame = app.dataframe[0].value
+    row = frame[frame["key"] == "DASH_NEW"].iloc[0]
+    assert row["owner"] == "ana" and json.loads(row["value"]) == {"a": 1}
+    app.text_input[0].input("bad key")
+    app.text_area[0].input("1")
+    app.button[0].click().run()
+    assert "must match" in app.error[0].value
+
+
+_PAGES_WITHOUT_API = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+shown = {}
+for path in sys.argv[2:]:
+    app = AppTest.from_file(sys.argv[1], default_timeout=60)
+    app.run()
+    app.switch_page(path).run()
+    shown[path] = {"errors": [e.value for e in app.error], "exceptions": len(app.exception)}
+print(json.dumps(shown))
+"""
+
+
+def test_an_unreachable_api_is_a_message_not_a_traceback(prefect_api):
+    """In a process of its own: Prefect reads PREFECT_API_URL when it is imported."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.ports import free_port
+
+    pages = [f"app_pages/{name}.py" for name in ("overview", "events", "runs", "servers")]
+    pages += ["app_pages/variables.py"]
+    done = subprocess.run(
+        [sys.executable, "-c", _PAGES_WITHOUT_API, str(APP), *pages],
+        env={**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    for path in pages:
+        assert shown[path]["exceptions"] == 0, (path, shown[path])
+        assert any("cannot reach the Prefect API" in e for e in shown[path]["errors"]), (
+            path,
+            shown[path],
+        )
