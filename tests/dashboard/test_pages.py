@@ -159,7 +159,10 @@ def test_servers_page_tests_a_server_and_lists_its_events(seeded):
     app.button(key=f"test-{SERVER}").click().run()
     assert "CPUs" in app.success[0].value
     deadline = time.monotonic() + 20  # recorded as a Prefect event, stored asynchronously
-    while not any("OK —" in m.value for m in (again := page("app_pages/servers.py")).markdown):
+    while True:
+        again = page("app_pages/servers.py")
+        if any("OK —" in m.value for m in again.markdown):
+            break
         assert time.monotonic() < deadline, texts(again)
         time.sleep(0.5)
     assert "CPUs" in texts(again)
