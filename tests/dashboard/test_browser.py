@@ -1,0 +1,185 @@
+"""The dashboard in a real headless Chromium: run an event with an input from the Events
+page, watch its log lines arrive on the event page before the run ends, see the final
+status; screenshot every page (tests/artifacts/screenshots) and grep each for secrets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.ports import free_port
+from tests.processes import stop
+
+from .seed import SECRET, SERVER, apply_seed, trigger, wait_final
+
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+PAGES = ["overview", "events", "runs", "servers", "variables"]
+
+
+@pytest.fixture(scope="module")
+def dashboard(prefect_api, worker, ssh_server, tmp_path_factory):
+    ssh_server(SERVER)
+    apply_seed(tmp_path_factory.mktemp("browser") / "events")
+    seeded_run = trigger("dash-hello", 3)
+    assert wait_final(seeded_run).state.name == "Completed"
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("dashboard") / "dashboard.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronium_prefect.cli", "dashboard", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, "the dashboard exited"
+        assert time.monotonic() < deadline, "the dashboard did not start within 60 s"
+        time.sleep(0.3)
+    yield {"url": url, "seeded_run": seeded_run}
+    stop(process)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        from tests.conftest import _unavailable
+
+        _unavailable("the browser test needs Debian's chromium and chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1400,1800")
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _wait(condition, timeout: float = 60, what: str = "the page"):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = condition()
+        except Exception:  # elements come and go while Streamlit re-renders
+            found = None
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _body(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def _field(driver, test_id: str, label: str, tag: str):
+    """The input of the Streamlit widget with this label."""
+    from selenium.webdriver.common.by import By
+
+    widget = _wait(
+        lambda: next(
+            w
+            for w in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
+            if w.text.startswith(label)
+        ),
+        what=f"the {label!r} field",
+    )
+    return widget.find_element(By.TAG_NAME, tag)
+
+
+def _body_with(driver, *needles: str) -> str | None:
+    text = _body(driver)
+    return text if all(n in text for n in needles) else None
+
+
+def _open(driver, url: str, title: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url)
+    _wait(lambda: any(h.text == title for h in driver.find_elements(By.TAG_NAME, "h1")), what=title)
+    _wait(lambda: "Running..." not in _body(driver), what=f"{title} to finish rendering")
+
+
+def test_run_an_event_from_the_events_page_and_follow_its_live_log(dashboard, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, f"{dashboard['url']}/events", "Events")
+    search = _field(browser, "stTextInput", "Search by name", "input")
+    search.send_keys("dash-slow", Keys.ENTER)
+    _wait(lambda: "1 events" in _body(browser), what="the search result")
+    box = _field(browser, "stTextArea", "Input (JSON)", "textarea")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys('{"from": "browser"}', Keys.CONTROL, Keys.ENTER)
+    time.sleep(0.5)
+    button = _wait(
+        lambda: next(
+            b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Run now"
+        ),
+        what="the Run now button",
+    )
+    button.click()
+    link = _wait(
+        lambda: next(
+            a
+            for a in browser.find_elements(By.TAG_NAME, "a")
+            if a.text.startswith("Follow the run of dash-slow")
+        ),
+        what="the follow link",
+    )
+    browser.save_screenshot(str(SHOTS / "events-run-now.png"))
+    run_id = _body(browser).split("Started dash-slow: flow run ", 1)[1].split()[0]
+    link.click()
+    _wait(lambda: "following the log" in _body(browser), what="the live log")
+    # The script prints a line a second for 10 s: lines appear while it is still running.
+    body = _wait(
+        lambda: _body_with(browser, "slow line 2"),
+        timeout=60,
+        what="the first log lines",
+    )
+    assert "slow line 10" not in body and "RUNNING" in body, body[-2000:]
+    browser.save_screenshot(str(SHOTS / "event-live-log.png"))
+    body = _wait(
+        lambda: None if "following the log" in _body(browser) else _body(browser),
+        timeout=90,
+        what="the live log to end",
+    )
+    assert f"Run {run_id}: SUCCESS" in body and "slow line 10" in body, body[-2000:]
+    browser.save_screenshot(str(SHOTS / "event-finished.png"))
+
+
+def test_every_page_renders_and_no_page_shows_a_secret(dashboard, browser):
+    pages = [(f"{dashboard['url']}/{name}", name.capitalize()) for name in PAGES]
+    pages += [
+        (f"{dashboard['url']}/event?name=dash-hello", "dash-hello"),
+        (f"{dashboard['url']}/run?id={dashboard['seeded_run']}", "dash-hello: SUCCESS"),
+    ]
+    for url, title in pages:
+        _open(browser, url, title)
+        html = browser.page_source
+        slug = url.rsplit("/", 1)[1].split("?")[0]
+        browser.save_screenshot(str(SHOTS / f"page-{slug}.png"))
+        assert "Traceback" not in html, url
+        assert SECRET not in html, f"the secret is in the HTML of {url}"
+    assert "token is ***" in _body(browser)  # the run page shows the masked log line
