@@ -73,12 +73,15 @@ def overview(hours: int = 24) -> dict[str, Any]:
         )
         per_hour = []
         for interval in history:
+            # Every hour gets a row (0 runs when idle), so the chart always spans the day.
+            hour = datetime.fromisoformat(interval["interval_start"]).strftime("%d %H:00")
+            per_hour.append({"hour": hour, "status": "SUCCESS", "runs": 0})
             for state in interval["states"]:
                 if state["state_type"] == "SCHEDULED":
                     continue  # not run yet: the chart shows what happened
                 per_hour.append(
                     {
-                        "hour": interval["interval_start"],
+                        "hour": hour,
                         "status": status_of(state["state_name"], state["state_type"]),
                         "runs": state["count_runs"],
                     }

@@ -13,6 +13,7 @@ from prefect.settings import get_current_settings
 __all__ = [
     "STATUS_COLOURS",
     "status_scale",
+    "any_value",
     "runs_table",
     "prefect_ui_url",
     "as_json",
@@ -29,6 +30,11 @@ STATUS_COLOURS = {
     "RUNNING": "#1f77b4",
     "PENDING": "#9ecae1",
 }
+
+
+def any_value(value: str) -> str:
+    """How an empty filter choice reads."""
+    return value or "any"
 
 
 def status_scale() -> alt.Scale:

@@ -85,9 +85,9 @@ if runs:
     frame = pd.DataFrame(runs)
     chart = (
         alt.Chart(frame.dropna(subset=["start"]))
-        .mark_bar()
+        .mark_bar(size=6)
         .encode(
-            x=alt.X("start:T", title="started"),
+            x=alt.X("start:T", title="started (UTC)", axis=alt.Axis(format="%m-%d %H:%M")),
             y=alt.Y("duration_s:Q", title="duration (s)"),
             color=alt.Color("status:N", scale=ui.status_scale()),
             tooltip=["run_name", "status", "start", "duration_s"],

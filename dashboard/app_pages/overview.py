@@ -17,16 +17,16 @@ columns[5].metric("failed (24 h)", runs.get("FAILURE", 0) + runs.get("TIMEOUT", 
 rate = data["success_rate"]
 columns[6].metric("success rate", "-" if rate is None else f"{rate:.0%}")
 
-st.subheader("Runs per hour, last 24 h")
-if data["per_hour"]:
+st.subheader("Runs per hour, last 24 h (UTC)")
+if sum(runs.values()):
     chart = (
         alt.Chart(pd.DataFrame(data["per_hour"]))
         .mark_bar()
         .encode(
-            x=alt.X("hour:T", title="hour"),
+            x=alt.X("hour:O", title="day and hour", sort=None),
             y=alt.Y("sum(runs):Q", title="runs"),
             color=alt.Color("status:N", scale=ui.status_scale()),
-            tooltip=["hour:T", "status:N", "sum(runs):Q"],
+            tooltip=["hour:O", "status:N", "sum(runs):Q"],
         )
     )
     st.altair_chart(chart, width="stretch")

@@ -10,9 +10,9 @@ RANGES["all time"] = 0
 st.title("Runs")
 event_col, status_col, range_col, trigger_col, size_col = st.columns([3, 1, 1, 1, 1])
 event = event_col.text_input("Event", placeholder="part of an event name")
-status = status_col.selectbox("Status", ["", *ui.STATUS_COLOURS])
+status = status_col.selectbox("Status", ["", *ui.STATUS_COLOURS], format_func=ui.any_value)
 window = range_col.selectbox("Started", list(RANGES), index=1)
-trigger = trigger_col.selectbox("Trigger", ["", *data_runs.TRIGGERS])
+trigger = trigger_col.selectbox("Trigger", ["", *data_runs.TRIGGERS], format_func=ui.any_value)
 page_size = size_col.selectbox("Per page", [50, 100, 200])
 page = int(st.session_state.get("runs_page", 1))
 data = data_runs.runs_page(event.strip(), status, RANGES[window], trigger, page, page_size)
@@ -20,7 +20,7 @@ if data["pages"] and page > data["pages"]:
     st.session_state["runs_page"] = page = 1
     data = data_runs.runs_page(event.strip(), status, RANGES[window], trigger, 1, page_size)
 st.caption(f"{data['total']} runs · page {page} of {max(data['pages'], 1)}")
-previous, following, _ = st.columns([1, 1, 6])
+previous, following, _ = st.columns([1.3, 1.3, 5])
 if previous.button("Previous page", disabled=page <= 1):
     st.session_state["runs_page"] = page - 1
     st.rerun()

@@ -118,7 +118,15 @@ def _open(driver, url: str, title: str) -> None:
 
     driver.get(url)
     _wait(lambda: any(h.text == title for h in driver.find_elements(By.TAG_NAME, "h1")), what=title)
-    _wait(lambda: "Running..." not in _body(driver), what=f"{title} to finish rendering")
+    _wait(lambda: _idle(driver), what=f"{title} to finish rendering")
+
+
+def _idle(driver) -> bool:
+    """Streamlit marks the app while a script (or fragment) run is under way."""
+    from selenium.webdriver.common.by import By
+
+    app = driver.find_element(By.CSS_SELECTOR, '[data-testid="stApp"]')
+    return app.get_attribute("data-test-script-state") == "notRunning"
 
 
 def test_run_an_event_from_the_events_page_and_follow_its_live_log(dashboard, browser):
@@ -170,16 +178,18 @@ def test_run_an_event_from_the_events_page_and_follow_its_live_log(dashboard, br
 
 
 def test_every_page_renders_and_no_page_shows_a_secret(dashboard, browser):
-    pages = [(f"{dashboard['url']}/{name}", name.capitalize()) for name in PAGES]
+    pages = [(f"{dashboard['url']}/", "Overview")]  # the default page lives at /
+    pages += [(f"{dashboard['url']}/{name}", name.capitalize()) for name in PAGES[1:]]
     pages += [
         (f"{dashboard['url']}/event?name=dash-hello", "dash-hello"),
         (f"{dashboard['url']}/run?id={dashboard['seeded_run']}", "dash-hello: SUCCESS"),
     ]
     for url, title in pages:
         _open(browser, url, title)
+        time.sleep(1)  # charts and tables draw after the script has run
         html = browser.page_source
-        slug = url.rsplit("/", 1)[1].split("?")[0]
+        slug = url.rsplit("/", 1)[1].split("?")[0] or "overview"
         browser.save_screenshot(str(SHOTS / f"page-{slug}.png"))
-        assert "Traceback" not in html, url
+        assert "Traceback" not in html and "Page not found" not in _body(browser), url
         assert SECRET not in html, f"the secret is in the HTML of {url}"
     assert "token is ***" in _body(browser)  # the run page shows the masked log line
