@@ -11,8 +11,12 @@ from cronium_prefect.dashboard import data_admin, data_events, ui
 st.title("Events")
 left, middle, right = st.columns([3, 1, 1])
 search = left.text_input("Search by name", placeholder="part of a name")
-status = middle.selectbox("Status", ["", "active", "paused", "draft", "archived"])
-type_ = right.selectbox("Type", ["", "bash", "python", "node", "http", "tool"])
+status = middle.selectbox(
+    "Status", ["", "active", "paused", "draft", "archived"], format_func=ui.any_value
+)
+type_ = right.selectbox(
+    "Type", ["", "bash", "python", "node", "http", "tool"], format_func=ui.any_value
+)
 tag_col, server_col, owner_col, size_col = st.columns(4)
 tag = tag_col.text_input("Tag")
 server = server_col.text_input("Server")
