@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import statistics
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -24,8 +25,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str]:
-    """PREFECT_API_URL when set; else a temporary server started (and stopped) here.
+def prefect_api(postgres: bool = False) -> Iterator[str]:
+    """PREFECT_API_URL when set; else a temporary server started (and stopped) here, on
+    SQLite or on a throwaway PostgreSQL cluster (tests/postgres.py).
 
     Must be entered before anything imports Prefect, so the settings pick the URL up.
     """
@@ -44,13 +46,22 @@ def prefect_api() -> Iterator[str]:
     )
     from cronium_prefect.stack import start_prefect_server, wait_until_healthy
 
-    server = start_prefect_server(port)
+    cluster, env = None, {}
+    if postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.postgres import Postgres
+
+        cluster = Postgres.start()
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = cluster.create_database("prefect")
+    server = start_prefect_server(port, env)
     try:
         wait_until_healthy(url, server)
         yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if cluster is not None:
+            cluster.stop()
 
 
 def summary(samples: list[float]) -> dict[str, float]:
