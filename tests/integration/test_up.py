@@ -33,6 +33,25 @@ def _start(env: dict[str, str], log_path) -> subprocess.Popen:
     return process
 
 
+def _wait_for_dashboard(port: int) -> None:
+    """Streamlit answers its health check, on 127.0.0.1 only."""
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the dashboard did not answer within 60 s"
+        time.sleep(0.5)
+    addresses = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+    for address in addresses - {"127.0.0.1"}:
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=1).close()
+
+
 def _stop(process: subprocess.Popen, port: int) -> None:
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
@@ -41,13 +60,23 @@ def _stop(process: subprocess.Popen, port: int) -> None:
 
 
 def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_client, tmp_path):
-    port = _free_port()
+    port, dashboard_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({"CRONIUM_HOME": str(tmp_path / "home"), "CRONIUM_STACK_PORT": str(port)})
+    env.update(
+        {
+            "CRONIUM_HOME": str(tmp_path / "home"),
+            "CRONIUM_STACK_PORT": str(port),
+            "CRONIUM_DASHBOARD_PORT": str(dashboard_port),
+        }
+    )
     client_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
 
     process = _start(env, tmp_path / "up.log")
     try:
+        assert (
+            f"dashboard:   http://127.0.0.1:{dashboard_port}" in (tmp_path / "up.log").read_text()
+        )
+        _wait_for_dashboard(dashboard_port)
         listed = {
             row["name"]
             for row in json.loads(
@@ -68,6 +97,8 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         assert json.loads(ran.stdout)["output"] == {"greeted": "Up"}
     finally:
         _stop(process, port)
+    with pytest.raises(OSError):  # the dashboard stopped with the rest
+        socket.create_connection(("127.0.0.1", dashboard_port), timeout=1).close()
 
     # A second start reuses the database: the earlier run is still there.
     process = _start(env, tmp_path / "up2.log")
