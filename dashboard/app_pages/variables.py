@@ -9,6 +9,8 @@ from cronium_prefect.dashboard import data_admin
 from cronium_prefect.dashboard.api import DashboardError
 
 st.title("Variables")
+if "variables_done" in st.session_state:  # what the last change did, shown after its rerun
+    st.success(st.session_state.pop("variables_done"))
 rows = data_admin.variables()
 if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -32,7 +34,7 @@ with set_col, st.form("set-variable", clear_on_submit=True):
         except DashboardError as exc:
             st.error(str(exc))
         else:
-            st.success(f"saved {key.strip()}")
+            st.session_state["variables_done"] = f"saved {key.strip()}"
             st.rerun()
 with delete_col, st.form("delete-variable"):
     st.subheader("Delete")
@@ -46,5 +48,6 @@ with delete_col, st.form("delete-variable"):
         except DashboardError as exc:
             st.error(str(exc))
         else:
-            st.success(f"deleted {key_name}" if deleted else f"{key_name} was already gone")
+            done = f"deleted {key_name}" if deleted else f"{key_name} was already gone"
+            st.session_state["variables_done"] = done
             st.rerun()

@@ -178,9 +178,14 @@ def test_variables_page_masks_secrets_and_sets_and_deletes(seeded):
     value.input('{"a": 1}')
     owner.input("ana")
     app.button[0].click().run()
+    assert app.success[0].value == "saved DASH_NEW"
     frame = app.dataframe[0].value
     row = frame[frame["key"] == "DASH_NEW"].iloc[0]
     assert row["owner"] == "ana" and json.loads(row["value"]) == {"a": 1}
+    app.selectbox[0].select("ana / DASH_NEW")  # a form: sent with its submit button
+    app.button[1].click().run()
+    assert app.success[0].value == "deleted DASH_NEW"
+    assert "DASH_NEW" not in list(app.dataframe[0].value["key"])
     app.text_input[0].input("bad key")
     app.text_area[0].input("1")
     app.button[0].click().run()
