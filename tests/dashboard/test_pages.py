@@ -192,7 +192,7 @@ def test_variables_page_masks_secrets_and_sets_and_deletes(seeded):
     assert "must match" in app.error[0].value
 
 
-_PAGES_WITHOUT_API = """
+_PAGES_IN_A_PROCESS = """
 import json, sys
 from streamlit.testing.v1 import AppTest
 shown = {}
@@ -200,7 +200,11 @@ for path in sys.argv[2:]:
     app = AppTest.from_file(sys.argv[1], default_timeout=60)
     app.run()
     app.switch_page(path).run()
-    shown[path] = {"errors": [e.value for e in app.error], "exceptions": len(app.exception)}
+    shown[path] = {
+        "errors": [e.value for e in app.error],
+        "exceptions": len(app.exception),
+        "titles": [t.value for t in app.title],
+    }
 print(json.dumps(shown))
 """
 
@@ -208,25 +212,87 @@ print(json.dumps(shown))
 def test_an_unreachable_api_is_a_message_not_a_traceback(prefect_api):
     """In a process of its own: Prefect reads PREFECT_API_URL when it is imported."""
     import os
-    import subprocess
-    import sys
 
     from tests.ports import free_port
 
     pages = [f"app_pages/{name}.py" for name in ("overview", "events", "runs", "servers")]
     pages += ["app_pages/variables.py"]
-    done = subprocess.run(
-        [sys.executable, "-c", _PAGES_WITHOUT_API, str(APP), *pages],
-        env={**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    shown = _pages_in_a_process(env, pages)
     for path in pages:
         assert shown[path]["exceptions"] == 0, (path, shown[path])
         assert any("cannot reach the Prefect API" in e for e in shown[path]["errors"]), (
             path,
             shown[path],
         )
+
+
+def _pages_in_a_process(env: dict[str, str], pages: list[str]) -> dict:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PAGES_IN_A_PROCESS, str(APP), *pages],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_dashboard_works_against_a_server_with_basic_auth(tmp_path):
+    """Prefect's basic auth: with PREFECT_API_AUTH_STRING every page renders; without it
+    the page says the API answered 401 and what to set."""
+    import os
+
+    import httpx
+
+    from cronium_prefect.stack import start_prefect_server
+    from tests.ports import free_port
+    from tests.processes import stop
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    server_env = {
+        "PREFECT_SERVER_API_AUTH_STRING": "admin:dash-pass",
+        "PREFECT_HOME": str(tmp_path / "home"),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+    }
+    with open(tmp_path / "server.log", "w") as log:
+        server = start_prefect_server(port, server_env, log=log)
+        try:
+            with_auth = {
+                **os.environ,
+                "PREFECT_API_URL": url,
+                "PREFECT_API_AUTH_STRING": "admin:dash-pass",
+            }
+            deadline = time.monotonic() + 180
+            while True:  # its health check wants the credentials too
+                try:
+                    answer = httpx.get(f"{url}/health", auth=("admin", "dash-pass"), timeout=1)
+                    if answer.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "server.log"
+                ).read_text()[-2000:]
+                time.sleep(0.5)
+            pages = ["app_pages/overview.py", "app_pages/events.py", "app_pages/variables.py"]
+            shown = _pages_in_a_process(with_auth, pages)
+            for path in pages:
+                assert shown[path] == {**shown[path], "errors": [], "exceptions": 0}, (
+                    path,
+                    shown[path],
+                )
+            assert shown["app_pages/overview.py"]["titles"] == ["Overview"]
+            without = {k: v for k, v in with_auth.items() if k != "PREFECT_API_AUTH_STRING"}
+            refused = _pages_in_a_process(without, ["app_pages/events.py"])["app_pages/events.py"]
+            assert refused["exceptions"] == 0
+            assert any(
+                "answered 401" in e and "PREFECT_API_AUTH_STRING" in e for e in refused["errors"]
+            ), refused
+        finally:
+            stop(server)
