@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from cronium_prefect.blocks import documents
+from cronium_prefect.blocks.documents import documents_query
 from cronium_prefect.blocks.variable import CroniumVariable, check_key, document_name
 
 __all__ = [
@@ -26,8 +28,6 @@ __all__ = [
     "get_variable_store",
     "mask_secrets",
 ]
-
-_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,11 @@ class BlockVariableStore:
     def entries(self) -> list[Entry]:
         found: list[Entry] = []
         with get_client(sync_client=True) as client:
-            offset = 0
             while True:
-                try:
-                    page = client.read_block_documents_by_type(
-                        self.slug, offset=offset, limit=_PAGE, include_secrets=True
-                    )
-                except ObjectNotFound:
-                    return []  # the block type is registered with the first variable
+                query = documents_query(self.slug, len(found), include_secrets=True)
+                page = client.request("POST", "/block_documents/filter", json=query).json()
                 for document in page:
-                    data = document.data
+                    data = document["data"]
                     text = data.get("secret_json") if data.get("secret") else data.get("value_json")
                     found.append(
                         Entry(
@@ -120,9 +115,8 @@ class BlockVariableStore:
                             bool(data.get("secret")),
                         )
                     )
-                if len(page) < _PAGE:
+                if len(page) < documents.PAGE:
                     return found
-                offset += _PAGE
 
     def visible(self, owner: str | None) -> Visible:
         entries = self.entries()

@@ -9,8 +9,9 @@ from typing import Any
 
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
-from prefect.exceptions import ObjectNotFound
 
+from cronium_prefect.blocks import documents as block_documents
+from cronium_prefect.blocks.documents import documents_query
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.blocks.variable import CroniumVariable
 from cronium_prefect.errors import CroniumError
@@ -68,18 +69,15 @@ def set_status(name: str, status: str) -> None:
     _changed()
 
 
-async def _documents(client: PrefectClient, slug: str) -> list[Any]:
+async def _documents(client: PrefectClient, slug: str) -> list[dict[str, Any]]:
     """Every block document of a type, secrets left masked by the API."""
-    found: list[Any] = []
+    found: list[dict[str, Any]] = []
     while True:
-        try:
-            page = await client.read_block_documents_by_type(
-                slug, offset=len(found), limit=_PAGE, include_secrets=False
-            )
-        except ObjectNotFound:
-            return []  # the type is registered with its first document
+        page = await post(
+            client, "/block_documents/filter", documents_query(slug, len(found), False)
+        )
         found += page
-        if len(page) < _PAGE:
+        if len(page) < block_documents.PAGE:
             return found
 
 
@@ -91,18 +89,18 @@ def servers() -> list[dict[str, Any]]:
         documents = await _documents(client, SSHServer.get_block_type_slug())
         since = (datetime.now(timezone.utc) - timedelta(days=7)).isoformat()
         checks, circuits, users = await asyncio.gather(
-            asyncio.gather(*(_last(client, d.name, "checked", since) for d in documents)),
-            asyncio.gather(*(_last(client, d.name, "circuit-", since) for d in documents)),
-            asyncio.gather(*(_users(client, d.name) for d in documents)),
+            asyncio.gather(*(_last(client, d["name"], "checked", since) for d in documents)),
+            asyncio.gather(*(_last(client, d["name"], "circuit-", since) for d in documents)),
+            asyncio.gather(*(_users(client, d["name"]) for d in documents)),
         )
         rows = []
         for document, check, circuit, used_by in zip(
             documents, checks, circuits, users, strict=True
         ):
-            data = document.data
+            data = document["data"]
             rows.append(
                 {
-                    "name": document.name,
+                    "name": document["name"],
                     "address": f"{data.get('username')}@{data.get('host')}:{data.get('port')}",
                     "description": data.get("description", ""),
                     "last_check": check and {"time": check["occurred"], **check["payload"]},
@@ -179,7 +177,7 @@ def variables() -> list[dict[str, Any]]:
         documents = await _documents(client, CroniumVariable.get_block_type_slug())
         rows = []
         for document in documents:
-            data = document.data
+            data = document["data"]
             secret = bool(data.get("secret"))
             rows.append(
                 {

@@ -51,3 +51,17 @@ def test_owner_scope_is_read_first_then_global(prefect_api):
     assert store.visible("carol").values["SCOPED"] == "carol's value"
     assert store.visible("dave").values["SCOPED"] == "global value"
     assert store.visible(None).values["SCOPED"] == "global value"
+
+
+def test_more_variables_than_a_page_are_all_read_and_the_read_ends(prefect_api, monkeypatch):
+    """Prefect's by-type listing ignores paging: reading page by page must use the filter
+    endpoint, or a store with a page's worth of variables loops forever."""
+    from cronium_prefect.blocks import documents
+
+    monkeypatch.setattr(documents, "PAGE", 5)
+    store = get_variable_store()
+    keys = [f"PAGED_{i:02d}" for i in range(12)]
+    for key in keys:
+        store.set(key, key.lower(), owner="pager")
+    entries = [e for e in store.entries() if e.owner == "pager"]
+    assert sorted(e.key for e in entries) == keys
