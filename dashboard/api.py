@@ -67,6 +67,8 @@ def api_errors() -> Iterator[None]:
         raise NotFound(f"not found in the Prefect API: {exc}") from None
     except httpx.HTTPStatusError as exc:
         code = exc.response.status_code
+        if code == 404:
+            raise NotFound(f"not found in the Prefect API: {exc.request.url.path}") from None
         hint = (
             " — set PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING"
             if code == 401
@@ -119,7 +121,13 @@ def status_of(state_name: str | None, state_type: str | None = None) -> str:
 STATUS_STATES: dict[str, list[str]] = {}
 for _state, _status in _BY_STATE.items():
     STATUS_STATES.setdefault(_status.value, []).append(_state)
-STATUS_STATES[RunStatus.PENDING.value] = ["Scheduled", "Late", "Pending", "AwaitingRetry"]
+STATUS_STATES[RunStatus.PENDING.value] = [
+    "Scheduled",
+    "Late",
+    "Pending",
+    "AwaitingRetry",
+    "AwaitingConcurrencySlot",  # overlap: queue
+]
 
 
 def jsonable(value: Any) -> Any:

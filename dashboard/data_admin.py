@@ -106,6 +106,7 @@ def servers() -> list[dict[str, Any]]:
                     "last_check": check and {"time": check["occurred"], **check["payload"]},
                     "circuit": _circuit(circuit),
                     "events": used_by,
+                    "events_capped": len(used_by) >= _PAGE,
                 }
             )
         return sorted(rows, key=lambda r: r["name"])

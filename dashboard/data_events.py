@@ -144,7 +144,9 @@ def events_page(
             event = (d.get("parameters") or {}).get("event") or {}
             last = [run_row(r) for r in finished[d["id"]]]
             following = upcoming[d["id"]]
-            good = sum(r["status"] == "SUCCESS" for r in last)
+            # As on the overview: a cancelled run (skipped overlap, Ctrl-C) is not a failure.
+            counted = [r for r in last if r["status"] != "CANCELLED"]
+            good = sum(r["status"] == "SUCCESS" for r in counted)
             rows.append(
                 {
                     "name": d["name"],
@@ -156,8 +158,8 @@ def events_page(
                     else None,
                     "last_run": last[0]["end"] if last else None,
                     "last_status": last[0]["status"] if last else None,
-                    "success_rate": good / len(last) if last else None,
-                    "runs_counted": len(last),
+                    "success_rate": good / len(counted) if counted else None,
+                    "runs_counted": len(counted),
                     "tags": event.get("tags") or [],
                     "owner": event.get("owner"),
                     "servers": event.get("servers") or [],
@@ -197,9 +199,9 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
             {
                 "flow_runs": {
                     "deployment_id": {"any_": [str(deployment.id)]},
-                    "state": {"type": {"not_any_": ["SCHEDULED"]}},
+                    "expected_start_time": {"before_": datetime.now(timezone.utc).isoformat()},
                 },
-                "sort": "EXPECTED_START_TIME_DESC",
+                "sort": "START_TIME_DESC",
                 "limit": history,
             },
         )
@@ -262,6 +264,7 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
             "runs": rows,
             "current_run": current,
             "chained_from": sorted(d["name"] for d in chained_from),
+            "chained_from_capped": len(chained_from) >= _BATCH,
         }
 
     return call(fetch)

@@ -7,6 +7,7 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from uuid import UUID
 
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
@@ -14,10 +15,10 @@ from prefect.client.orchestration import PrefectClient
 from cronium_prefect.flows.deploy import STATUS_TAG, TRIGGER_TAG
 from cronium_prefect.flows.follow import record_from_markdown
 
-from .api import STATUS_STATES, call, cronium_flows, jsonable, status_of
+from .api import STATUS_STATES, NotFound, call, cronium_flows, jsonable, status_of
 from .data_events import post, run_row
 
-__all__ = ["overview", "runs_page", "run_detail", "log_lines", "LOG_PAGE", "TRIGGERS"]
+__all__ = ["overview", "runs_page", "run_detail", "log_lines", "checked_run_id", "TRIGGERS"]
 
 LOG_PAGE = 200
 LOG_LIMIT = 5_000  # lines a run page shows; the page says when there are more
@@ -36,6 +37,8 @@ def overview(hours: int = 24) -> dict[str, Any]:
     """Events by status; runs of the last `hours` by status and per hour; recent and
     running runs."""
     now = datetime.now(timezone.utc)
+    # Whole hours, the current one last, so each bar is one clock hour.
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
     async def fetch(client: PrefectClient) -> dict[str, Any]:
         counts = await asyncio.gather(*(_count_events(client, s) for s in _EVENT_STATUSES))
@@ -44,8 +47,8 @@ def overview(hours: int = 24) -> dict[str, Any]:
                 client,
                 "/flow_runs/history",
                 {
-                    "history_start": (now - timedelta(hours=hours)).isoformat(),
-                    "history_end": now.isoformat(),
+                    "history_start": (end - timedelta(hours=hours)).isoformat(),
+                    "history_end": end.isoformat(),
                     "history_interval_seconds": 3600,
                     "flows": cronium_flows(),
                 },
@@ -55,8 +58,8 @@ def overview(hours: int = 24) -> dict[str, Any]:
                 "/flow_runs/filter",
                 {
                     "flows": cronium_flows(),
-                    "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}},
-                    "sort": "EXPECTED_START_TIME_DESC",
+                    "flow_runs": {"expected_start_time": {"before_": now.isoformat()}},
+                    "sort": "START_TIME_DESC",
                     "limit": 15,
                 },
             ),
@@ -115,20 +118,22 @@ def runs_page(
 ) -> dict[str, Any]:
     """Runs matching the filters, newest first; future scheduled runs only when asked for
     (status PENDING)."""
+    # Runs that are due (late and queued ones too); future scheduled runs only when PENDING
+    # is asked for.
     flow_runs: dict[str, Any] = {}
     if status:
         flow_runs["state"] = {"name": {"any_": STATUS_STATES[status]}}
-    else:
-        flow_runs["state"] = {"type": {"not_any_": ["SCHEDULED"]}}
+    if status != "PENDING":
+        flow_runs["expected_start_time"] = {"before_": datetime.now(timezone.utc).isoformat()}
     if since_hours:
         since = datetime.now(timezone.utc) - timedelta(hours=since_hours)
-        flow_runs["expected_start_time"] = {"after_": since.isoformat()}
+        flow_runs.setdefault("expected_start_time", {})["after_"] = since.isoformat()
     if trigger:
         flow_runs["tags"] = {"all_": [TRIGGERS[trigger]]}
     body: dict[str, Any] = {
         "flows": cronium_flows(),
         "flow_runs": flow_runs,
-        "sort": "EXPECTED_START_TIME_DESC",
+        "sort": "START_TIME_DESC",  # start time, else expected: nearly unique, stable pages
         "page": page,
         "limit": page_size,
     }
@@ -146,21 +151,32 @@ def runs_page(
     return call(fetch)
 
 
-async def _logs(client: PrefectClient, run_id: str, offset: int, limit: int) -> list[dict]:
+async def _logs(
+    client: PrefectClient, run_id: str, limit: int, since: str | None = None
+) -> list[dict]:
+    """Up to `limit` log lines of a run in time order (from `since`, when given)."""
+    logs: dict[str, Any] = {"flow_run_id": {"any_": [run_id]}}
+    if since is not None:
+        logs["timestamp"] = {"after_": since}
     lines: list[dict] = []
     while len(lines) < limit:
         page = await post(
             client,
             "/logs/filter",
             {
-                "logs": {"flow_run_id": {"any_": [run_id]}},
+                "logs": logs,
                 "sort": "TIMESTAMP_ASC",
-                "offset": offset + len(lines),
+                "offset": len(lines),
                 "limit": min(LOG_PAGE, limit - len(lines)),
             },
         )
         lines += [
-            {"time": log["timestamp"], "level": log["level"], "message": log["message"]}
+            {
+                "id": log["id"],
+                "time": log["timestamp"],
+                "level": log["level"],
+                "message": log["message"],
+            }
             for log in page
         ]
         if len(page) < LOG_PAGE:
@@ -168,13 +184,14 @@ async def _logs(client: PrefectClient, run_id: str, offset: int, limit: int) -> 
     return lines
 
 
-def log_lines(run_id: str, offset: int) -> dict[str, Any]:
-    """Log lines of a run from `offset` on, and the run's status (not cached: the live log
-    asks again every second)."""
+def log_lines(run_id: str, since: str | None) -> dict[str, Any]:
+    """A run's log lines from `since` on, and its status (not cached: the live log asks
+    again every second)."""
+    run_id = checked_run_id(run_id)
 
     async def fetch(client: PrefectClient) -> dict[str, Any]:
         run, lines = await asyncio.gather(
-            client.request("GET", f"/flow_runs/{run_id}"), _logs(client, run_id, offset, 2_000)
+            client.request("GET", f"/flow_runs/{run_id}"), _logs(client, run_id, 20_000, since)
         )
         state = run.json().get("state") or {}
         return {
@@ -186,9 +203,18 @@ def log_lines(run_id: str, offset: int) -> dict[str, Any]:
     return call(fetch)
 
 
+def checked_run_id(text: str) -> str:
+    """A flow run id from a URL or a form, refused unless it is one."""
+    try:
+        return str(UUID(text.strip()))
+    except ValueError:
+        raise NotFound(f"{text!r} is not a flow run id") from None
+
+
 @st.cache_data(ttl=3, show_spinner=False)
 def run_detail(run_id: str) -> dict[str, Any]:
     """One run: its row, record (timings, servers, output), logs and messages."""
+    run_id = checked_run_id(run_id)
 
     async def fetch(client: PrefectClient) -> dict[str, Any]:
         run = (await client.request("GET", f"/flow_runs/{run_id}")).json()
@@ -198,12 +224,12 @@ def run_detail(run_id: str) -> dict[str, Any]:
                 "/artifacts/filter",
                 {"artifacts": {"flow_run_id": {"any_": [run_id]}}, "limit": 50},
             ),
-            _logs(client, run_id, 0, LOG_LIMIT),
+            _logs(client, run_id, LOG_LIMIT),
         )
         record, messages = None, []
         for artifact in artifacts:
-            key = artifact.get("key") or ""
-            if key.startswith("cronium-messages-"):
+            # By type: an event may itself be called "messages-...".
+            if artifact.get("type") == "table":
                 data = artifact.get("data")
                 messages = json.loads(data) if isinstance(data, str) else data or []
             elif record is None:

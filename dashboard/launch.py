@@ -35,6 +35,9 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "false",
         "--client.toolbarMode",
         "viewer",
+        # Pages show API errors as messages; a bug of ours must not show its traceback.
+        "--client.showErrorDetails",
+        "none",
     ]
 
 

@@ -77,6 +77,10 @@ if targets or detail["chained_from"]:
             lines.append(f'"{name}" -> "{node}" [label="{label}"];')
     lines.append("}")
     st.graphviz_chart("\n".join(lines))
+    if detail["chained_from_capped"]:
+        st.caption(
+            f"Only the first {len(detail['chained_from'])} events that start this one are drawn."
+        )
 else:
     st.write("None: no actions, and no event starts this one.")
 

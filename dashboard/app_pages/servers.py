@@ -25,7 +25,10 @@ for row in rows:
         else:
             st.write(f"Last check {check['time'][:19]}Z: FAILED — {check.get('error')}")
         st.write(f"Circuit breaker: {row['circuit']}")
-        st.write("Used by: " + (", ".join(row["events"]) or "no event"))
+        more = (
+            f" and more (the first {len(row['events'])} are listed)" if row["events_capped"] else ""
+        )
+        st.write("Used by: " + (", ".join(row["events"]) or "no event") + more)
         if st.button("Test now", key=f"test-{row['name']}"):
             try:
                 facts = data_admin.test_server(row["name"])

@@ -127,6 +127,15 @@ def test_event_page_names_an_unknown_event(seeded):
     assert "No event named 'no-such-event'" in app.error[0].value
 
 
+def test_a_bad_or_unknown_run_id_is_a_message(seeded):
+    app = page("app_pages/run.py", id="../../etc/passwd")
+    assert "No run with id" in app.error[0].value  # never put into an API path
+    app = page("app_pages/run.py", id="00000000-0000-4000-8000-000000000000")
+    assert "No run with id" in app.error[0].value
+    app = page("app_pages/event.py", name="dash-hello", run="00000000-0000-4000-8000-000000000000")
+    assert "The log cannot be followed" in app.warning[0].value
+
+
 def test_runs_page_filters_by_event_status_and_trigger(seeded):
     app = page("app_pages/runs.py")
     app.text_input[0].input("dash-hello").run()
