@@ -18,7 +18,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "cronium_prefect.dashboard.serve",  # streamlit run, imports done ahead of visitors
         "run",
         str(APP),
         "--server.address",
