@@ -29,18 +29,13 @@ def dashboard(
     """Start the Streamlit dashboard (on 127.0.0.1 unless --host says otherwise)."""
     from prefect.settings import get_current_settings
 
-    from cronium_prefect.dashboard.launch import start_dashboard
+    from cronium_prefect.dashboard.launch import exec_dashboard
 
     api = get_current_settings().api.url or ""
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(_EXPOSED_NOTE, style="yellow", highlight=False)
     err.print(f"dashboard on http://{host}:{port} (Prefect API {api}); Ctrl-C stops it")
-    child = start_dashboard(host, port, api)
-    try:
-        raise typer.Exit(child.wait())
-    except KeyboardInterrupt:
-        child.terminate()
-        child.wait(timeout=20)
+    exec_dashboard(host, port, api)  # this process becomes the server: signals reach it
 
 
 _EXPOSED_NOTE = (
@@ -80,6 +75,7 @@ def up() -> None:
     from cronium_prefect.stack import (
         stack_api_url,
         stack_database_url,
+        stack_encryption_env,
         start_prefect_server,
         wait_until_healthy,
     )
@@ -102,6 +98,7 @@ def up() -> None:
                 "PREFECT_SERVER_DATABASE_CONNECTION_URL": stack_database_url(),
                 "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
                 "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+                **stack_encryption_env(),
             }
             server = start_prefect_server(settings.stack_port, server_env, log=log)
             children.append(server)
@@ -131,7 +128,9 @@ def up() -> None:
             f"  events:      {folder or 'none found (create ./events)'}\n"
             f"  dashboard:   http://127.0.0.1:{settings.dashboard_port}\n"
             "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING (and\n"
-            "PREFECT_API_AUTH_STRING for clients) and PREFECT_SERVER_ENCRYPTION_KEY.\n"
+            "PREFECT_API_AUTH_STRING for clients); keep the block encryption key\n"
+            f"({home / 'encryption.key'}, or PREFECT_SERVER_ENCRYPTION_KEY) apart from backups\n"
+            "of the database.\n"
             "Ctrl-C stops everything.",
             highlight=False,
             soft_wrap=True,

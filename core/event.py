@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -136,13 +137,27 @@ def _env_value(value: Any) -> str:
     raise ValueError(f"environment values must be text or numbers, got {type(value).__name__}")
 
 
+def _not_a_bool(value: Any) -> Any:
+    """`true` is not a number of anything (pydantic would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+def _not_a_number(value: Any) -> Any:
+    """A bare number is not a time (pydantic would read it as seconds since 1970)."""
+    if isinstance(value, (int, float)):
+        raise ValueError(f"expected a date and time like 2030-01-31T09:00:00Z, got {value!r}")
+    return value
+
+
 class Schedule(_Strict):
     """When the event runs by itself. Cron and timezones are checked by Prefect's own models."""
 
     cron: str | None = Field(default=None, description="Cron expression, e.g. `0 3 * * *`.")
     interval: Duration | None = Field(default=None, description="Every N: 30s, 15m, 2h, 1d.")
     timezone: str = Field(default="UTC", description="IANA timezone for cron and start_time.")
-    start_time: datetime | None = Field(
+    start_time: Annotated[datetime, BeforeValidator(_not_a_number)] | None = Field(
         default=None, description="First run at that time; alone, the event runs once then."
     )
 
@@ -194,8 +209,10 @@ class Resources(_Strict):
     memory: Annotated[str, AfterValidator(_size_in_bytes)] | None = Field(
         default=None, description="Memory limit, e.g. 256m."
     )
-    cpus: float | None = Field(default=None, gt=0, le=256, description="CPU share, e.g. 0.5.")
-    pids: int | None = Field(default=None, ge=8, le=1_000_000, description="Max processes.")
+    cpus: Annotated[float, BeforeValidator(_not_a_bool)] | None = Field(
+        default=None, gt=0, le=256, description="CPU share, e.g. 0.5."
+    )
+    pids: StrictInt | None = Field(default=None, ge=8, le=1_000_000, description="Max processes.")
     network: Literal["none", "bridge"] | None = Field(
         default=None, description="`bridge` (outbound access) or `none`."
     )
@@ -269,13 +286,13 @@ class Event(_Strict):
     )
     status: EventStatus = EventStatus.draft
     schedule: Schedule | None = None
-    max_executions: int = Field(default=0, ge=0)
+    max_executions: StrictInt = Field(default=0, ge=0)
     run_location: RunLocation = RunLocation.local
     servers: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     image: str | None = Field(default=None, min_length=1, max_length=512)
     resources: Resources = Field(default_factory=Resources)
     timeout: Duration = Field(default=3600.0, gt=0, le=7 * 86400)
-    retries: int = Field(default=0, ge=0, le=10)
+    retries: StrictInt = Field(default=0, ge=0, le=10)
     env: dict[str, Annotated[str, BeforeValidator(_env_value)]] = Field(default_factory=dict)
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     owner: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")] | None = None

@@ -212,11 +212,26 @@ def parse_text(
     problems: list[Problem] = []
     documents = _json_documents(text) if fmt == "json" else _yaml_documents(text)
     try:
+        first_line: dict[str, int] = {}
         for data, lines, line in documents:
             try:
-                events.append(validate_event(data, source, lines, line, base_dir))
+                event = validate_event(data, source, lines, line, base_dir)
             except InvalidEvent as exc:
                 problems.extend(exc.problems)
+                continue
+            if event.name in first_line:
+                problems.append(
+                    Problem(
+                        f"name defined twice in this file (first at line {first_line[event.name]})",
+                        field="name",
+                        source=source,
+                        line=line,
+                        event=event.name,
+                    )
+                )
+                continue
+            first_line[event.name] = line
+            events.append(event)
     except _DocumentError as exc:
         problems.append(Problem(str(exc), field=exc.field, source=source, line=exc.line))
     except yaml.YAMLError as exc:

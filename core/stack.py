@@ -22,6 +22,7 @@ from .errors import CroniumError
 from .settings import get_settings
 
 __all__ = [
+    "stack_encryption_env",
     "stack_api_url",
     "stack_database_url",
     "using_api",
@@ -38,6 +39,31 @@ def stack_api_url() -> str:
 
 def stack_database_url() -> str:
     return f"sqlite+aiosqlite:///{get_settings().home / 'prefect.db'}"
+
+
+def stack_encryption_env() -> dict[str, str]:
+    """PREFECT_SERVER_ENCRYPTION_KEY for the stack's server, from a key file kept apart
+    from the database.
+
+    Prefect encrypts block secrets (SSH keys, passwords, secret variables) with a key that,
+    by default, it stores in the same database: a copy of prefect.db would then carry both.
+    A key the user set wins; an existing database that already holds its own key keeps it
+    (a new key could not read its secrets); otherwise the first start writes one (0600).
+    """
+    if os.environ.get("PREFECT_SERVER_ENCRYPTION_KEY"):
+        return {}
+    home = get_settings().home
+    key_file = home / "encryption.key"
+    if not key_file.exists():
+        if (home / "prefect.db").exists():
+            return {}
+        from cryptography.fernet import Fernet
+
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(Fernet.generate_key())
+    return {"PREFECT_SERVER_ENCRYPTION_KEY": key_file.read_text().strip()}
 
 
 def _answers(api_url: str) -> bool:
@@ -66,6 +92,7 @@ def using_api(say: Callable[[str], None], allow_ephemeral: bool = True) -> Itera
         )
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ.update(stack_encryption_env())  # the temporary server inherits it
     say(
         "No Prefect API configured (PREFECT_API_URL) and `cronium up` is not running: "
         f"starting a temporary Prefect server on {home / 'prefect.db'} (takes a few seconds)."

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-__all__ = ["APP", "streamlit_command", "start_dashboard"]
+__all__ = ["APP", "streamlit_command", "start_dashboard", "exec_dashboard"]
 
 APP = Path(__file__).with_name("app.py")
 
@@ -50,4 +50,14 @@ def start_dashboard(
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT if log else None,
+    )
+
+
+def exec_dashboard(host: str, port: int, api_url: str) -> None:
+    """Replace this process with the dashboard server (`cronium dashboard`): a TERM or
+    Ctrl-C sent to it stops the server itself, with no child left behind."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(
+        sys.executable, streamlit_command(host, port), {**os.environ, "PREFECT_API_URL": api_url}
     )

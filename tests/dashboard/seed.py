@@ -33,6 +33,8 @@ EVENTS = {
         actions:
           - on: success
             run_event: dash-next
+          - on: success
+            send_message: {block: dash-hook, message: "hello ran: {{ run.output }}"}
         """,
     "next.yaml": """
         name: dash-next
@@ -62,7 +64,13 @@ EVENTS = {
 }
 
 
-def apply_seed(folder: Path) -> None:
+def apply_seed(folder: Path, hook_url: str) -> None:
+    """Apply the events (their message goes to a webhook block at `hook_url`)."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    CustomWebhookNotificationBlock(
+        name="dash-hook", url=hook_url, json_data={"text": "{{body}}"}
+    ).save("dash-hook", overwrite=True)
     folder.mkdir(exist_ok=True)
     for name, text in EVENTS.items():
         (folder / name).write_text(textwrap.dedent(text))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 
 from tests.ports import free_port
 from tests.processes import stop
+from tests.receivers import HttpReceiver
 
 from .seed import SECRET, SERVER, apply_seed, trigger, wait_final
 
@@ -24,9 +26,11 @@ PAGES = ["overview", "events", "runs", "servers", "variables"]
 
 
 @pytest.fixture(scope="module")
-def dashboard(prefect_api, worker, ssh_server, tmp_path_factory):
-    ssh_server(SERVER)
-    apply_seed(tmp_path_factory.mktemp("browser") / "events")
+def dashboard(request, prefect_api, worker, ssh_server, tmp_path_factory):
+    key = ssh_server(SERVER).private_key.get_secret_value()
+    receiver = HttpReceiver().start()
+    request.addfinalizer(receiver.stop)
+    apply_seed(tmp_path_factory.mktemp("browser") / "events", receiver.url("/hook"))
     seeded_run = trigger("dash-hello", 3)
     assert wait_final(seeded_run).state.name == "Completed"
     port = free_port()
@@ -48,9 +52,11 @@ def dashboard(prefect_api, worker, ssh_server, tmp_path_factory):
         assert process.poll() is None, "the dashboard exited"
         assert time.monotonic() < deadline, "the dashboard did not start within 60 s"
         time.sleep(0.3)
-    yield {"url": url, "seeded_run": seeded_run}
+    yield {"url": url, "seeded_run": seeded_run, "key_line": key.splitlines()[1]}
     stop(process)
     log.close()
+    with pytest.raises(OSError):  # stopping `cronium dashboard` stops the server itself
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 @pytest.fixture(scope="module")
@@ -192,4 +198,5 @@ def test_every_page_renders_and_no_page_shows_a_secret(dashboard, browser):
         browser.save_screenshot(str(SHOTS / f"page-{slug}.png"))
         assert "Traceback" not in html and "Page not found" not in _body(browser), url
         assert SECRET not in html, f"the secret is in the HTML of {url}"
+        assert dashboard["key_line"] not in html, f"the SSH key is in the HTML of {url}"
     assert "token is ***" in _body(browser)  # the run page shows the masked log line

@@ -11,14 +11,18 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cronium_prefect.dashboard.launch import APP
+from cronium_prefect.executors.ssh_pool import announce_circuit
+from tests.receivers import HttpReceiver
 
 from .seed import SECRET, SERVER, apply_seed, runs_of, trigger, wait_final
 
 
 @pytest.fixture(scope="module")
-def seeded(prefect_api, worker, ssh_server, tmp_path_factory):
+def seeded(request, prefect_api, worker, ssh_server, tmp_path_factory):
     ssh_server(SERVER)
-    apply_seed(tmp_path_factory.mktemp("dash") / "events")
+    receiver = HttpReceiver().start()
+    request.addfinalizer(receiver.stop)
+    apply_seed(tmp_path_factory.mktemp("dash") / "events", receiver.url("/hook"))
     run_id = trigger("dash-hello", 7)
     run = wait_final(run_id)
     assert run.state.name == "Completed", run.state
@@ -158,6 +162,8 @@ def test_run_page_shows_record_logs_and_timings(seeded):
     assert metrics["exit code"] == "0" and metrics["setup"].endswith(" s")
     assert '"got": 7' in shown and "dash line one" in shown
     assert "token is ***" in shown and SECRET not in shown
+    messages = app.dataframe[-1].value  # the message the run's action sent, and how it went
+    assert list(messages["channel"]) == ["dash-hook"] and list(messages["status"]) == ["sent"]
 
 
 def test_servers_page_tests_a_server_and_lists_its_events(seeded):
@@ -165,6 +171,12 @@ def test_servers_page_tests_a_server_and_lists_its_events(seeded):
     shown = texts(app)
     assert f"### {SERVER}" in shown and "Used by: dash-remote" in shown
     assert "Circuit breaker: closed" in shown
+    announce_circuit(SERVER, "open", 3, 600)  # what a worker's breaker records when it opens
+    deadline = time.monotonic() + 20
+    while "Circuit breaker: open since" not in texts(opened := page("app_pages/servers.py")):
+        assert time.monotonic() < deadline, texts(opened)
+        time.sleep(0.5)
+    announce_circuit(SERVER, "closed", 0, 600)
     app.button(key=f"test-{SERVER}").click().run()
     assert "CPUs" in app.success[0].value
     deadline = time.monotonic() + 20  # recorded as a Prefect event, stored asynchronously

@@ -52,6 +52,29 @@ def _wait_for_dashboard(port: int) -> None:
             socket.create_connection((address, port), timeout=1).close()
 
 
+def _check_encryption_key_is_kept_apart(home, secret: str) -> None:
+    """Block secrets are encrypted with ~/.cronium/encryption.key (0600), which is not in
+    the database: a copy of prefect.db alone does not give the secrets away."""
+    import sqlite3
+
+    from cryptography.fernet import Fernet
+
+    key_file = home / "encryption.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    database = sqlite3.connect(home / "prefect.db")
+    try:
+        stored_keys = database.execute(
+            "SELECT count(*) FROM configuration WHERE key = 'ENCRYPTION_KEY'"
+        ).fetchone()[0]
+        documents = [row[0] for row in database.execute("SELECT data FROM block_document")]
+    finally:
+        database.close()
+    assert stored_keys == 0
+    assert documents and not any(secret in str(d) for d in documents)
+    fernet = Fernet(key_file.read_bytes().strip())
+    assert any(secret in fernet.decrypt(str(d).strip('"').encode()).decode() for d in documents)
+
+
 def _stop(process: subprocess.Popen, port: int) -> None:
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
@@ -95,8 +118,13 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         )
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout)["output"] == {"greeted": "Up"}
+        secret = subprocess.run(
+            [*CLI, "var", "set", "UP_TOKEN", "up-secret-5d1f", "--secret"], env=client_env
+        )
+        assert secret.returncode == 0
     finally:
         _stop(process, port)
+    _check_encryption_key_is_kept_apart(tmp_path / "home", "up-secret-5d1f")
     with pytest.raises(OSError):  # the dashboard stopped with the rest
         socket.create_connection(("127.0.0.1", dashboard_port), timeout=1).close()
 
@@ -110,5 +138,12 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         )
         hello = next(row for row in rows if row["name"] == "hello")
         assert hello["last_status"] == "Completed"
+        got = subprocess.run(  # the second start found the same key: the secret still reads
+            [*CLI, "var", "get", "UP_TOKEN", "--reveal"],
+            env=client_env,
+            capture_output=True,
+            text=True,
+        )
+        assert json.loads(got.stdout) == "up-secret-5d1f", got.stderr
     finally:
         _stop(process, port)
