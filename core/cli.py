@@ -184,9 +184,15 @@ def main() -> None:
 
 
 def _api_failure(url: str, exc: Exception) -> int:
-    err.print(
-        f"error: cannot talk to the Prefect API at {url}: {exc}", highlight=False, markup=False
-    )
+    response = getattr(exc, "response", None)
+    if response is not None and response.status_code == 401:
+        message = (
+            f"the Prefect API at {url} refused the credentials (401): set "
+            "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING"
+        )
+    else:
+        message = f"cannot talk to the Prefect API at {url}: {exc}"
+    err.print(f"error: {message}", highlight=False, markup=False)
     return EXIT_FAILED
 
 

@@ -218,11 +218,20 @@ class SSHExecutor(Executor[_RemoteRun]):
 
 
 def kill_command(directory: str) -> str:
-    """SIGKILL the run's process group and session (the runner wrote both ids to `pid`)."""
+    """SIGKILL the run's process group and session (the runner wrote both ids to `pid`),
+    then every process still carrying the run's token in its environment: one started
+    with setsid or as a daemon has left the session but not the environment. Twice, for
+    what was forked in between."""
     pid_file = shlex.quote(f"{directory}/pid")
+    token = shlex.quote(f"CRONIUM_RUN_TOKEN={PurePosixPath(directory).name}")
+    sweep = (
+        f"grep -lzxF {token} /proc/[0-9]*/environ 2>/dev/null | "
+        'while IFS=/ read -r _ _ p _; do kill -KILL "$p" 2>/dev/null; done'
+    )
     return (
         f'read -r g s < {pid_file} 2>/dev/null && [ -n "$s" ] && '
-        f'{{ kill -KILL -- "-$g" 2>/dev/null; pkill -KILL -s "$s" 2>/dev/null; }}; true'
+        f'{{ kill -KILL -- "-$g" 2>/dev/null; pkill -KILL -s "$s" 2>/dev/null; }}; '
+        f"{sweep}; {sweep}; true"
     )
 
 

@@ -8,8 +8,11 @@ else
   echo "$$ $$" > pid
 fi
 CRONIUM_DIR=$PWD
+# Inherited by every process the script starts, also one that leaves the session
+# (setsid, daemons): the cleanup finds those by it.
+CRONIUM_RUN_TOKEN=${PWD##*/}
 . ./env
-export CRONIUM_DIR
+export CRONIUM_DIR CRONIUM_RUN_TOKEN
 export PYTHONPATH="$CRONIUM_DIR/lib" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 export NODE_PATH="$CRONIUM_DIR/lib" BASH_ENV="$CRONIUM_DIR/lib/cronium.sh"
 case $1 in
