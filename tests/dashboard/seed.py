@@ -34,7 +34,7 @@ EVENTS = {
           - on: success
             run_event: dash-next
           - on: success
-            send_message: {block: dash-hook, message: "hello ran: {{ run.output }}"}
+            send_message: {block: dash-hook, message: "hello ran: {{ output }}"}
         """,
     "next.yaml": """
         name: dash-next

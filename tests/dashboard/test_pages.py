@@ -163,7 +163,8 @@ def test_run_page_shows_record_logs_and_timings(seeded):
     assert '"got": 7' in shown and "dash line one" in shown
     assert "token is ***" in shown and SECRET not in shown
     messages = app.dataframe[-1].value  # the message the run's action sent, and how it went
-    assert list(messages["channel"]) == ["dash-hook"] and list(messages["status"]) == ["sent"]
+    assert list(messages["channel"]) == ["dash-hook"], messages.to_dict("records")
+    assert list(messages["status"]) == ["sent"], messages.to_dict("records")[0]["error"]
 
 
 def test_servers_page_tests_a_server_and_lists_its_events(seeded):
