@@ -15,6 +15,7 @@ and hold text that is read as JSON when it parses, else kept as a string.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -178,6 +179,10 @@ def _read_private(path: Path, limit: int, what: str) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+            raise HelperProtocolError(
+                f"{what}: {path.name} is a link; links are never followed"
+            ) from None
         raise HelperProtocolError(f"{what}: cannot read {path.name} ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
