@@ -36,6 +36,8 @@ from prefect.events import emit_event
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed, State
 from prefect.tasks import exponential_backoff
+from prefect.types import SecretDict
+from pydantic import BaseModel, SecretStr
 
 from cronium_prefect.errors import ActionFailed, CroniumError
 from cronium_prefect.event import Action, Event, SendMessage, ToolMessage
@@ -43,7 +45,7 @@ from cronium_prefect.record import RunRecord
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import render, template_context
 from cronium_prefect.triggers import fires
-from cronium_prefect.variables import get_variable_store
+from cronium_prefect.variables import get_variable_store, mask_secrets
 
 from .deploy import TRIGGER_TAG
 from .resolve import deployment_name
@@ -107,10 +109,40 @@ async def _deliver(block_ref: str, subject: str | None, message: str) -> None:
     block = await Block.aload(block_ref)
     # Prefect's apprise blocks only log a failed send unless asked to raise.
     guard = block.raise_on_failure() if isinstance(block, NotificationBlock) else nullcontext()
-    with guard:
-        sent = block.notify(message, subject)
-        if inspect.isawaitable(sent):  # async_dispatch'ed blocks return a coroutine here
-            await sent
+    try:
+        with guard:
+            sent = block.notify(message, subject)
+            if inspect.isawaitable(sent):  # async_dispatch'ed blocks return a coroutine here
+                await sent
+    except Exception as exc:
+        # The error may quote what the block's secrets were rendered into (a webhook URL
+        # with its token): Prefect logs and stores what this task raises, so mask them.
+        text = mask_secrets(f"{type(exc).__name__}: {exc}", _secret_values(block))
+        raise ActionFailed(text) from None
+
+
+def _secret_values(value: Any) -> list[str]:
+    """Every secret a block holds (SecretStr fields, SecretDict values), at any depth."""
+    found: list[str] = []
+    if isinstance(value, SecretStr):
+        found.append(value.get_secret_value())
+    elif isinstance(value, SecretDict):
+        found += [str(v) for v in _leaves(value.get_secret_value())]
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found += _secret_values(getattr(value, name, None))
+    elif isinstance(value, dict | list | tuple):
+        for item in value.values() if isinstance(value, dict) else value:
+            found += _secret_values(item)
+    return [text for text in found if len(text) >= 4]  # shorter ones would mask words
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
 
 
 @flow(name="cronium-message", persist_result=False)

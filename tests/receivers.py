@@ -68,9 +68,11 @@ class HttpReceiver:
 class SmtpReceiver:
     """A real SMTP server (aiosmtpd) that keeps every message it accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, login: tuple[str, str] | None = None) -> None:
+        """With `login`, the server requires AUTH with that user and password."""
         from aiosmtpd.controller import Controller
         from aiosmtpd.handlers import Message
+        from aiosmtpd.smtp import AuthResult
 
         self.messages: list[Any] = []
         outer = self
@@ -82,7 +84,15 @@ class SmtpReceiver:
         from tests.ports import free_port
 
         self.port = free_port()
-        self._controller = Controller(Keep(), hostname="127.0.0.1", port=self.port)
+        auth: dict[str, Any] = {}
+        if login is not None:
+            expected = (login[0].encode(), login[1].encode())
+
+            def check(server, session, envelope, mechanism, data) -> AuthResult:
+                return AuthResult(success=(data.login, data.password) == expected)
+
+            auth = {"authenticator": check, "auth_required": True, "auth_require_tls": False}
+        self._controller = Controller(Keep(), hostname="127.0.0.1", port=self.port, **auth)
 
     def start(self) -> SmtpReceiver:
         self._controller.start()

@@ -50,7 +50,9 @@ def test_a_planted_symlink_is_never_followed(staging, tmp_path):
     secret = tmp_path / "host-secret"
     secret.write_text('"host data"')
     os.symlink(secret, staging.root / "out" / "output.json")
-    with pytest.raises(HelperProtocolError, match="output: output.json is a link; links are never followed"):
+    with pytest.raises(
+        HelperProtocolError, match="output: output.json is a link; links are never followed"
+    ):
         staging.collect(1024)
 
 
