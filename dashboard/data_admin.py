@@ -21,8 +21,8 @@ from cronium_prefect.flows.resolve import deployment_name
 from cronium_prefect.flows.servers import server_resource_id
 from cronium_prefect.variables import BlockVariableStore
 
-from .api import DashboardError, api_errors, call, cronium_flows
-from .data_events import post
+from .api import DashboardError, api_errors, call
+from .data_events import TAGGED_LIMIT, post, tagged_events
 
 __all__ = [
     "run_now",
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 SECRET_MASK = "***"
-_PAGE = 200
 
 
 def _changed() -> None:
@@ -91,7 +90,7 @@ def servers() -> list[dict[str, Any]]:
         checks, circuits, users = await asyncio.gather(
             asyncio.gather(*(_last(client, d["name"], "checked", since) for d in documents)),
             asyncio.gather(*(_last(client, d["name"], "circuit-", since) for d in documents)),
-            asyncio.gather(*(_users(client, d["name"]) for d in documents)),
+            asyncio.gather(*(tagged_events(client, f"{SERVER_TAG}{d['name']}") for d in documents)),
         )
         rows = []
         for document, check, circuit, used_by in zip(
@@ -106,7 +105,7 @@ def servers() -> list[dict[str, Any]]:
                     "last_check": check and {"time": check["occurred"], **check["payload"]},
                     "circuit": _circuit(circuit),
                     "events": used_by,
-                    "events_capped": len(used_by) >= _PAGE,
+                    "events_capped": len(used_by) >= TAGGED_LIMIT,
                 }
             )
         return sorted(rows, key=lambda r: r["name"])
@@ -130,19 +129,6 @@ async def _last(client: PrefectClient, server: str, kind: str, since: str) -> di
         },
     )
     return found["events"][0] if found["events"] else None
-
-
-async def _users(client: PrefectClient, server: str) -> list[str]:
-    found = await post(
-        client,
-        "/deployments/filter",
-        {
-            "flows": cronium_flows(),
-            "deployments": {"tags": {"all_": [f"{SERVER_TAG}{server}"]}},
-            "limit": _PAGE,
-        },
-    )
-    return sorted(d["name"] for d in found)
 
 
 def _circuit(event: dict[str, Any] | None) -> str:

@@ -26,10 +26,19 @@ from cronium_prefect.flows.resolve import deployment_name
 
 from .api import call, cronium_flows, jsonable, status_of
 
-__all__ = ["events_page", "event_detail", "post", "run_row", "next_times", "FINAL_TYPES"]
+__all__ = [
+    "events_page",
+    "event_detail",
+    "post",
+    "tagged_events",
+    "run_row",
+    "next_times",
+    "FINAL_TYPES",
+]
 
 FINAL_TYPES = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
 _BATCH = 200
+TAGGED_LIMIT = 200
 
 
 async def post(client: PrefectClient, path: str, body: dict[str, Any]) -> Any:
@@ -86,6 +95,16 @@ async def _runs_by_deployment(
 
         await asyncio.gather(*(one(i) for i in short))
     return found
+
+
+async def tagged_events(client: PrefectClient, tag: str) -> list[str]:
+    """Names of the first TAGGED_LIMIT events whose deployment carries `tag`."""
+    found = await post(
+        client,
+        "/deployments/filter",
+        {"flows": cronium_flows(), "deployments": {"tags": {"all_": [tag]}}, "limit": TAGGED_LIMIT},
+    )
+    return sorted(d["name"] for d in found)
 
 
 def _filter_tags(status: str, tag: str, type_: str, server: str, owner: str) -> list[str]:
@@ -222,15 +241,7 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
                 record = record_from_markdown(artifact.get("data"))
                 if record is not None:
                     records[artifact["flow_run_id"]] = record
-        chained_from = await post(
-            client,
-            "/deployments/filter",
-            {
-                "flows": cronium_flows(),
-                "deployments": {"tags": {"all_": [f"{CHAINS_TAG}{name}"]}},
-                "limit": _BATCH,
-            },
-        )
+        chained_from = await tagged_events(client, f"{CHAINS_TAG}{name}")
         schedules = []
         for item in deployment.schedules:
             spec = item.schedule.model_dump(mode="json", exclude_none=True)
@@ -263,8 +274,8 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
             "schedules": schedules,
             "runs": rows,
             "current_run": current,
-            "chained_from": sorted(d["name"] for d in chained_from),
-            "chained_from_capped": len(chained_from) >= _BATCH,
+            "chained_from": chained_from,
+            "chained_from_capped": len(chained_from) >= TAGGED_LIMIT,
         }
 
     return call(fetch)

@@ -14,6 +14,7 @@ __all__ = [
     "STATUS_COLOURS",
     "status_scale",
     "any_value",
+    "pager",
     "runs_table",
     "prefect_ui_url",
     "as_json",
@@ -35,6 +36,17 @@ STATUS_COLOURS = {
 def any_value(value: str) -> str:
     """How an empty filter choice reads."""
     return value or "any"
+
+
+def pager(state_key: str, page: int, pages: int) -> None:
+    """Previous / next buttons for a list paged by the API; the page lives in session state."""
+    previous, following, _ = st.columns([1.3, 1.3, 5])
+    if previous.button("Previous page", disabled=page <= 1):
+        st.session_state[state_key] = page - 1
+        st.rerun()
+    if following.button("Next page", disabled=page >= pages):
+        st.session_state[state_key] = page + 1
+        st.rerun()
 
 
 def status_scale() -> alt.Scale:

@@ -1,8 +1,11 @@
-"""Stopping the servers and workers the tests start."""
+"""Waiting for and stopping the servers and workers the tests start."""
 
 from __future__ import annotations
 
 import subprocess
+import time
+
+import httpx
 
 
 def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
@@ -15,3 +18,22 @@ def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_for_http(
+    url: str,
+    process: subprocess.Popen | None = None,
+    auth: tuple[str, str] | None = None,
+    timeout: float = 60,
+) -> None:
+    """Until GET `url` answers 2xx; fails if `process` exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, auth=auth, timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process is None or process.poll() is None, f"the process behind {url} exited"
+        assert time.monotonic() < deadline, f"{url} did not answer within {timeout:.0f} s"
+        time.sleep(0.3)

@@ -60,7 +60,7 @@ with schedule:
             st.markdown("Next runs:\n" + "\n".join(f"- {t}" for t in item["next"]))
 
 st.subheader("Conditional actions")
-targets = [a for a in event.get("actions") or []]
+targets = event.get("actions") or []
 if targets or detail["chained_from"]:
     lines = ["digraph {", "rankdir=LR;", f'"{name}" [shape=box, style=bold];']
     for source in detail["chained_from"]:

@@ -33,13 +33,7 @@ if data["pages"] and page > data["pages"]:  # the filters shrank the list
         search.strip(), status, tag.strip(), type_, server.strip(), owner.strip(), 1, page_size
     )
 st.caption(f"{data['total']} events · page {page} of {max(data['pages'], 1)}")
-previous, following, _ = st.columns([1.3, 1.3, 5])
-if previous.button("Previous page", disabled=page <= 1):
-    st.session_state["events_page"] = page - 1
-    st.rerun()
-if following.button("Next page", disabled=page >= data["pages"]):
-    st.session_state["events_page"] = page + 1
-    st.rerun()
+ui.pager("events_page", page, data["pages"])
 
 rows = data["rows"]
 if not rows:

@@ -20,11 +20,5 @@ if data["pages"] and page > data["pages"]:
     st.session_state["runs_page"] = page = 1
     data = data_runs.runs_page(event.strip(), status, RANGES[window], trigger, 1, page_size)
 st.caption(f"{data['total']} runs · page {page} of {max(data['pages'], 1)}")
-previous, following, _ = st.columns([1.3, 1.3, 5])
-if previous.button("Previous page", disabled=page <= 1):
-    st.session_state["runs_page"] = page - 1
-    st.rerun()
-if following.button("Next page", disabled=page >= data["pages"]):
-    st.session_state["runs_page"] = page + 1
-    st.rerun()
+ui.pager("runs_page", page, data["pages"])
 ui.runs_table(data["rows"], key="runs")

@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.ports import free_port
-from tests.processes import stop
+from tests.processes import stop, wait_for_http
 from tests.receivers import HttpReceiver
 
 from .seed import SECRET, SERVER, apply_seed, trigger, wait_final
@@ -42,16 +41,7 @@ def dashboard(request, prefect_api, worker, ssh_server, tmp_path_factory):
         env=os.environ.copy(),
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, "the dashboard exited"
-        assert time.monotonic() < deadline, "the dashboard did not start within 60 s"
-        time.sleep(0.3)
+    wait_for_http(f"{url}/_stcore/health", process)
     yield {"url": url, "seeded_run": seeded_run, "key_line": key.splitlines()[1]}
     stop(process)
     log.close()

@@ -269,11 +269,9 @@ def test_the_dashboard_works_against_a_server_with_basic_auth(tmp_path):
     the page says the API answered 401 and what to set."""
     import os
 
-    import httpx
-
     from cronium_prefect.stack import start_prefect_server
     from tests.ports import free_port
-    from tests.processes import stop
+    from tests.processes import stop, wait_for_http
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -290,18 +288,8 @@ def test_the_dashboard_works_against_a_server_with_basic_auth(tmp_path):
                 "PREFECT_API_URL": url,
                 "PREFECT_API_AUTH_STRING": "admin:dash-pass",
             }
-            deadline = time.monotonic() + 180
-            while True:  # its health check wants the credentials too
-                try:
-                    answer = httpx.get(f"{url}/health", auth=("admin", "dash-pass"), timeout=1)
-                    if answer.status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert server.poll() is None and time.monotonic() < deadline, (
-                    tmp_path / "server.log"
-                ).read_text()[-2000:]
-                time.sleep(0.5)
+            # its health check wants the credentials too
+            wait_for_http(f"{url}/health", server, auth=("admin", "dash-pass"), timeout=180)
             pages = ["app_pages/overview.py", "app_pages/events.py", "app_pages/variables.py"]
             shown = _pages_in_a_process(with_auth, pages)
             for path in pages:

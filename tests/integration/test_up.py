@@ -35,17 +35,9 @@ def _start(env: dict[str, str], log_path) -> subprocess.Popen:
 
 def _wait_for_dashboard(port: int) -> None:
     """Streamlit answers its health check, on 127.0.0.1 only."""
-    import httpx
+    from tests.processes import wait_for_http
 
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the dashboard did not answer within 60 s"
-        time.sleep(0.5)
+    wait_for_http(f"http://127.0.0.1:{port}/_stcore/health")
     addresses = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
     for address in addresses - {"127.0.0.1"}:
         with pytest.raises(OSError):

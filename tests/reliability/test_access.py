@@ -8,14 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from cronium_prefect.stack import start_prefect_server
 from tests.ports import free_port
-from tests.processes import stop
+from tests.processes import stop, wait_for_http
 
 from .report import report
 
@@ -34,15 +33,7 @@ def auth_api(tmp_path):
     }
     with open(tmp_path / "server.log", "w") as log:
         server = start_prefect_server(port, env, log=log)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/health", auth=tuple(AUTH.split(":")), timeout=1).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_for_http(f"{url}/health", server, auth=tuple(AUTH.split(":")), timeout=180)
         yield url
         stop(server)
 
