@@ -1,12 +1,18 @@
-"""Runs whose worker died are marked Crashed by Prefect itself, in bounded time.
+"""Runs whose worker died are marked Crashed by Prefect itself, in bounded time, and
+retried when their event has retries.
 
 Prefect's flow engine sends a `prefect.flow-run.heartbeat` event while a run is going, and
 its server ends a run only when told to. The `cronium` worker sends heartbeats every 30 s
-(Prefect's minimum; its default is 180 s), and this Prefect automation — Prefect's own
+(Prefect's minimum; its default is 180 s), and a Prefect automation — Prefect's own
 recipe for "zombie" runs — changes a run to Crashed when, after a heartbeat, nothing more
 is heard of it for `CRONIUM_CRASH_AFTER` seconds (default 90). It only looks at runs
 tagged `cronium` (every event deployment's runs), so other flows on the same server, whose
 heartbeats may be slower, are left alone.
+
+A second automation puts a Crashed run of an event with retries (its deployment is tagged
+`cronium-retryable`) back to Scheduled ("AwaitingRetry") — what Prefect's own Retry
+button does — so a worker picks it up again. The flow counts the crashes in the run's
+state history against the event's retries (see event_flow), which bounds the loop.
 """
 
 from __future__ import annotations
@@ -21,13 +27,21 @@ from prefect.exceptions import PrefectHTTPStatusError
 
 from cronium_prefect.settings import get_settings
 
-__all__ = ["AUTOMATION_NAME", "HEARTBEAT_SECONDS", "ensure_crash_detection"]
+__all__ = [
+    "AUTOMATION_NAME",
+    "RETRY_AUTOMATION_NAME",
+    "RETRYABLE_TAG",
+    "HEARTBEAT_SECONDS",
+    "ensure_crash_detection",
+]
 
 AUTOMATION_NAME = "cronium: mark runs crashed when their worker stops"
+RETRY_AUTOMATION_NAME = "cronium: retry crashed runs of events with retries"
+RETRYABLE_TAG = "cronium-retryable"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum flow-run heartbeat interval
 
 
-def _automation() -> AutomationCore:
+def _crash_automation() -> AutomationCore:
     within = get_settings().crash_after
     return AutomationCore(
         name=AUTOMATION_NAME,
@@ -54,11 +68,42 @@ def _automation() -> AutomationCore:
     )
 
 
+def _retry_automation() -> AutomationCore:
+    return AutomationCore(
+        name=RETRY_AUTOMATION_NAME,
+        description=(
+            "A crashed run of a Cronium event with retries goes back to Scheduled, as"
+            " Prefect's Retry button does; the run itself counts its crashes against the"
+            " event's retries."
+        ),
+        trigger=EventTrigger(
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.id": f"prefect.tag.{RETRYABLE_TAG}"},
+            expect={"prefect.flow-run.Crashed"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.SCHEDULED,
+                name="AwaitingRetry",
+                message="It crashed and its event has retries: scheduled again.",
+            )
+        ],
+    )
+
+
 async def ensure_crash_detection(client: PrefectClient) -> None:
-    """Create the automation, or bring an existing one in line with the settings."""
-    wanted = _automation()
+    """Create both automations, or bring existing ones in line with the settings."""
+    for wanted in (_crash_automation(), _retry_automation()):
+        await _ensure(client, wanted)
+
+
+async def _ensure(client: PrefectClient, wanted: AutomationCore) -> None:
     # Sorted, so that workers starting together all keep the same one.
-    existing = sorted(await client.read_automations_by_name(AUTOMATION_NAME), key=lambda a: a.id)
+    existing = sorted(await client.read_automations_by_name(wanted.name), key=lambda a: a.id)
     if not existing:
         await client.create_automation(wanted)
         return

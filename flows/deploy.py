@@ -29,6 +29,7 @@ from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import Event, EventStatus
 from cronium_prefect.settings import get_settings
 
+from .crash_detection import RETRYABLE_TAG
 from .resolve import FLOW_NAME
 
 __all__ = [
@@ -109,6 +110,8 @@ def facet_tags(event: Event) -> list[str]:
         tags.append(f"{OWNER_TAG}{event.owner}")
     tags += [f"{SERVER_TAG}{server}" for server in event.servers]
     tags += [f"{CHAINS_TAG}{a.run_event}" for a in event.actions if a.run_event]
+    if event.retries:
+        tags.append(RETRYABLE_TAG)  # a crashed run is scheduled again (crash_detection)
     return tags
 
 

@@ -13,13 +13,15 @@ from typing import Any
 import anyio
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.states import Cancelled, Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.errors import CroniumError, RunFailed
-from cronium_prefect.event import Event, EventType
+from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
@@ -31,7 +33,7 @@ from .outcome import fill_record
 from .report import publish_run_artifact
 from .request_events import run_http, run_tool
 from .resolve import FLOW_NAME, resolve_event
-from .script import ScriptRun, run_on_target
+from .script import ScriptRun, reap_leftovers, run_on_target
 
 __all__ = ["cronium_event", "FLOW_NAME"]
 
@@ -123,7 +125,8 @@ async def cronium_event(
             message = f"max_executions ({definition.max_executions}) reached: not run"
             logger.warning("%s", message)
             return Cancelled(message=message)
-        await _run(definition, input, record, flow_run, logger)
+        crashes = await _earlier_crashes(flow_run, definition, logger)
+        await _run(definition, input, record, flow_run, logger, definition.retries - crashes)
     except CroniumError as exc:
         record.error = str(exc)
         logger.error("%s", exc)
@@ -139,8 +142,41 @@ async def cronium_event(
     return _final_state(record)
 
 
+async def _earlier_crashes(flow_run: Any, definition: Event, logger: logging.Logger) -> int:
+    """How often this run crashed before (its worker died; see crash_detection), checked
+    against the event's retries. Each crash spends one retry, which bounds the loop of a
+    run that kills its worker every time."""
+    if flow_run is None or not flow_run.run_count:
+        return 0  # the first start: no history to read
+    async with get_client() as client:
+        history = await client.read_flow_run_states(flow_run.id)
+    crashes = sum(1 for state in history if state.type == StateType.CRASHED)
+    if not crashes:
+        return 0  # started again by hand (Prefect's Retry), not after a crash
+    if crashes > definition.retries:
+        raise CroniumError(
+            f"the worker running it stopped {crashes} time(s); the event's retries "
+            f"({definition.retries}) are used up"
+        )
+    logger.warning(
+        "started again after its worker stopped (crash %d; %d of %d retries left after this)",
+        crashes,
+        definition.retries - crashes,
+        definition.retries,
+    )
+    if definition.run_location == RunLocation.local:
+        # The dead worker's container may still run the last attempt: not two at once.
+        await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
+    return crashes
+
+
 async def _run(
-    definition: Event, input: Any, record: RunRecord, flow_run: Any, logger: logging.Logger
+    definition: Event,
+    input: Any,
+    record: RunRecord,
+    flow_run: Any,
+    logger: logging.Logger,
+    retries: int,
 ) -> None:
     if definition.type == EventType.http:
         return await run_http(definition, input, record, logger)
@@ -163,9 +199,9 @@ async def _run(
         servers={name: await _load_server(name) for name in definition.servers},
     )
     with run:  # reachable by cancel_run while it executes
-        if definition.retries:
-            delays = exponential_backoff(settings.retry_backoff)(definition.retries)
-            attempt = _attempt.with_options(retries=definition.retries, retry_delay_seconds=delays)
+        if retries:
+            delays = exponential_backoff(settings.retry_backoff)(retries)
+            attempt = _attempt.with_options(retries=retries, retry_delay_seconds=delays)
             await attempt(run, return_state=True)
         else:
             # Nothing to retry: skip the task run's three API calls (~30 ms of a ~0.4 s run).

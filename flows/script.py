@@ -54,11 +54,14 @@ def _docker_executor(staging_root: Path) -> DockerExecutor:
 
 def reap_leftovers(staging_root: Path) -> str | None:
     """Remove what runs of dead processes left here (containers, run directories), as a
-    worker starts; the reason when Docker cannot be reached (SSH events still work)."""
+    worker starts or a crashed run starts again; the reason when Docker cannot be reached
+    (SSH events still work)."""
     try:
-        _docker_executor(staging_root)
+        executor = _docker_executor(staging_root)  # reaps at its creation
     except ExecutorError as exc:
         return str(exc)
+    executor.reap_orphans()
+    Staging.reap_orphans(staging_root)
     return None
 
 

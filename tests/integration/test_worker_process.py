@@ -1,6 +1,7 @@
 """Worker processes: woken by Prefect's flow-run events rather than its poll; killed with
 SIGKILL mid-run, its run is marked Crashed in bounded time, a worker starting again
-removes the container it left, and runs that finished normally are never touched."""
+removes the container it left, a run of an event with retries is run again, and runs that
+finished normally are never touched."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import time
 from prefect.client.orchestration import get_client
 
 from cronium_prefect.executors.docker import RUN_LABEL
-from cronium_prefect.flows.crash_detection import AUTOMATION_NAME
+from cronium_prefect.flows.crash_detection import AUTOMATION_NAME, RETRY_AUTOMATION_NAME
 from tests.cli import cronium
+from tests.integration.helpers import logs_of
 from tests.processes import stop
 
 from .test_apply import write_events
@@ -70,7 +72,7 @@ def _wait(predicate, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def test_sigkilled_worker_run_is_crashed_and_its_container_reaped(
+def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
     prefect_api, docker_client, tmp_path
 ):
     folder = write_events(
@@ -83,6 +85,14 @@ def test_sigkilled_worker_run_is_crashed_and_its_container_reaped(
               echo started
               sleep 600
             timeout: 15m
+            ---
+            name: wc-again
+            type: bash
+            retries: 1
+            script: |
+              echo started
+              sleep 20
+              echo finished
             ---
             name: wc-quick
             type: bash
@@ -97,40 +107,75 @@ def test_sigkilled_worker_run_is_crashed_and_its_container_reaped(
         quick = cronium("trigger", "wc-quick", "--wait", "--json")
         assert quick.returncode == 0, quick.stderr + log.read_text()
         quick_id = json.loads(quick.stdout)["run_id"]
-        long_run = cronium("trigger", "wc-long", "--json")
-        assert long_run.returncode == 0, long_run.stderr
-        run_id = json.loads(long_run.stdout)["run_id"]
+        run_ids = {}
+        for name in ("wc-long", "wc-again"):
+            started = cronium("trigger", name, "--json")
+            assert started.returncode == 0, started.stderr
+            run_ids[name] = json.loads(started.stdout)["run_id"]
 
         def containers() -> list:
-            return docker_client.containers.list(
-                all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
-            )
+            return [
+                c
+                for run_id in run_ids.values()
+                for c in docker_client.containers.list(
+                    all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+                )
+            ]
 
-        _wait(lambda: _state(run_id) == "RUNNING" and containers(), 60, "the run starting")
+        _wait(
+            lambda: (
+                all(_state(r) == "RUNNING" for r in run_ids.values()) and len(containers()) == 2
+            ),
+            60,
+            "both runs starting",
+        )
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
     killed_at = time.monotonic()
-    assert containers(), "the container went away with the worker: nothing left to reap"
-    assert _state(run_id) == "RUNNING"
+    assert len(containers()) == 2, "the containers went away with the worker: nothing to reap"
+    assert _state(run_ids["wc-long"]) == "RUNNING"
 
     second = _start_worker(log)
     try:
-        reaped_in = _wait(lambda: not containers(), 60, "reaping the orphaned container")
-        _wait(lambda: _state(run_id) == "CRASHED", CRASH_AFTER + 90, "marking the run crashed")
+        reaped_in = _wait(lambda: not containers(), 60, "reaping the orphaned containers")
+        _wait(
+            lambda: _state(run_ids["wc-long"]) == "CRASHED",
+            CRASH_AFTER + 90,
+            "marking the run crashed",
+        )
         crashed_in = time.monotonic() - killed_at
+        _wait(lambda: _state(run_ids["wc-again"]) == "COMPLETED", 120, "the retried run finishing")
+        retried_in = time.monotonic() - killed_at
     finally:
         stop(second)
     print(
-        f"\nafter SIGKILL: container reaped {reaped_in:.1f} s after the next worker started; "
-        f"run Crashed {crashed_in:.0f} s after the kill (CRONIUM_CRASH_AFTER={CRASH_AFTER})"
+        f"\nafter SIGKILL: containers reaped {reaped_in:.1f} s after the next worker started; "
+        f"run Crashed {crashed_in:.0f} s after the kill (CRONIUM_CRASH_AFTER={CRASH_AFTER}); "
+        f"the run with retries Completed {retried_in:.0f} s after the kill"
     )
 
-    async def automation():
+    async def history(run_id: str) -> list[str]:
         async with get_client() as client:
-            return await client.read_automations_by_name(AUTOMATION_NAME)
+            return [s.name for s in await client.read_flow_run_states(run_id)]
 
-    assert len(asyncio.run(automation())) == 1
+    assert "Crashed" in asyncio.run(history(run_ids["wc-again"]))
+    assert "AwaitingRetry" in asyncio.run(history(run_ids["wc-again"]))
+    again_logs = logs_of(run_ids["wc-again"])
+    assert any("started again after its worker stopped (crash 1" in m for m in again_logs)
+    assert "[stdout] finished" in again_logs
+    # No retries: Crashed it stays.
+    assert "AwaitingRetry" not in asyncio.run(history(run_ids["wc-long"]))
+    assert _state(run_ids["wc-long"]) == "CRASHED"
+
+    async def automations():
+        async with get_client() as client:
+            return [
+                await client.read_automations_by_name(name)
+                for name in (AUTOMATION_NAME, RETRY_AUTOMATION_NAME)
+            ]
+
+    assert [len(found) for found in asyncio.run(automations())] == [1, 1]
     # The quick run finished well over CRASH_AFTER seconds ago: it must still be Completed.
     assert _state(quick_id) == "COMPLETED"
 

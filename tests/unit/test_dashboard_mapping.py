@@ -39,7 +39,7 @@ def test_every_status_filter_asks_for_states_that_map_back_to_it():
             assert status_of(name) == status, (status, name)
 
 
-def test_facet_tags_name_type_owner_servers_and_chained_events():
+def test_facet_tags_name_type_owner_servers_chained_events_and_retries():
     event = Event.model_validate(
         {
             "name": "backup",
@@ -50,6 +50,7 @@ def test_facet_tags_name_type_owner_servers_and_chained_events():
             "run_location": "remote",
             "servers": ["web-1", "web-2"],
             "tags": ["ops"],
+            "retries": 1,
             "actions": [
                 {"on": "success", "run_event": "report"},
                 {"on": "failure", "send_message": {"block": "ops-mail", "message": "x"}},
@@ -63,5 +64,6 @@ def test_facet_tags_name_type_owner_servers_and_chained_events():
         "cronium-server:web-1",
         "cronium-server:web-2",
         "cronium-runs:report",
+        "cronium-retryable",
     ]
     assert set(deployment_spec(event)["tags"]) == {"ops", "cronium", *facet_tags(event)}
