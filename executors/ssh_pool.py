@@ -69,6 +69,11 @@ def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transpor
     transport.banner_timeout = transport.auth_timeout = server.connect_timeout
     try:
         transport.start_client(timeout=server.connect_timeout)
+        if not transport.initial_kex_done:  # timed out; paramiko would say "No existing session"
+            raise ConnectionFailed(
+                f"{where} accepted the connection but set up no SSH session within "
+                f"{server.connect_timeout:g} s (no SSH banner: a firewall, or not an SSH server?)"
+            )
         key = transport.get_remote_server_key()
         seen = fingerprint(key.asbytes())
         pinned = server.pinned_fingerprint()

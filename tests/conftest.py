@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -46,22 +47,48 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def prefect_api() -> str:
-    """A real `prefect server` on 127.0.0.1 with its own SQLite database."""
-    from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+class PrefectServer:
+    """The session's `prefect server` process; `restart` stops it and starts it again on
+    the same port and database (the reliability suite's server-restart fault)."""
 
-    url = os.environ["PREFECT_API_URL"]
-    log_path = _WORK / "prefect-server.log"
-    with open(log_path, "w") as log:
-        server = start_prefect_server(_PORT, log=log)
+    def __init__(self) -> None:
+        self.url = os.environ["PREFECT_API_URL"]
+        self.log_path = _WORK / "prefect-server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+
+        with open(self.log_path, "a") as log:
+            self.process = start_prefect_server(_PORT, log=log)
         try:
-            wait_until_healthy(url, server)
+            wait_until_healthy(self.url, self.process)
         except RuntimeError as exc:
-            server.kill()
-            pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
-        yield url
-        stop(server)
+            self.process.kill()
+            pytest.fail(f"{exc}\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+    def restart(self, down_for: float = 0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> PrefectServer:
+    """A real `prefect server` on 127.0.0.1 with its own SQLite database."""
+    server = PrefectServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server) -> str:
+    return prefect_server.url
 
 
 @pytest.fixture(scope="session")
