@@ -176,3 +176,37 @@ def worker(request, prefect_api, docker_client, tmp_path_factory):
     yield process
     stop(process)
     log.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_api(tmp_path_factory):
+    """A second Prefect server, on a throwaway PostgreSQL cluster: for many runs at once
+    (Prefect on SQLite answers 503, database locked, to ~50 simultaneous writes)."""
+    from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+    from tests.postgres import Postgres, binaries
+
+    if binaries() is None or os.geteuid() != 0:
+        reason = "the PostgreSQL test needs root and Debian's postgresql package"
+        _unavailable(reason)
+    cluster = Postgres.start()
+    folder = tmp_path_factory.mktemp("prefect-on-postgres")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log_path = folder / "server.log"
+    with open(log_path, "w") as log:
+        server = start_prefect_server(
+            port,
+            env={
+                "PREFECT_API_DATABASE_CONNECTION_URL": cluster.create_database("prefect"),
+                "PREFECT_HOME": str(folder / "home"),
+            },
+            log=log,
+        )
+        try:
+            wait_until_healthy(url, server)
+            yield url
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
+        finally:
+            stop(server)
+            cluster.stop()

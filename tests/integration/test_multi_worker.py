@@ -19,48 +19,12 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from cronium_prefect.stack import start_prefect_server, wait_until_healthy
 from tests.cli import cronium
-from tests.conftest import REQUIRE_SERVICES
-from tests.ports import free_port
-from tests.postgres import Postgres, binaries
 from tests.processes import stop
 from tests.sshd import USER
 
 RUNS = 300
 WORKERS = 3
-
-
-@pytest.fixture(scope="module")
-def postgres_api(tmp_path_factory):
-    """A Prefect server of its own, on a throwaway PostgreSQL cluster."""
-    if binaries() is None or os.geteuid() != 0:
-        reason = "the PostgreSQL test needs root and Debian's postgresql package"
-        if REQUIRE_SERVICES:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    cluster = Postgres.start()
-    folder = tmp_path_factory.mktemp("prefect-on-postgres")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log_path = folder / "server.log"
-    with open(log_path, "w") as log:
-        server = start_prefect_server(
-            port,
-            env={
-                "PREFECT_API_DATABASE_CONNECTION_URL": cluster.create_database("prefect"),
-                "PREFECT_HOME": str(folder / "home"),
-            },
-            log=log,
-        )
-        try:
-            wait_until_healthy(url, server)
-            yield url
-        except RuntimeError as exc:
-            pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
-        finally:
-            stop(server)
-            cluster.stop()
 
 
 @pytest.mark.timeout(900)
