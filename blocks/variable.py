@@ -22,7 +22,7 @@ VALUE_LIMIT = 10_000  # characters of JSON
 
 
 def check_key(key: str) -> str:
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):  # `$` allows a final \n
         raise ValueError(f"variable key {key!r} must match [A-Z_][A-Z0-9_]* (upper case)")
     if key.startswith(RESERVED_PREFIXES):
         raise ValueError(f"variable key {key!r} uses a reserved prefix (CRONIUM_, PREFECT_)")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out
+from .errors import EventNotFound
 
 __all__ = ["register"]
 
@@ -46,6 +47,8 @@ def trigger(
         async with get_client() as client:
             try:
                 deployment = await client.read_deployment_by_name(deployment_name(name))
+            except EventNotFound as exc:
+                raise fail_usage(str(exc)) from None
             except ObjectNotFound:
                 raise fail_usage(f"no event named {name!r} (see `cronium events`)") from None
             run = await client.create_flow_run_from_deployment(

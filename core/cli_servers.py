@@ -52,7 +52,7 @@ def add(
     from cronium_prefect.blocks import SSHServer
     from cronium_prefect.executors.ssh_pool import connect
 
-    if not BLOCK_NAME.match(name):
+    if not BLOCK_NAME.fullmatch(name):  # `$` alone would let a final newline through
         raise fail_usage(f"server name {name!r}: use 1-100 of a-z, 0-9 and '-'")
     if (key_file is None) == (not password_stdin):
         raise fail_usage("give exactly one of --key-file or --password-stdin")

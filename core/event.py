@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
+# What Prefect accepts as a block name: anything else names no server, and must never be
+# put into an API path (`..` would reach another endpoint).
+SERVER_NAME_PATTERN = r"[a-z0-9-]{1,100}"
 ENV_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TRIGGER_WORDS = ("success", "failure", "always", "condition")
 
@@ -132,9 +135,17 @@ def _env_value(value: Any) -> str:
     """YAML turns `PORT: 8080` into an int; the environment only holds text."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and "\0" in value:
+        raise ValueError("an environment value cannot hold a NUL character")
     if isinstance(value, (int, float, str)):
         return str(value)
     raise ValueError(f"environment values must be text or numbers, got {type(value).__name__}")
+
+
+def _check_server_name(value: str) -> str:
+    if not re.fullmatch(SERVER_NAME_PATTERN, value):
+        raise ValueError(f"a server name is 1-100 characters of a-z, 0-9 and '-'; got {value!r}")
+    return value
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -288,7 +299,7 @@ class Event(_Strict):
     schedule: Schedule | None = None
     max_executions: StrictInt = Field(default=0, ge=0)
     run_location: RunLocation = RunLocation.local
-    servers: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    servers: list[Annotated[str, AfterValidator(_check_server_name)]] = Field(default_factory=list)
     image: str | None = Field(default=None, min_length=1, max_length=512)
     resources: Resources = Field(default_factory=Resources)
     timeout: Duration = Field(default=3600.0, gt=0, le=7 * 86400)
@@ -310,7 +321,7 @@ class Event(_Strict):
     @classmethod
     def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
         for key in env:
-            if not ENV_KEY_PATTERN.match(key):
+            if not ENV_KEY_PATTERN.fullmatch(key):  # `$` alone lets a final newline through
                 raise ValueError(f"environment variable name {key!r} is not a valid name")
             if key.upper().startswith("CRONIUM_"):
                 raise ValueError(f"environment variable {key!r}: the CRONIUM_ prefix is reserved")

@@ -106,6 +106,10 @@ class BlockVariableStore:
                 page = client.request("POST", "/block_documents/filter", json=query).json()
                 for document in page:
                     data = document["data"]
+                    if not _is_key(data.get("key")):
+                        # Saved around the model (Prefect's API or UI): a key such as `../x`
+                        # would become a path when a run writes in/vars/<KEY>. Not a variable.
+                        continue
                     text = data.get("secret_json") if data.get("secret") else data.get("value_json")
                     found.append(
                         Entry(
@@ -157,6 +161,14 @@ class BlockVariableStore:
                 return False
             client.delete_block_document(document.id)
             return True
+
+
+def _is_key(key: Any) -> bool:
+    try:
+        check_key(key)
+    except ValueError:
+        return False
+    return True
 
 
 def get_variable_store() -> BlockVariableStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prefect.client.orchestration import get_client
@@ -9,7 +10,7 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
 
 from cronium_prefect.errors import EventNotFound, InvalidEvent, Problem
-from cronium_prefect.event import Event
+from cronium_prefect.event import NAME_PATTERN, Event
 
 __all__ = ["resolve_event", "deployment_name"]
 
@@ -17,6 +18,9 @@ FLOW_NAME = "cronium-event"
 
 
 def deployment_name(event_name: str) -> str:
+    """The deployment's name; a text that is no event name never goes into an API path."""
+    if not re.fullmatch(NAME_PATTERN, event_name):
+        raise EventNotFound(f"{event_name!r} is not an event name (a-z, 0-9 and '-')")
     return f"{FLOW_NAME}/{event_name}"
 
 

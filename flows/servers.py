@@ -5,6 +5,7 @@ The CLI and the dashboard read the last of each from the API."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import paramiko
@@ -56,7 +57,10 @@ def check_server(name: str) -> dict[str, Any]:
     CroniumError (unknown server) or ConnectionFailed / HostKeyRejected. Either way the
     outcome is recorded as an event."""
     from cronium_prefect.blocks import SSHServer
+    from cronium_prefect.event import SERVER_NAME_PATTERN
 
+    if not re.fullmatch(SERVER_NAME_PATTERN, name):  # never into an API path: `..` goes up
+        raise CroniumError(f"no server named {name!r} (see `cronium server list`)")
     try:
         server = SSHServer.load(name, _sync=True)
     except ValueError:
