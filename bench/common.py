@@ -8,6 +8,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -84,13 +85,66 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, data: dict[str, Any]) -> Path:
+def versions() -> dict[str, str]:
+    """The versions the figures were measured with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str] = {}
+    for package in ("prefect", "prefect-docker", "docker", "paramiko", "streamlit"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    for name, command in {
+        "docker_engine": ["docker", "version", "--format", "{{.Server.Version}}"],
+        "openssh": ["ssh", "-V"],
+    }.items():
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+            found[name] = (done.stdout or done.stderr).strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return found
+
+
+def metric(
+    name: str,
+    ours: float,
+    unit: str,
+    goal: str,
+    met: bool | None,
+    baseline: float | None = None,
+    baseline_name: str | None = None,
+    ratio: float | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """One row of the suite's table: `ratio` is how the goal reads it (e.g. ours/baseline
+    for an overhead, baseline/ours for a speed-up); `met` None when there is no goal."""
+    return {
+        "metric": name,
+        "ours": round(ours, 4),
+        "unit": unit,
+        "baseline": None if baseline is None else round(baseline, 4),
+        "baseline_name": baseline_name,
+        "ratio": None if ratio is None else round(ratio, 3),
+        "goal": goal,
+        "met": met,
+        **({"details": details} if details else {}),
+    }
+
+
+def write_result(
+    name: str, data: dict[str, Any], metrics: list[dict[str, Any]] | None = None
+) -> Path:
+    """bench/results/NAME.json: the raw figures, and the rows bench/run_all tabulates."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     data = {
         "benchmark": name,
         "date": datetime.now(timezone.utc).isoformat(),
         "machine": machine(),
+        "versions": versions(),
+        "metrics": metrics or [],
         **data,
     }
     path.write_text(json.dumps(data, indent=2))
