@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, prefect_api, summary, write_result  # noqa: E402
+from common import free_port, metric, prefect_api, summary, write_result  # noqa: E402
 
 TYPES = ["bash", "python", "node"]
 STATUSES = ["active", "paused", "draft", "archived"]
@@ -220,7 +220,20 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:28} {value}")
     print("goal (<= 3 s, p95 of every measure):", "MET" if result["goal_met"] else "NOT MET")
-    write_result("dashboard_events", result)
+    first_render = result.get("chromium_first_render") or result["apptest_first_render"]
+    rows = [
+        metric(
+            f"dashboard Events page first render at {args.events:,} events, worst of "
+            f"{first_render['n']}",
+            max(first_render["p95_s"], first_render["median_s"]),
+            "s",
+            "<= 3 s",
+            result["goal_met"],
+            median_s=first_render["median_s"],
+            browser=bool(browser),
+        )
+    ]
+    write_result("dashboard_events", result, rows)
 
 
 if __name__ == "__main__":
