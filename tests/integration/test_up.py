@@ -88,8 +88,11 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
 
     process = _start(env, tmp_path / "up.log")
     try:
-        assert (
-            f"dashboard:   http://127.0.0.1:{dashboard_port}" in (tmp_path / "up.log").read_text()
+        printed = (tmp_path / "up.log").read_text()
+        assert f"dashboard:   http://127.0.0.1:{dashboard_port}" in printed
+        # How to turn on auth is said before anyone exposes the stack.
+        assert "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING" in (
+            printed
         )
         _wait_for_dashboard(dashboard_port)
         listed = {
