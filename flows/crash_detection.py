@@ -12,7 +12,8 @@ heartbeats may be slower, are left alone.
 A second automation puts a Crashed run of an event with retries (its deployment is tagged
 `cronium-retryable`) back to Scheduled ("AwaitingRetry") — what Prefect's own Retry
 button does — so a worker picks it up again. The flow counts the crashes in the run's
-state history against the event's retries (see event_flow), which bounds the loop.
+state history (those with this automation's message) against the event's retries (see
+event_flow), which bounds the loop; a retry by hand spends none.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "AUTOMATION_NAME",
     "RETRY_AUTOMATION_NAME",
     "RETRYABLE_TAG",
+    "RETRY_MESSAGE",
     "HEARTBEAT_SECONDS",
     "ensure_crash_detection",
 ]
@@ -39,6 +41,8 @@ AUTOMATION_NAME = "cronium: mark runs crashed when their worker stops"
 RETRY_AUTOMATION_NAME = "cronium: retry crashed runs of events with retries"
 RETRYABLE_TAG = "cronium-retryable"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum flow-run heartbeat interval
+# The retried run tells this automatic retry from one by hand by the state's message.
+RETRY_MESSAGE = "It crashed and its event has retries: scheduled again."
 
 
 def _crash_automation() -> AutomationCore:
@@ -89,7 +93,7 @@ def _retry_automation() -> AutomationCore:
             ChangeFlowRunState(
                 state=StateType.SCHEDULED,
                 name="AwaitingRetry",
-                message="It crashed and its event has retries: scheduled again.",
+                message=RETRY_MESSAGE,
             )
         ],
     )

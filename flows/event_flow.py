@@ -14,7 +14,6 @@ import anyio
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.states import Cancelled, Completed, Failed, State
 from prefect.tasks import exponential_backoff
@@ -28,6 +27,7 @@ from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible, get_variable_store
 
 from .actions import run_actions
+from .crash_detection import RETRY_MESSAGE
 from .limits import enforce_max_executions, max_executions_reached
 from .outcome import fill_record
 from .report import publish_run_artifact
@@ -143,16 +143,19 @@ async def cronium_event(
 
 
 async def _earlier_crashes(flow_run: Any, definition: Event, logger: logging.Logger) -> int:
-    """How often this run crashed before (its worker died; see crash_detection), checked
-    against the event's retries. Each crash spends one retry, which bounds the loop of a
-    run that kills its worker every time."""
+    """How often the crash automation scheduled this run again (see crash_detection): each
+    time spends one of the event's retries, which bounds the loop of a run that kills its
+    worker every time. A start by hand (Prefect's Retry button) spends none."""
     if flow_run is None or not flow_run.run_count:
         return 0  # the first start: no history to read
+    if definition.run_location == RunLocation.local:
+        # A dead worker's container may still run the last attempt: not two at once.
+        await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
     async with get_client() as client:
         history = await client.read_flow_run_states(flow_run.id)
-    crashes = sum(1 for state in history if state.type == StateType.CRASHED)
+    crashes = sum(1 for s in history if s.name == "AwaitingRetry" and s.message == RETRY_MESSAGE)
     if not crashes:
-        return 0  # started again by hand (Prefect's Retry), not after a crash
+        return 0
     if crashes > definition.retries:
         raise CroniumError(
             f"the worker running it stopped {crashes} time(s); the event's retries "
@@ -164,9 +167,6 @@ async def _earlier_crashes(flow_run: Any, definition: Event, logger: logging.Log
         definition.retries - crashes,
         definition.retries,
     )
-    if definition.run_location == RunLocation.local:
-        # The dead worker's container may still run the last attempt: not two at once.
-        await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
     return crashes
 
 

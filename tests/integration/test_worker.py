@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime, timedelta, timezone
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
@@ -211,3 +212,78 @@ def test_cancelling_a_running_run_kills_its_script_and_ends_cancelled(
         assert time.monotonic() < deadline, f"still {asyncio.run(state())} after cancelling"
         time.sleep(0.5)
     assert not containers(), "the script's container outlived the cancellation"
+
+
+def test_automatic_retries_after_crashes_are_bounded_and_a_retry_by_hand_is_not(worker, tmp_path):
+    """The history a crashed-and-retried run carries (what crash_detection's automations
+    write) decides: within the event's retries it runs, past them it fails, and a retry
+    started by hand (Prefect's Retry button) is never refused."""
+    from prefect.states import Crashed, Running, Scheduled
+
+    from cronium_prefect.flows.crash_detection import RETRY_AUTOMATION_NAME, RETRY_MESSAGE
+    from tests.integration.helpers import logs_of
+
+    folder = write_events(
+        tmp_path / "r",
+        {
+            "r.yaml": """\
+            name: wk-retried
+            type: bash
+            retries: 1
+            script: echo ran
+            ---
+            name: wk-no-retries
+            type: bash
+            script: echo ran
+            """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+
+    async def crashed_run(event: str, retried_by: list[str]) -> str:
+        """A run of `event` that started, crashed, and was scheduled again, per entry."""
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name(f"cronium-event/{event}")
+            # Due in an hour: no worker takes it before its history is written.
+            later = datetime.now(timezone.utc) + timedelta(hours=1)
+            run = await client.create_flow_run_from_deployment(
+                deployment.id, state=Scheduled(scheduled_time=later)
+            )
+            for message in retried_by:
+                await client.set_flow_run_state(run.id, Running(), force=True)
+                await client.set_flow_run_state(run.id, Crashed(message="gone"), force=True)
+                await client.set_flow_run_state(
+                    run.id, Scheduled(name="AwaitingRetry", message=message), force=True
+                )
+            return str(run.id)
+
+    async def final(run_id: str) -> str:
+        async with get_client() as client:
+            for _ in range(120):
+                run = await client.read_flow_run(run_id)
+                if run.state.is_final() and run.state.name != "Crashed":
+                    return run.state.name
+                await asyncio.sleep(0.5)
+        raise AssertionError(f"run {run_id} did not finish")
+
+    async def retry_automation(pause: bool) -> None:
+        """Paused while this test writes the history the automation would write."""
+        async with get_client() as client:
+            for automation in await client.read_automations_by_name(RETRY_AUTOMATION_NAME):
+                if pause:
+                    await client.pause_automation(automation.id)
+                else:
+                    await client.resume_automation(automation.id)
+
+    asyncio.run(retry_automation(pause=True))
+    try:
+        within = asyncio.run(crashed_run("wk-retried", [RETRY_MESSAGE]))
+        past = asyncio.run(crashed_run("wk-retried", [RETRY_MESSAGE, RETRY_MESSAGE]))
+        by_hand = asyncio.run(crashed_run("wk-no-retries", ["Retry from the UI"]))
+    finally:
+        asyncio.run(retry_automation(pause=False))
+    assert asyncio.run(final(within)) == "Completed"
+    assert any("started again after its worker stopped (crash 1" in m for m in logs_of(within))
+    assert asyncio.run(final(past)) == "Failed"
+    assert any("stopped 2 time(s); the event's retries (1) are used up" in m for m in logs_of(past))
+    assert asyncio.run(final(by_hand)) == "Completed"
