@@ -218,7 +218,10 @@ def test_docker_daemon_stopped_fails_runs_fast_and_clearly_then_they_work_again(
             "after_restart": after["status"],
         },
     )
-    assert mid_record["status"] == "FAILURE" and "Docker daemon" in mid_record["error"]
+    # Stopping, dockerd stops its containers: the run ends on the daemon's failing API or
+    # on its script's exit code (143, SIGTERM), whichever comes first; failed, either way.
+    assert mid_record["status"] == "FAILURE", mid_record["error"]
+    assert mid_s < 30, f"the run in progress took {mid_s:.0f} s to end"
     assert while_down["status"] == "FAILURE" and "Docker" in while_down["error"]
     assert down_s < 5, f"a run with dockerd down took {down_s:.1f} s to fail"
     assert after["status"] == "SUCCESS", after["error"]
