@@ -145,8 +145,14 @@ class DockerExecutor(Executor[_Run]):
 
     def reap_orphans(self) -> None:
         """Remove containers left by a process of this host that died mid-run."""
-        for container in self.client.containers.list(all=True, filters={"label": MANAGED_LABEL}):
-            if is_orphan(container.labels.get(OWNER_LABEL, "")):
+        # Sparse: the listing's own labels. A full listing inspects each container, and
+        # one removed meanwhile by its run (other runs go on beside this) raised NotFound.
+        listed = self.client.containers.list(
+            all=True, sparse=True, filters={"label": MANAGED_LABEL}
+        )
+        for container in listed:
+            labels = container.attrs.get("Labels") or {}
+            if is_orphan(labels.get(OWNER_LABEL, "")):
                 try:
                     container.remove(force=True)
                 except docker.errors.APIError:

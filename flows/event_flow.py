@@ -148,14 +148,14 @@ async def _earlier_crashes(flow_run: Any, definition: Event, logger: logging.Log
     worker every time. A start by hand (Prefect's Retry button) spends none."""
     if flow_run is None or not flow_run.run_count:
         return 0  # the first start: no history to read
-    if definition.run_location == RunLocation.local:
-        # A dead worker's container may still run the last attempt: not two at once.
-        await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
     async with get_client() as client:
         history = await client.read_flow_run_states(flow_run.id)
     crashes = sum(1 for s in history if s.name == "AwaitingRetry" and s.message == RETRY_MESSAGE)
     if not crashes:
         return 0
+    if definition.run_location == RunLocation.local:
+        # A dead worker's container may still run the last attempt: not two at once.
+        await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
     if crashes > definition.retries:
         raise CroniumError(
             f"the worker running it stopped {crashes} time(s); the event's retries "
