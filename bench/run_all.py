@@ -94,6 +94,10 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", choices=list(BENCHMARKS), default=[])
     args = parser.parse_args()
     chosen = [n for n in (args.only or BENCHMARKS) if n not in args.skip]
+    missing = [n for n in chosen if not (HERE / f"{n}.py").exists()]
+    if missing:
+        print(f"not written yet, skipped: {', '.join(missing)}")
+        chosen = [n for n in chosen if n not in missing]
     started = datetime.now(timezone.utc)
     results = []
     for name in chosen:
