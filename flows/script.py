@@ -56,12 +56,14 @@ def reap_leftovers(staging_root: Path) -> str | None:
     """Remove what runs of dead processes left here (containers, run directories), as a
     worker starts or a crashed run starts again; the reason when Docker cannot be reached
     (SSH events still work)."""
+    fresh = _docker is None
     try:
-        executor = _docker_executor(staging_root)  # reaps at its creation
+        executor = _docker_executor(staging_root)
     except ExecutorError as exc:
         return str(exc)
-    executor.reap_orphans()
-    Staging.reap_orphans(staging_root)
+    if not fresh:  # a new executor has just reaped both at its creation
+        executor.reap_orphans()
+        Staging.reap_orphans(staging_root)
     return None
 
 
