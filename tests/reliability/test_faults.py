@@ -166,6 +166,22 @@ def _dockerd() -> tuple[int, list[str]] | None:
     return int(pids[0]), [part.decode() for part in command]
 
 
+def _exited(pid: int) -> bool:
+    """True once `pid` has exited. When tests/run.sh started dockerd and then exec'd
+    pytest, this process is dockerd's parent: the dead daemon stays a zombie (its /proc
+    entry remains) until it is reaped here."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: init reaps it
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def _wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -194,7 +210,7 @@ def test_docker_daemon_stopped_fails_runs_fast_and_clearly_then_they_work_again(
     stopped_at = time.monotonic()
     os.kill(pid, signal.SIGTERM)
     try:
-        _wait_until(lambda: not Path(f"/proc/{pid}").exists(), 60, "dockerd stopping")
+        _wait_until(lambda: _exited(pid), 60, "dockerd stopping")
         thread.join(60)
         mid_s = time.monotonic() - stopped_at
         began = time.monotonic()
