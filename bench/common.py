@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+server_log: Path | None = None  # the output of the server prefect_api started last
 
 
 def free_port() -> int:
@@ -54,7 +55,10 @@ def prefect_api(postgres: bool = False) -> Iterator[str]:
 
         cluster = Postgres.start()
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = cluster.create_database("prefect")
-    server = start_prefect_server(port, env)
+    global server_log
+    server_log = home / "prefect-server.log"
+    with open(server_log, "w") as log:
+        server = start_prefect_server(port, env, log=log)
     try:
         wait_until_healthy(url, server)
         yield url

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
-from rich.table import Table
 
 from .cli_common import JsonOption, err, fail_usage, out, print_json
 from .errors import CroniumError, InvalidEvent, Problem
@@ -28,10 +28,10 @@ def register(app: typer.Typer) -> None:
 async def _existing() -> dict[str, Any]:
     from prefect.client.orchestration import get_client
 
-    from cronium_prefect.flows.deploy import read_event_deployments
+    from cronium_prefect.flows.deploy import read_deployed_events
 
     async with get_client() as client:
-        return await read_event_deployments(client)
+        return await read_deployed_events(client)
 
 
 async def _server_names() -> set[str]:
@@ -230,18 +230,32 @@ def events(
     if as_json:
         print_json(rows)
         return
-    table = Table("event", "type", "status", "schedule", "next run", "last run")
-    for row in rows:
-        last = f"{row['last_run']} {row['last_status']}" if row["last_run"] else "-"
-        table.add_row(
-            row["name"],
-            row["type"],
-            row["status"],
-            row["schedule"] or "manual",
-            row["next_run"] or "-",
-            last,
+    sys.stdout.write(
+        _columns(
+            ("event", "type", "status", "schedule", "next run", "last run"),
+            [
+                (
+                    row["name"],
+                    row["type"] or "-",
+                    row["status"],
+                    row["schedule"] or "manual",
+                    row["next_run"] or "-",
+                    f"{row['last_run']} {row['last_status']}" if row["last_run"] else "-",
+                )
+                for row in rows
+            ],
         )
-    out.print(table)
+        + "\n"
+    )
+
+
+def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Plain aligned columns, one line per row (rich's Table took 13 s for 10,000 rows)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in (tuple(h.upper() for h in header), *rows)
+    )
 
 
 def _set_status(name: str, status: EventStatus) -> None:

@@ -12,6 +12,8 @@ import typer
 from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out
 from .errors import EventNotFound
 
+LOG_BATCH_SECONDS = 0.5  # how often `cronium worker` ships log lines, unless Prefect's is set
+
 __all__ = ["register"]
 
 
@@ -117,20 +119,23 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Worker name shown in Prefect.")] = None,
 ) -> None:
     """Run a worker here: it executes the pool's event runs in this process."""
-    from prefect.settings import temporary_settings
+    from prefect.settings import get_current_settings, temporary_settings
 
     from cronium_prefect.flows.worker import serve
     from cronium_prefect.settings import get_settings
 
     settings = get_settings()
-    with temporary_settings(
-        updates={
-            "worker.query_seconds": settings.worker_poll_seconds,
-            "worker.prefetch_seconds": max(settings.worker_poll_seconds * 2, 2),
-            "worker.enable_cancellation": True,
-            "worker.cancellation_poll_seconds": 5,
-        }
-    ):
+    updates = {
+        "worker.query_seconds": settings.worker_poll_seconds,
+        "worker.prefetch_seconds": max(settings.worker_poll_seconds * 2, 2),
+        "worker.enable_cancellation": True,
+        "worker.cancellation_poll_seconds": 5,
+    }
+    if "batch_interval" not in get_current_settings().logging.to_api.model_fields_set:
+        # Prefect ships log lines every 2 s: a line would show ~1 s late on average (up to
+        # 2 s) in the UI, the dashboard and `cronium logs --follow`. bench/log_latency.py
+        updates["logging.to_api.batch_interval"] = LOG_BATCH_SECONDS
+    with temporary_settings(updates=updates):
         try:
             asyncio.run(serve(pool or settings.work_pool, limit, name))
         except KeyboardInterrupt:

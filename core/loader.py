@@ -42,6 +42,15 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
+_Yaml12CLoader: type | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _Yaml12CLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        """The same, on libyaml's parser: only the composing is in C, the rest is shared."""
+
+    _Yaml12CLoader.yaml_implicit_resolvers = _Yaml12Loader.yaml_implicit_resolvers
+
+
 class _DocumentError(Exception):
     def __init__(self, message: str, line: int | None, field: str = ""):
         super().__init__(message)
@@ -95,8 +104,8 @@ class _Builder:
         return self.loader.construct_object(node)
 
 
-def _yaml_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
-    loader = _Yaml12Loader(text)
+def _compose(text: str, loader_class: type) -> Iterable[tuple[Any, dict[Location, int], int]]:
+    loader = loader_class(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -106,6 +115,18 @@ def _yaml_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]
             yield builder.build(node), builder.lines, node.start_mark.line + 1
     finally:
         loader.dispose()
+
+
+def _yaml_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
+    """libyaml's parser when PyYAML has it (~8x faster: `apply` may read 10,000 files);
+    a text it refuses is read again by the pure-Python one, whose messages we show. Tabs
+    go to the pure-Python one too: libyaml accepts some that it refuses (`a:<tab>b`)."""
+    if _Yaml12CLoader is not None and "\t" not in text:
+        try:
+            return list(_compose(text, _Yaml12CLoader))
+        except (yaml.YAMLError, _DocumentError, RecursionError):
+            pass  # read lazily below: problems in earlier documents come first, as ever
+    return _compose(text, _Yaml12Loader)
 
 
 def _json_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:

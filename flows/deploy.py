@@ -12,31 +12,37 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+import random
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import httpx
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import Event, EventStatus
 from cronium_prefect.settings import get_settings
 
 from .crash_detection import RETRYABLE_TAG
+from .parameters import PARAMETER_SCHEMA
 from .resolve import FLOW_NAME
 
 __all__ = [
     "ApplySummary",
+    "Deployed",
     "apply_events",
     "deployment_spec",
     "read_event_deployments",
+    "read_deployed_events",
+    "PARAMETER_SCHEMA",
     "ENTRYPOINT",
     "QUEUE_PRIORITIES",
     "STATUS_TAG",
@@ -62,21 +68,16 @@ TRIGGER_TAG = "cronium-trigger:"
 ACTIVATED_TAG = (
     "cronium-activated:"  # when the event last became active: max_executions counts from it
 )
-_PAGE = 200
-_CONCURRENT_WRITES = 8
-_schema: dict[str, Any] | None = None
-
-
-def _parameter_schema() -> dict[str, Any]:
-    """The flow's parameter schema, so Prefect's UI offers a form for custom runs."""
-    global _schema
-    if _schema is None:
-        from prefect.utilities.callables import parameter_schema
-
-        from .event_flow import cronium_event
-
-        _schema = parameter_schema(cronium_event.fn).model_dump_for_openapi()
-    return _schema
+_PAGE = 200  # the most Prefect's /deployments/filter returns at once (one page at a time:
+# 2, 3 or 4 at once were 5-85% slower to read 1,600 deployments on SQLite)
+# One write at a time. Prefect's server does them one at a time anyway (CPU-bound, one
+# event loop): with 300 new events, 2 at once were no faster than 1 and 8 were 1.3-1.8x
+# slower, on SQLite and on PostgreSQL. And on SQLite a second writer of ours makes
+# "database is locked" (503) likely: the server's upsert reads before it writes, so a
+# commit in between fails it at once; with 2 (and 8) a 1,000-event apply failed once a
+# create had been refused 6 times in a row (Prefect's client retries 5 times).
+_CONCURRENT_WRITES = 1
+T = TypeVar("T")
 
 
 def _schedules(event: Event) -> list[DeploymentScheduleCreate]:
@@ -139,6 +140,7 @@ def deployment_spec(event: Event) -> dict[str, Any]:
         "entrypoint": ENTRYPOINT,
         "schedules": _schedules(event),
         "enforce_parameter_schema": False,
+        "parameter_openapi_schema": PARAMETER_SCHEMA,
         **concurrency,
     }
     canonical = json.dumps(
@@ -152,7 +154,6 @@ def deployment_spec(event: Event) -> dict[str, Any]:
         default=str,
     )
     spec["version"] = "cronium-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
-    spec["parameter_openapi_schema"] = _parameter_schema()
     return spec
 
 
@@ -195,6 +196,53 @@ async def read_event_deployments(client: PrefectClient) -> dict[str, Any]:
         offset += _PAGE
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """What bulk readers need of a deployed event (the fields keep Prefect's names)."""
+
+    id: str
+    name: str
+    version: str | None
+    tags: list[str]
+    parameters: dict[str, Any]
+
+
+async def read_deployed_events(client: PrefectClient) -> dict[str, Deployed]:
+    """Every deployment of the cronium-event flow, by event name: id, version, tags and
+    parameters only.
+
+    For apply and the listing, which read them all: plain JSON instead of Prefect's models
+    (building those took ~10x longer than decoding the JSON).
+    """
+    body: dict[str, Any] = {
+        "flows": {"name": {"any_": [FLOW_NAME]}},
+        "sort": "NAME_ASC",
+        "limit": _PAGE,
+    }
+
+    async def page(offset: int) -> list[dict[str, Any]]:
+        response = await client.request(
+            "POST", "/deployments/filter", json={**body, "offset": offset}
+        )
+        return response.json()
+
+    found: dict[str, Deployed] = {}
+    offset = 0
+    while True:
+        rows = await page(offset)
+        for d in rows:
+            found[d["name"]] = Deployed(
+                id=d["id"],
+                name=d["name"],
+                version=d.get("version"),
+                tags=d.get("tags") or [],
+                parameters=d.get("parameters") or {},
+            )
+        if len(rows) < _PAGE:
+            return found
+        offset += _PAGE
+
+
 def _activation_tag(event: Event, current: Any) -> str:
     """Keep the activation time while the event stays active; a new one when it becomes
     active (created active, or resumed), which restarts the max_executions count."""
@@ -228,6 +276,38 @@ async def _schedule_now(client: PrefectClient, deployment_id: Any) -> None:
     response.raise_for_status()
 
 
+_WRITE_TRIES = 20
+_SOON = "0.05"
+
+
+async def _retry_soon(response: httpx.Response) -> None:
+    """Have Prefect's client try a refused request again after 50 ms, not 2 s, 4 s, ...
+
+    Prefect on SQLite answers 503 ("database is locked") when the upsert of a deployment
+    meets a write of its own services (the events each upsert makes are stored as it
+    goes): about one create in 20. Prefect's client then waits 2**n seconds (it even waits
+    after its last try), which was ~2/3 of the time of a 1,000-event apply, while the lock
+    is gone within milliseconds. It honours a Retry-After header, which the server does not
+    send: this response hook adds one.
+    """
+    if response.status_code == 503 and "retry-after" not in response.headers:
+        response.headers["Retry-After"] = _SOON
+
+
+async def retried(write: Callable[[], Awaitable[T]]) -> T:
+    """An idempotent write (an upsert, a schedule, a delete), tried again while Prefect
+    answers 503: Prefect's client gives up after 5 quick tries (`_retry_soon`); this goes
+    on for up to ~30 s, waiting 50 ms and doubling up to 2 s."""
+    for attempt in range(_WRITE_TRIES):
+        try:
+            return await write()
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 503 or attempt == _WRITE_TRIES - 1:
+                raise
+        await asyncio.sleep(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class ApplySummary:
     created: list[str] = field(default_factory=list)
@@ -247,41 +327,55 @@ async def apply_events(
 ) -> ApplySummary:
     """Create or update what changed (and delete what is gone, with `prune`).
 
-    `existing` comes from `read_event_deployments`; the caller validates everything
-    against it first, so that nothing is written when anything is invalid.
+    `existing` comes from `read_deployed_events` (or `read_event_deployments`); the caller
+    validates everything against it first, so that nothing is written when anything is
+    invalid.
     """
     summary = ApplySummary()
     events = list(events)
-    async with get_client() as client:
-        await ensure_pool(client)
-        flow_id = await client.create_flow_from_name(FLOW_NAME)
-        gate = asyncio.Semaphore(_CONCURRENT_WRITES)
+    async with get_client(httpx_settings={"event_hooks": {"response": [_retry_soon]}}) as client:
+        return await _write_all(client, events, existing, prune, advance, summary)
 
-        async def write(event: Event) -> None:
-            spec = deployment_spec(event)
-            current = existing.get(event.name)
-            if current is not None and current.version == spec["version"]:
-                summary.unchanged.append(event.name)
-            else:
-                spec["tags"] = [*spec["tags"], _activation_tag(event, current)]
-                async with gate:
-                    deployment_id = await client.create_deployment(flow_id=flow_id, **spec)
-                    if event.schedule is not None and not spec["paused"]:
-                        await _schedule_now(client, deployment_id)
-                (summary.updated if current is not None else summary.created).append(event.name)
-            advance(1)
 
-        await asyncio.gather(*(write(e) for e in events))
-        if prune:
-            names = {e.name for e in events}
-            for name, deployment in existing.items():
-                if name not in names:
-                    try:
-                        await client.delete_deployment(deployment.id)
-                    except ObjectNotFound:
-                        pass
-                    summary.pruned.append(name)
-                    advance(1)
+async def _write_all(
+    client: PrefectClient,
+    events: list[Event],
+    existing: dict[str, Any],
+    prune: bool,
+    advance: Callable[[int], None],
+    summary: ApplySummary,
+) -> ApplySummary:
+    await retried(lambda: ensure_pool(client))
+    flow_id = await retried(lambda: client.create_flow_from_name(FLOW_NAME))
+    gate = asyncio.Semaphore(_CONCURRENT_WRITES)
+
+    async def write(event: Event) -> None:
+        spec = deployment_spec(event)
+        current = existing.get(event.name)
+        if current is not None and current.version == spec["version"]:
+            summary.unchanged.append(event.name)
+        else:
+            spec["tags"] = [*spec["tags"], _activation_tag(event, current)]
+            async with gate:
+                deployment_id = await retried(
+                    lambda: client.create_deployment(flow_id=flow_id, **spec)
+                )
+                if event.schedule is not None and not spec["paused"]:
+                    await retried(lambda: _schedule_now(client, deployment_id))
+            (summary.updated if current is not None else summary.created).append(event.name)
+        advance(1)
+
+    await asyncio.gather(*(write(e) for e in events))
+    if prune:
+        names = {e.name for e in events}
+        for name, deployment in existing.items():
+            if name not in names:
+                try:
+                    await retried(lambda d=deployment: client.delete_deployment(d.id))
+                except ObjectNotFound:
+                    pass
+                summary.pruned.append(name)
+                advance(1)
     return summary
 
 

@@ -146,8 +146,8 @@ async def _earlier_crashes(flow_run: Any, definition: Event, logger: logging.Log
     """How often the crash automation scheduled this run again (see crash_detection): each
     time spends one of the event's retries, which bounds the loop of a run that kills its
     worker every time. A start by hand (Prefect's Retry button) spends none."""
-    if flow_run is None or not flow_run.run_count:
-        return 0  # the first start: no history to read
+    if flow_run is None or flow_run.run_count <= 1:
+        return 0  # the first start (Running counts it: 1 now): no history to read
     async with get_client() as client:
         history = await client.read_flow_run_states(flow_run.id)
     crashes = sum(1 for s in history if s.name == "AwaitingRetry" and s.message == RETRY_MESSAGE)

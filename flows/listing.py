@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import Any
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterDeploymentId,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import StateType
-from prefect.client.schemas.sorting import FlowRunSort
+from prefect.client.orchestration import PrefectClient, get_client
 
-from .deploy import STATUS_TAG, read_event_deployments
+from .deploy import STATUS_TAG, read_deployed_events
 
 __all__ = ["list_events", "event_status", "schedule_text"]
 
-_FINAL = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
+_FINAL = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
+_RUNS = 200
 
 
 def event_status(tags: list[str]) -> str:
@@ -36,9 +31,29 @@ def schedule_text(event: dict[str, Any]) -> str | None:
     return f"once at {schedule.get('start_time')}"
 
 
+async def _runs(
+    client: PrefectClient, ids: list[str], state: list[str], sort: str
+) -> dict[str, dict[str, Any]]:
+    """The first run (in `sort` order) of each deployment among the first _RUNS runs."""
+    response = await client.request(
+        "POST",
+        "/flow_runs/filter",
+        json={
+            "flow_runs": {"deployment_id": {"any_": ids}, "state": {"type": {"any_": state}}},
+            "sort": sort,
+            "limit": _RUNS,
+        },
+    )
+    first: dict[str, dict[str, Any]] = {}
+    for run in response.json():
+        first.setdefault(run["deployment_id"], run)
+    return first
+
+
 async def list_events(status: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
+    """One row per deployed event (archived ones only when asked for), read as plain JSON."""
     async with get_client() as client:
-        deployments = await read_event_deployments(client)
+        deployments = await read_deployed_events(client)
         chosen = [
             d
             for d in deployments.values()
@@ -47,32 +62,13 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
         ]
         chosen = [d for d in chosen if tag is None or tag in d.tags]
         ids = [d.id for d in chosen]
-        next_runs: dict[Any, Any] = {}
-        last_runs: dict[Any, Any] = {}
+        next_runs: dict[str, dict[str, Any]] = {}
+        last_runs: dict[str, dict[str, Any]] = {}
         if ids:
-            by_deployment = FlowRunFilterDeploymentId(any_=ids)
-            scheduled = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    deployment_id=by_deployment,
-                    state=FlowRunFilterState(
-                        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
-                    ),
-                ),
-                sort=FlowRunSort.NEXT_SCHEDULED_START_TIME_ASC,
-                limit=200,
+            next_runs, last_runs = await asyncio.gather(
+                _runs(client, ids, ["SCHEDULED"], "NEXT_SCHEDULED_START_TIME_ASC"),
+                _runs(client, ids, _FINAL, "END_TIME_DESC"),
             )
-            for run in scheduled:
-                next_runs.setdefault(run.deployment_id, run)
-            finished = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    deployment_id=by_deployment,
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_FINAL)),
-                ),
-                sort=FlowRunSort.END_TIME_DESC,
-                limit=200,
-            )
-            for run in finished:
-                last_runs.setdefault(run.deployment_id, run)
     rows = []
     for deployment in sorted(chosen, key=lambda d: d.name):
         event = deployment.parameters.get("event") or {}
@@ -84,12 +80,15 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
                 "status": event_status(deployment.tags),
                 "schedule": schedule_text(event),
                 "tags": event.get("tags", []),
-                "next_run": upcoming.next_scheduled_start_time.isoformat()
-                if upcoming and upcoming.next_scheduled_start_time
-                else None,
-                "last_run": last.end_time.isoformat() if last and last.end_time else None,
-                "last_status": last.state.name if last and last.state else None,
-                "deployment_id": str(deployment.id),
+                "next_run": _iso(upcoming.get("next_scheduled_start_time")) if upcoming else None,
+                "last_run": _iso(last.get("end_time")) if last else None,
+                "last_status": (last.get("state") or {}).get("name") if last else None,
+                "deployment_id": deployment.id,
             }
         )
     return rows
+
+
+def _iso(value: str | None) -> str | None:
+    """The API's timestamp as `datetime.isoformat()` writes it (what --json always showed)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat() if value else None

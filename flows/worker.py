@@ -2,8 +2,8 @@
 
 Prefect's default path starts a fresh interpreter per flow run (about 2 s of imports here)
 and polls every 10 s. This worker keeps Prefect, Docker and SSH clients warm and runs each
-flow run as an asyncio task of its own event loop — `cronium-event` is async and its
-blocking work happens in threads, so runs proceed side by side — and polls every
+flow run's engine in a thread of this process, on an event loop of its own (Prefect's
+engine blocks its loop at times; see run_loops) — and polls every
 `CRONIUM_WORKER_POLL_SECONDS` (default 1 s) — and at once when Prefect announces a new
 run of its pool (a flow-run event). Everything else (work pool and queues,
 priorities, concurrency limits, heartbeats, state proposals) is Prefect's BaseWorker.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -35,13 +36,14 @@ from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.flow_engine import run_flow_async
 from prefect.flows import load_flow_from_entrypoint
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from prefect.states import Cancelled
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from cronium_prefect.settings import get_settings
 
 from .crash_detection import HEARTBEAT_SECONDS, ensure_crash_detection
+from .run_loops import RunHandle, RunLoops
 from .script import cancel_run, reap_leftovers
 
 __all__ = ["CroniumWorker", "CroniumWorkerResult"]
@@ -65,10 +67,18 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._runs: dict[str, RunHandle] = {}  # the flow runs executing here, by id
+        # Heartbeats at Prefect's minimum interval: a run whose worker dies is marked
+        # Crashed after CRONIUM_CRASH_AFTER seconds, not 3 x 180 s. Set once per run loop:
+        # a settings copy per run cost ~40 ms of CPU.
+        self._loops = RunLoops(
+            CANCEL_GRACE_SECONDS, settings={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_SECONDS}
+        )
         self._background: list[anyio.CancelScope] = []  # the listener and poll loops
         self._crash_detection_ready = False
         self._cancelling: set[str] = set()
+        self._wake: Callable[[], None] = lambda: None  # an event-driven poll, now
+        self._full = False  # the last poll left no slot free: runs may be waiting
 
     async def setup(self) -> None:
         await super().setup()
@@ -97,10 +107,10 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             )
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
-        # One API client (and one sync client) for the worker and every run in it:
+        # One API client for the worker, one per run loop, one sync client for all:
         # get_client() returns the context's, where each new client costs ~20 ms of TLS
         # set-up (Prefect loads the CA bundle even for http://) and a new connection. The
-        # engine makes several per run, one of them blocking the event loop.
+        # engine would make several per run.
         with SyncClientContext.get_or_create():
             async with AsyncClientContext.get_or_create():
                 await super().start(*args, **kwargs)
@@ -112,27 +122,44 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
 
     async def teardown(self, *exc_info: Any) -> None:
         self._stop_background()
-        await super().teardown(*exc_info)
+        try:
+            await super().teardown(*exc_info)
+        finally:
+            self._loops.close()
 
     async def _poll_on_new_runs(self, scope: anyio.CancelScope) -> None:
-        """Poll as soon as a run of this pool is scheduled, not at the next poll tick.
+        """Poll as soon as a run of this pool is scheduled, or a slot frees up while runs
+        wait — not at the next poll tick.
 
         Prefect emits `prefect.flow-run.Scheduled` (related to the work pool) when a run is
         created; this worker subscribes to those events and polls at once, so "run now"
         waits for an event's delivery instead of half a poll interval on average. Bursts
-        collapse into one poll at a time. The regular polling loop still runs: if the
-        event stream is unavailable, runs are only picked up later, never lost.
+        collapse into one poll at a time. While every slot is taken such a poll could
+        take nothing: it waits instead for the next run to end, which also polls while the
+        last poll left no slot free (runs may be waiting; otherwise each freed slot idled
+        until the next tick). The regular polling loop still runs: if the event stream is
+        unavailable, runs are only picked up later, never lost.
         """
-        wake = anyio.Event()
+        wake, announced = anyio.Event(), False
+
+        def on_scheduled() -> None:
+            nonlocal announced
+            announced = True
+            wake.set()
+
         with scope:
             async with anyio.create_task_group() as group:
-                group.start_soon(self._listen, lambda: wake.set())  # the current `wake`
+                self._wake = lambda: wake.set()  # the current `wake`
+                group.start_soon(self._listen, on_scheduled)
                 while True:
                     await wake.wait()
-                    wake = anyio.Event()
+                    wake, retry, announced = anyio.Event(), announced, False
+                    if self._no_free_slot():
+                        self._full = True  # the next run to end polls
+                        continue
                     # The event may arrive before the server's transaction is visible
                     # to the query: look again shortly when nothing was found.
-                    for delay in (0, 0.2, 0.4):
+                    for delay in (0, 0.2, 0.4) if retry else (0,):
                         await anyio.sleep(delay)
                         try:
                             if await self.get_and_submit_flow_runs():
@@ -140,6 +167,17 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
                         except Exception as exc:  # the polling loop reports API errors
                             self._logger.debug("event-driven poll failed: %s", exc)
                             break
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        submitted = await super().get_and_submit_flow_runs()
+        self._full = self._no_free_slot()
+        return submitted
+
+    def _no_free_slot(self) -> bool:
+        try:
+            return self.limiter.available_tokens < 1
+        except RuntimeError:  # no limit (or not set up yet)
+            return False
 
     async def _listen(self, wake: Callable[[], None]) -> None:
         while self._work_pool is None:  # known after the first sync with the API
@@ -156,7 +194,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
                             wake()
                             continue
                         key = event.resource.id.removeprefix("prefect.flow-run.")
-                        if key in self._scopes:
+                        if key in self._runs:
                             self._runs_task_group.start_soon(self._cancel_running, key)
             except Exception as exc:
                 self._logger.debug("flow-run event stream lost (%s); reconnecting", exc)
@@ -169,24 +207,19 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> CroniumWorkerResult:
         flow = await self._flow_for(flow_run)
+        loop = await self._loops.acquire()  # its own event loop: see run_loops
         if task_status is not None:
             # The "infrastructure" is this process; the flow run id tells runs apart.
             task_status.started(f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}")
-        with anyio.CancelScope() as scope:
-            self._scopes[str(flow_run.id)] = scope
-            try:
-                # Heartbeats at Prefect's minimum interval: a run whose worker dies is
-                # marked Crashed after CRONIUM_CRASH_AFTER seconds, not 3 x 180 s.
-                with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_SECONDS}):
-                    await run_flow_async(
-                        flow=flow,
-                        flow_run=flow_run,
-                        parameters=flow_run.parameters,
-                        return_type="state",
-                    )
-            finally:
-                self._scopes.pop(str(flow_run.id), None)
-        return CroniumWorkerResult(identifier=str(flow_run.id), status_code=0)
+        key, handle = str(flow_run.id), RunHandle()
+        self._runs[key] = handle
+        try:
+            await self._loops.run(loop, partial(_engine, flow, flow_run), handle)
+        finally:
+            self._runs.pop(key, None)
+            if self._full:  # its slot is free once this returns: take a waiting run
+                self._wake()
+        return CroniumWorkerResult(identifier=key, status_code=0)
 
     async def _flow_for(self, flow_run: FlowRun) -> Any:
         from .deploy import ENTRYPOINT
@@ -211,11 +244,11 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             self._logger.info("cancelling flow run %s: stopping its scripts", key)
             cancel_run(key)  # containers killed / remote process groups killed
             with anyio.move_on_after(CANCEL_GRACE_SECONDS):
-                while key in self._scopes:  # the flow ends by itself once its scripts stop
+                while key in self._runs:  # the flow ends by itself once its scripts stop
                     await anyio.sleep(0.1)
-            scope = self._scopes.get(key)
-            if scope is not None:  # e.g. waiting between retries
-                scope.cancel()
+            handle = self._runs.get(key)
+            if handle is not None:  # e.g. waiting between retries
+                handle.cancel()
             await self.client.set_flow_run_state(
                 key, Cancelled(message="Cancelled: its scripts were stopped."), force=True
             )
@@ -227,7 +260,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         with scope:
             while True:
                 await anyio.sleep(CANCEL_POLL_SECONDS)
-                running = list(self._scopes)
+                running = list(self._runs)
                 if not running:
                     continue
                 try:
@@ -254,9 +287,15 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         """Called by Prefect for a run cancelled before it started here: stop it if it did."""
         flow_run_id = infrastructure_pid.rsplit(":", 1)[-1]
         cancel_run(flow_run_id)
-        scope = self._scopes.get(flow_run_id)
-        if scope is not None:
-            scope.cancel()
+        handle = self._runs.get(flow_run_id)
+        if handle is not None:
+            handle.cancel()
+
+
+async def _engine(flow: Any, flow_run: FlowRun) -> None:
+    await run_flow_async(
+        flow=flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+    )
 
 
 async def serve(pool: str, limit: int, name: str | None = None) -> None:

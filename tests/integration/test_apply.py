@@ -221,3 +221,36 @@ def test_apply_schedules_runs_at_once_and_warns_about_a_past_one_shot(prefect_ap
     assert asyncio.run(scheduled("ap-missed")) == 0
     assert cronium("delete", "ap-hourly").returncode == 0
     assert cronium("delete", "ap-missed").returncode == 0
+
+
+def test_bulk_reader_pages_and_listing_table_read_the_same_deployments(
+    prefect_api, tmp_path, monkeypatch
+):
+    from cronium_prefect.flows import deploy
+
+    folder = write_events(tmp_path / "bulk")
+    assert cronium("apply", str(folder)).returncode == 0
+
+    # Pages of 2: several, the last one short or empty.
+    monkeypatch.setattr(deploy, "_PAGE", 2)
+
+    async def light() -> dict:
+        async with get_client() as client:
+            return await deploy.read_deployed_events(client)
+
+    found = asyncio.run(light())
+    full = deployed()
+    assert set(full) <= set(found)
+    for name, d in full.items():
+        got = found[name]
+        assert (got.id, got.version) == (str(d.id), d.version)
+        assert got.tags == d.tags and got.parameters == d.parameters
+    assert full["ap-nightly"].parameter_openapi_schema == deploy.PARAMETER_SCHEMA
+
+    lines = cronium("events").stdout.splitlines()
+    assert lines[0].split() == ["EVENT", "TYPE", "STATUS", "SCHEDULE", "NEXT", "RUN", "LAST", "RUN"]
+    nightly = next(line for line in lines if line.startswith("ap-nightly "))
+    assert nightly.split()[:5] == ["ap-nightly", "bash", "active", "cron", "0"]
+    assert "(Europe/Berlin)" in nightly and not any(
+        line.startswith("ap-archived") for line in lines
+    )

@@ -222,6 +222,26 @@ def test_a_dead_workers_containers_are_reaped_by_the_next_executor(stack, docker
         survivor.remove(force=True)
 
 
+def test_reaping_ignores_a_container_its_run_removes_meanwhile(stack, docker_client, monkeypatch):
+    """Runs beside the reaper remove their containers at any moment: one listed and then
+    removed must not fail the reap (it failed runs with NotFound, inspecting each)."""
+    alive = DockerExecutor(docker_client).owner
+    container = docker_client.containers.create(
+        "cronium-test:bookworm", ["true"], labels={MANAGED_LABEL: "true", OWNER_LABEL: alive}
+    )
+    listing = docker_client.api.containers
+
+    def listed_then_removed(*args, **kwargs):
+        found = listing(*args, **kwargs)
+        container.remove(force=True)  # its run ends between the listing and the look
+        return found
+
+    monkeypatch.setattr(docker_client.api, "containers", listed_then_removed)
+    DockerExecutor(docker_client).reap_orphans()
+    with pytest.raises(docker.errors.NotFound):
+        container.reload()
+
+
 def test_filling_the_output_directory_stops_the_run_before_the_disk_fills(stack):
     script = 'while :; do head -c 1048576 /dev/zero >> "$CRONIUM_DIR/out/junk"; done'
     _, record = run_flow(event_from(f"name: filler\ntype: bash\nscript: {json.dumps(script)}\n"))

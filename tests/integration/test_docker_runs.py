@@ -231,3 +231,27 @@ def test_a_failed_runs_result_raises_run_failed_with_the_record(stack):
     with pytest.raises(RunFailed, match="raises FAILURE: exit code 9") as caught:
         asyncio.run(cronium_event(event=event))
     assert caught.value.record["exit_code"] == 9
+
+
+def test_a_first_start_neither_reaps_leftovers_nor_reads_its_history(stack, monkeypatch):
+    """Only a run started again (Running twice: run_count 2) reads its state history to
+    count crashes (and may reap a dead worker's container). A first start is Running once
+    (run_count 1, not 0): it read its history too, an API call per run for nothing."""
+    from prefect.client.orchestration import PrefectClient
+
+    from cronium_prefect.flows import event_flow
+
+    reads: list[object] = []
+    history = PrefectClient.read_flow_run_states
+
+    async def counted(self, flow_run_id):
+        reads.append(flow_run_id)
+        return await history(self, flow_run_id)
+
+    monkeypatch.setattr(PrefectClient, "read_flow_run_states", counted)
+    reaped: list[object] = []
+    monkeypatch.setattr(event_flow, "reap_leftovers", lambda root: reaped.append(root))
+    _, record = run_flow(event_from("name: first-start\ntype: bash\nscript: echo hi\n"))
+    assert record["status"] == "SUCCESS"
+    assert reads == [], "a first start read its state history"
+    assert reaped == [], "a first start reaped leftovers"

@@ -198,3 +198,68 @@ def test_workers_starting_together_leave_one_crash_automation(prefect_api):
             return len(await client.read_automations_by_name(AUTOMATION_NAME))
 
     assert asyncio.run(race()) == 1
+
+
+def _line_delays(run_id: str, lines: int) -> list[float]:
+    """Seconds from each `LAT <n> <time printed>` line's printing to its first sight
+    through the API (read every 0.1 s)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async def watch() -> list[float]:
+        seen: dict[str, float] = {}
+        deadline = time.monotonic() + 90
+        async with get_client() as client:
+            while len(seen) < lines and time.monotonic() < deadline:
+                logs = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+                )
+                now = time.time()
+                for log in logs:
+                    if "LAT " in log.message:
+                        number, printed = log.message.split("LAT ", 1)[1].split()[:2]
+                        seen.setdefault(number, now - float(printed))
+                await asyncio.sleep(0.1)
+        return sorted(seen.values())
+
+    return asyncio.run(watch())
+
+
+def test_the_worker_ships_log_lines_every_half_second_unless_prefect_is_told_otherwise(
+    prefect_api, docker_client, tmp_path
+):
+    """Prefect batches log lines for 2 s: a line showed ~1 s late on average in the UI and
+    `cronium logs --follow`. The worker ships every 0.5 s; PREFECT_LOGGING_TO_API_BATCH_INTERVAL,
+    when set, still decides."""
+    script = 'for i in $(seq 20); do echo "LAT $i $(date +%s.%N)"; sleep 0.2; done'
+    folder = write_events(
+        tmp_path / "l",
+        {"l.yaml": f"name: wp-lines\ntype: bash\noverlap: allow\nscript: '{script}'\n"},
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_TO_API_BATCH_INTERVAL"}
+    medians = {}
+    for interval in (None, "2"):
+        log = tmp_path / f"worker-{interval}.log"
+        extra = {"PREFECT_LOGGING_TO_API_BATCH_INTERVAL": interval} if interval else {}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cronium_prefect.cli", "worker"],
+            stdout=open(log, "w"),
+            stderr=subprocess.STDOUT,
+            env={**env, **extra},
+        )
+        try:
+            _wait(lambda log=log: "started!" in log.read_text(), 60, "the worker starting")
+            started = cronium("trigger", "wp-lines", "--json")
+            assert started.returncode == 0, started.stderr
+            run_id = json.loads(started.stdout)["run_id"]
+            delays = _line_delays(run_id, 20)
+            _wait(lambda r=run_id: _state(r) == "COMPLETED", 60, "the run ending")
+        finally:
+            stop(worker)
+        assert len(delays) == 20, log.read_text()
+        medians[interval] = delays[len(delays) // 2]
+    print(
+        f"\nmedian line delay: worker default {medians[None]:.2f} s, 2 s set {medians['2']:.2f} s"
+    )
+    assert medians[None] < 0.8, "lines are not shipped every 0.5 s"
+    assert medians["2"] > 0.8, "PREFECT_LOGGING_TO_API_BATCH_INTERVAL was not respected"
