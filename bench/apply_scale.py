@@ -41,8 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, metric, prefect_api, write_result  # noqa: E402
+from harness import CLI, cpu_seconds, descendants, server_pid  # noqa: E402
 
-CLI = [sys.executable, "-m", "cronium_prefect.cli"]
 TYPES = ["bash", "python", "node"]
 STATUSES = ["paused", "draft", "archived"]
 LIST_REPEAT = 3
@@ -69,35 +69,6 @@ def write_events(folder: Path, count: int) -> Path:
     return folder
 
 
-def _cpu_of(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _server_pids() -> list[int]:
-    """The Prefect server this stage started (a child of this process) and its children."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(children.get(os.getpid(), []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
 def _py_spy() -> str | None:
     return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
 
@@ -109,7 +80,7 @@ def timed(name: str, command: list[str], cwd: Path, profile: bool) -> dict[str, 
         PROFILES.mkdir(parents=True, exist_ok=True)
         recorder = subprocess.Popen(
             [spy, "record", "-r", "50", "-f", "raw", "-o", str(PROFILES / f"{name}-server.txt")]
-            + ["-p", str(_server_pids()[0])],
+            + ["-p", str(server_pid())],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -120,14 +91,14 @@ def timed(name: str, command: list[str], cwd: Path, profile: bool) -> dict[str, 
         ]
     load = os.getloadavg()[0]
     server_before, children_before = (
-        _cpu_of(_server_pids()),
+        cpu_seconds(descendants(server_pid())),
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=7200)
     wall = time.perf_counter() - started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_cpu = _cpu_of(_server_pids()) - server_before
+    server_cpu = cpu_seconds(descendants(server_pid())) - server_before
     if recorder is not None:
         recorder.send_signal(2)  # py-spy writes its file on SIGINT
         recorder.wait(timeout=60)
