@@ -1,5 +1,5 @@
 """Every benchmark, one after another, each against its baseline measured in the same run;
-one table and one JSON file (bench/results/all.json) at the end.
+one table and one JSON file (bench/results/all.json; the table in Markdown, all.md) at the end.
 
     bench/run_all [--quick] [--only NAME ...] [--skip NAME ...]
 
@@ -58,6 +58,13 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _baseline(row: dict) -> str:
+    if row["baseline"] is None:
+        return "-"
+    named = f" ({row['baseline_name']})" if row["baseline_name"] else ""
+    return f"{_cell(row['baseline'])} {row['unit']}{named}"
+
+
 def table(results: list[dict]) -> str:
     header = ("benchmark", "metric", "ours", "baseline", "ratio", "goal", "met")
     rows = []
@@ -72,8 +79,7 @@ def table(results: list[dict]) -> str:
                     result["benchmark"],
                     row["metric"],
                     f"{_cell(row['ours'])} {row['unit']}",
-                    _cell(row["baseline"])
-                    + (f" ({row['baseline_name']})" if row["baseline_name"] else ""),
+                    _baseline(row),
                     _cell(row["ratio"]),
                     row["goal"],
                     met,
@@ -87,6 +93,21 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: list[dict]) -> str:
+    """The same rows as a Markdown table, for the README."""
+    lines = ["| Metric | Ours | Baseline | Ratio | Goal |", "|---|---|---|---|---|"]
+    for result in results:
+        if "error" in result:
+            lines.append(f"| {result['benchmark']}: FAILED ({result['error']}) | | | | |")
+        for row in result.get("metrics", []):
+            verdict = {True: " (met)", False: " (not met)", None: ""}[row["met"]]
+            lines.append(
+                f"| {row['metric']} | {_cell(row['ours'])} {row['unit']} | {_baseline(row)} "
+                f"| {_cell(row['ratio'])} | {row['goal']}{verdict} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run")
@@ -94,10 +115,6 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", choices=list(BENCHMARKS), default=[])
     args = parser.parse_args()
     chosen = [n for n in (args.only or BENCHMARKS) if n not in args.skip]
-    missing = [n for n in chosen if not (HERE / f"{n}.py").exists()]
-    if missing:
-        print(f"not written yet, skipped: {', '.join(missing)}")
-        chosen = [n for n in chosen if n not in missing]
     started = datetime.now(timezone.utc)
     results = []
     for name in chosen:
@@ -118,6 +135,7 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "all.json").write_text(json.dumps(summary, indent=2))
+    (RESULTS / "all.md").write_text(markdown(results) + "\n")
     print()
     print(table(results))
     described = summary["machine"]
@@ -125,7 +143,7 @@ def main() -> None:
         f"\n{described['cores']} cores, {described['memory_gib']} GiB; "
         + ", ".join(f"{k} {v}" for k, v in summary["versions"].items())
     )
-    print(f"written to {RESULTS / 'all.json'}")
+    print(f"written to {RESULTS / 'all.json'} (and the table in Markdown: all.md)")
     if any("error" in r for r in results):
         sys.exit(1)
 
