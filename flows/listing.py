@@ -34,19 +34,32 @@ def schedule_text(event: dict[str, Any]) -> str | None:
 async def _runs(
     client: PrefectClient, ids: list[str], state: list[str], sort: str
 ) -> dict[str, dict[str, Any]]:
-    """The first run (in `sort` order) of each deployment among the first _RUNS runs."""
-    response = await client.request(
-        "POST",
-        "/flow_runs/filter",
-        json={
-            "flow_runs": {"deployment_id": {"any_": ids}, "state": {"type": {"any_": state}}},
-            "sort": sort,
-            "limit": _RUNS,
-        },
-    )
+    """The first run (in `sort` order) of each deployment that has one.
+
+    A batch of _RUNS runs can belong to a few busy events (one firing every minute fills
+    it), so each next batch asks only for the deployments not found yet: every full batch
+    finds at least one, and a short batch means the rest have no such run."""
     first: dict[str, dict[str, Any]] = {}
-    for run in response.json():
-        first.setdefault(run["deployment_id"], run)
+    remaining = ids
+    while remaining:
+        response = await client.request(
+            "POST",
+            "/flow_runs/filter",
+            json={
+                "flow_runs": {
+                    "deployment_id": {"any_": remaining},
+                    "state": {"type": {"any_": state}},
+                },
+                "sort": sort,
+                "limit": _RUNS,
+            },
+        )
+        batch = response.json()
+        for run in batch:
+            first.setdefault(run["deployment_id"], run)
+        if len(batch) < _RUNS:
+            break
+        remaining = [i for i in remaining if i not in first]
     return first
 
 

@@ -254,3 +254,46 @@ def test_bulk_reader_pages_and_listing_table_read_the_same_deployments(
     assert "(Europe/Berlin)" in nightly and not any(
         line.startswith("ap-archived") for line in lines
     )
+
+
+def test_events_shows_each_events_runs_when_busier_events_fill_a_batch(
+    prefect_api, tmp_path, monkeypatch
+):
+    """`cronium events` read the first 200 runs and showed nothing for an event none of
+    them belonged to: one event firing every minute hid every other event's last run."""
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.states import Completed, Scheduled
+
+    from cronium_prefect.flows import listing
+
+    events = {
+        "q.yaml": "name: lr-quiet\ntype: bash\nscript: 'true'\n",
+        "b.yaml": "name: lr-busy\ntype: bash\nscript: 'true'\n",
+    }
+    assert cronium("apply", str(write_events(tmp_path / "lr", events))).returncode == 0
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+
+    async def seed() -> None:
+        async with get_client() as client:
+            found = await read_event_deployments(client)
+            quiet, busy = found["lr-quiet"].id, found["lr-busy"].id
+            # Finished: the quiet event's run first, then three of the busy one's.
+            for deployment_id in (quiet, busy, busy, busy):
+                await client.create_flow_run_from_deployment(deployment_id, state=Completed())
+            # Scheduled: three runs of the busy event before the quiet one's.
+            for deployment_id, minutes in ((busy, 1), (busy, 2), (busy, 3), (quiet, 10)):
+                when = soon + timedelta(minutes=minutes)
+                await client.create_flow_run_from_deployment(
+                    deployment_id, state=Scheduled(scheduled_time=when)
+                )
+
+    asyncio.run(seed())
+    monkeypatch.setattr(listing, "_RUNS", 2)  # a batch the busy event fills
+    rows = {r["name"]: r for r in asyncio.run(listing.list_events()) if r["name"][:3] == "lr-"}
+    for name in ("lr-quiet", "lr-busy"):
+        assert rows[name]["last_status"] == "Completed" and rows[name]["last_run"], rows[name]
+    assert rows["lr-quiet"]["last_run"] < rows["lr-busy"]["last_run"]
+    next_runs = {name: datetime.fromisoformat(rows[name]["next_run"]) for name in rows}
+    assert next_runs["lr-busy"] == soon + timedelta(minutes=1)
+    assert next_runs["lr-quiet"] == soon + timedelta(minutes=10)
