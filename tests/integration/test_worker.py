@@ -230,6 +230,7 @@ def test_automatic_retries_after_crashes_are_bounded_and_a_retry_by_hand_is_not(
             name: wk-retried
             type: bash
             retries: 1
+            overlap: allow  # two of its runs are due at once here: neither may be skipped
             script: echo ran
             ---
             name: wk-no-retries
