@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import uuid
 from typing import Annotated, Any
 
@@ -135,6 +136,10 @@ def worker(
         # Prefect ships log lines every 2 s: a line would show ~1 s late on average (up to
         # 2 s) in the UI, the dashboard and `cronium logs --follow`. bench/log_latency.py
         updates["logging.to_api.batch_interval"] = LOG_BATCH_SECONDS
+    # systemd, `docker stop` and `cronium up` stop a worker with SIGTERM, which killed it at
+    # once: stop as on Ctrl-C instead (its runs' scripts stopped and the runs marked
+    # Crashed, their last log lines sent).
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     with temporary_settings(updates=updates):
         try:
             asyncio.run(serve(pool or settings.work_pool, limit, name))

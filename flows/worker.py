@@ -37,7 +37,7 @@ from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNam
 from prefect.flow_engine import run_flow_async
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Crashed, State
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from cronium_prefect.settings import get_settings
@@ -49,6 +49,7 @@ from .script import cancel_run, reap_leftovers
 __all__ = ["CroniumWorker", "CroniumWorkerResult"]
 
 CANCEL_GRACE_SECONDS = 10
+STOPPED_MESSAGE = "the worker running it was stopped (SIGTERM or Ctrl-C); its scripts were stopped"
 CANCEL_POLL_SECONDS = 5
 SCHEDULED = "prefect.flow-run.Scheduled"
 CANCELLING = "prefect.flow-run.Cancelling"
@@ -123,9 +124,26 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
     async def teardown(self, *exc_info: Any) -> None:
         self._stop_background()
         try:
+            with anyio.CancelScope(shield=True):  # the worker's task is being cancelled
+                await self._stop_runs()
             await super().teardown(*exc_info)
         finally:
             self._loops.close()
+
+    async def _stop_runs(self) -> None:
+        """The worker is stopping (Ctrl-C, SIGTERM) with runs executing: stop their scripts
+        and mark them Crashed, as Prefect marks a run whose infrastructure went away (the
+        retry automation starts it again when its event has retries). Left alone, they
+        stayed Running until crash detection (CRONIUM_CRASH_AFTER) and their containers
+        until the next worker reaped them."""
+        running = [key for key in self._runs if key not in self._cancelling]
+        if not running:
+            return
+        self._logger.warning("worker stopping: stopping the scripts of %d run(s)", len(running))
+        try:
+            await self._end_runs(running, lambda: Crashed(message=STOPPED_MESSAGE))
+        except Exception as exc:
+            self._logger.warning("could not record how the stopped runs ended: %s", exc)
 
     async def _poll_on_new_runs(self, scope: anyio.CancelScope) -> None:
         """Poll as soon as a run of this pool is scheduled, or a slot frees up while runs
@@ -242,18 +260,26 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         self._cancelling.add(key)
         try:
             self._logger.info("cancelling flow run %s: stopping its scripts", key)
-            cancel_run(key)  # containers killed / remote process groups killed
-            with anyio.move_on_after(CANCEL_GRACE_SECONDS):
-                while key in self._runs:  # the flow ends by itself once its scripts stop
-                    await anyio.sleep(0.1)
-            handle = self._runs.get(key)
-            if handle is not None:  # e.g. waiting between retries
-                handle.cancel()
-            await self.client.set_flow_run_state(
-                key, Cancelled(message="Cancelled: its scripts were stopped."), force=True
+            await self._end_runs(
+                [key], lambda: Cancelled(message="Cancelled: its scripts were stopped.")
             )
         finally:
             self._cancelling.discard(key)
+
+    async def _end_runs(self, keys: list[str], final: Callable[[], State]) -> None:
+        """Kill the scripts of these runs, give their flows a moment to record what
+        happened (each ends by itself once its scripts stop), stop what is left, then set
+        the runs' state to `final()`."""
+        for key in keys:
+            cancel_run(key)  # containers killed / remote process groups killed
+        with anyio.move_on_after(CANCEL_GRACE_SECONDS):
+            while any(key in self._runs for key in keys):
+                await anyio.sleep(0.1)
+        for key in keys:
+            handle = self._runs.get(key)
+            if handle is not None:  # e.g. waiting between retries
+                handle.cancel()
+            await self.client.set_flow_run_state(key, final(), force=True)
 
     async def _poll_cancellations(self, scope: anyio.CancelScope) -> None:
         """The fallback for a missed Cancelling event: look at this worker's runs."""

@@ -17,6 +17,7 @@ from prefect.client.orchestration import get_client
 
 from cronium_prefect.executors.docker import RUN_LABEL
 from cronium_prefect.flows.crash_detection import AUTOMATION_NAME, RETRY_AUTOMATION_NAME
+from cronium_prefect.flows.worker import STOPPED_MESSAGE
 from tests.cli import cronium
 from tests.integration.helpers import logs_of
 from tests.processes import stop
@@ -263,3 +264,65 @@ def test_the_worker_ships_log_lines_every_half_second_unless_prefect_is_told_oth
     )
     assert medians[None] < 0.8, "lines are not shipped every 0.5 s"
     assert medians["2"] > 0.8, "PREFECT_LOGGING_TO_API_BATCH_INTERVAL was not respected"
+
+
+def test_a_worker_stopped_with_sigterm_cancels_its_runs_and_sends_their_last_lines(
+    prefect_api, docker_client, tmp_path
+):
+    """systemd, `docker stop` and `cronium up` stop a worker with SIGTERM. It used to die at
+    once: its running runs stayed Running (Crashed a minute later) with their containers,
+    and the log lines of its last half second never reached the API."""
+    folder = write_events(
+        tmp_path / "t",
+        {
+            "t.yaml": """\
+            name: wp-stopped
+            type: bash
+            script: |
+              echo started
+              sleep 600
+            timeout: 15m
+            ---
+            name: wp-quick
+            type: bash
+            script: echo quick
+            """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    log = tmp_path / "worker.log"
+    worker = _start_worker(log)
+    try:
+        started = cronium("trigger", "wp-stopped", "--json")
+        assert started.returncode == 0, started.stderr
+        long_id = json.loads(started.stdout)["run_id"]
+        _wait(
+            lambda: docker_client.containers.list(filters={"label": f"{RUN_LABEL}={long_id}"}),
+            60,
+            "the long run's container starting",
+        )
+        quick = cronium("trigger", "wp-quick", "--wait", "--json")
+        assert quick.returncode == 0, quick.stderr + log.read_text()
+        quick_id = json.loads(quick.stdout)["run_id"]
+        worker.send_signal(signal.SIGTERM)  # at once: its last lines are still to be sent
+        began = time.monotonic()
+        code = worker.wait(timeout=60)
+        took = time.monotonic() - began
+    finally:
+        stop(worker)
+    print(f"\nworker stopped by SIGTERM in {took:.1f} s, exit code {code}")
+    assert code == 0, log.read_text()[-3000:]
+    assert _state(long_id) == "CRASHED"
+
+    async def message() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(long_id)).state.message
+
+    assert asyncio.run(message()) == STOPPED_MESSAGE
+    assert not docker_client.containers.list(
+        all=True, filters={"label": f"{RUN_LABEL}={long_id}"}
+    ), "the stopped run's container was left behind"
+    quick_logs = logs_of(quick_id, timeout=10)  # fails unless "Finished in state" arrived
+    assert "[stdout] quick" in quick_logs
+    long_logs = logs_of(long_id, finished=False)
+    assert "[stdout] started" in long_logs
