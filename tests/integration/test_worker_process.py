@@ -266,12 +266,13 @@ def test_the_worker_ships_log_lines_every_half_second_unless_prefect_is_told_oth
     assert medians["2"] > 0.8, "PREFECT_LOGGING_TO_API_BATCH_INTERVAL was not respected"
 
 
-def test_a_worker_stopped_with_sigterm_cancels_its_runs_and_sends_their_last_lines(
+def test_a_worker_stopped_with_sigterm_ends_its_runs_and_sends_their_last_lines(
     prefect_api, docker_client, tmp_path
 ):
     """systemd, `docker stop` and `cronium up` stop a worker with SIGTERM. It used to die at
     once: its running runs stayed Running (Crashed a minute later) with their containers,
-    and the log lines of its last half second never reached the API."""
+    and the log lines of its last half second never reached the API. Now its runs are
+    Crashed at once (run again when their event has retries), their containers gone."""
     folder = write_events(
         tmp_path / "t",
         {
@@ -283,6 +284,13 @@ def test_a_worker_stopped_with_sigterm_cancels_its_runs_and_sends_their_last_lin
               sleep 600
             timeout: 15m
             ---
+            name: wp-stopped-retried
+            type: bash
+            retries: 1
+            script: |
+              echo started
+              sleep 8
+            ---
             name: wp-quick
             type: bash
             script: echo quick
@@ -293,13 +301,19 @@ def test_a_worker_stopped_with_sigterm_cancels_its_runs_and_sends_their_last_lin
     log = tmp_path / "worker.log"
     worker = _start_worker(log)
     try:
-        started = cronium("trigger", "wp-stopped", "--json")
-        assert started.returncode == 0, started.stderr
-        long_id = json.loads(started.stdout)["run_id"]
+        run_ids = []
+        for name in ("wp-stopped", "wp-stopped-retried"):
+            started = cronium("trigger", name, "--json")
+            assert started.returncode == 0, started.stderr
+            run_ids.append(json.loads(started.stdout)["run_id"])
+        long_id, retried_id = run_ids
         _wait(
-            lambda: docker_client.containers.list(filters={"label": f"{RUN_LABEL}={long_id}"}),
+            lambda: all(
+                docker_client.containers.list(filters={"label": f"{RUN_LABEL}={run_id}"})
+                for run_id in run_ids
+            ),
             60,
-            "the long run's container starting",
+            "both runs' containers starting",
         )
         quick = cronium("trigger", "wp-quick", "--wait", "--json")
         assert quick.returncode == 0, quick.stderr + log.read_text()
@@ -319,9 +333,18 @@ def test_a_worker_stopped_with_sigterm_cancels_its_runs_and_sends_their_last_lin
             return (await client.read_flow_run(long_id)).state.message
 
     assert asyncio.run(message()) == STOPPED_MESSAGE
-    assert not docker_client.containers.list(
-        all=True, filters={"label": f"{RUN_LABEL}={long_id}"}
-    ), "the stopped run's container was left behind"
+    for run_id in run_ids:
+        assert not docker_client.containers.list(
+            all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+        ), "a stopped run's container was left behind"
+    # The retry automation puts the run of the event with retries back in the queue.
+    _wait(lambda: _state(retried_id) == "SCHEDULED", 60, "the run with retries rescheduled")
+
+    async def forget() -> None:  # no later test's worker should run it
+        async with get_client() as client:
+            await client.delete_flow_run(retried_id)
+
+    asyncio.run(forget())
     quick_logs = logs_of(quick_id, timeout=10)  # fails unless "Finished in state" arrived
     assert "[stdout] quick" in quick_logs
     long_logs = logs_of(long_id, finished=False)
