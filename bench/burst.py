@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -60,7 +61,9 @@ def baseline(image: str, runs: int) -> tuple[float, dict[str, float]]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     subprocess.run(
-        f"seq {runs} | xargs -P {LIMIT} -I{{}} docker run --rm {image} bash -c 'echo hi'",
+        # xargs is the baseline the issue names; the image (an argument) is quoted.
+        f"seq {runs} | xargs -P {LIMIT} -I{{}} docker run --rm {shlex.quote(image)} "
+        "bash -c 'echo hi'",
         shell=True,
         check=True,
         capture_output=True,
