@@ -237,8 +237,11 @@ class DockerExecutor(Executor[_Run]):
             tty=False,
         )
         try:
+            # Attached before start, so the stream sees every byte: dockerd registers the
+            # attach before it answers the request. No `logs=True`: its replay of the log
+            # file raced the live stream and could deliver the first line twice.
             frames = self.client.api.attach(
-                container.id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+                container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
             )
             container.start()
         except docker.errors.DockerException as exc:

@@ -41,6 +41,20 @@ os.environ.update(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """How pytest-xdist (`--dist loadgroup`) shares the tests out: a test module stays on
+    one worker, so its module-scoped services (a `cronium worker`, a dashboard) start once;
+    the tests on PostgreSQL all go to one worker, which then starts one cluster and server."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if "postgres_api" in item.fixturenames:
+            group = "postgres"
+        else:
+            group = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def _unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service missing (CRONIUM_REQUIRE_SERVICES=1): {reason}")

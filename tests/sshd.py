@@ -3,6 +3,7 @@ and a password, started and stopped on demand."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -16,15 +17,21 @@ from pathlib import Path
 from tests.ports import free_port
 
 SSHD = "/usr/sbin/sshd"
-USER = "cronium-ssh"
+# A user of its own per pytest-xdist worker: its home holds the runs' directories, which
+# each worker's session starts empty and its tests count.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+USER = f"cronium-ssh-{_XDIST_WORKER}" if _XDIST_WORKER else "cronium-ssh"
 PASSWORD = "pw-Cr0nium-test"
 
 
 def ensure_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
+    # useradd and chpasswd lock /etc/passwd and fail at once when another worker holds it.
+    with open("/run/cronium-tests-accounts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(USER)
+        except KeyError:
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
         subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
         return pwd.getpwnam(USER)
 
@@ -56,7 +63,6 @@ class Sshd:
         for path in (ssh_dir, authorized):
             os.chown(path, account.pw_uid, account.pw_gid)
         os.chmod(authorized, 0o600)
-        subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         sshd = cls(directory, free_port())
         (directory / "sshd_config").write_text(

@@ -1,4 +1,4 @@
-"""Three `cronium worker` processes on one PostgreSQL-backed Prefect server drain 300 runs:
+"""Three `cronium worker` processes on one PostgreSQL-backed Prefect server drain 90 runs (300 at full size):
 every run executes exactly once (each writes a marker on the SSH server that the test
 counts), none is lost."""
 
@@ -21,14 +21,15 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tests.cli import cronium
 from tests.processes import stop
+from tests.sizes import size
 from tests.sshd import USER
 
-RUNS = 300
+RUNS = size(ci=90, full=300)
 WORKERS = 3
 
 
 @pytest.mark.timeout(900)
-def test_three_workers_drain_300_runs_each_exactly_once(postgres_api, ssh_server, tmp_path):
+def test_three_workers_drain_runs_each_exactly_once(postgres_api, ssh_server, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": postgres_api}
     with temporary_settings({PREFECT_API_URL: postgres_api}):
         ssh_server("mw-ssh")

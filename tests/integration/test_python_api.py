@@ -9,6 +9,7 @@ from prefect import flow
 
 from cronium_prefect import docker_script, run_event, ssh_script
 from cronium_prefect.errors import RunFailed
+from tests.sshd import USER
 
 from .helpers import event_from
 
@@ -30,7 +31,7 @@ def test_a_user_flow_chains_a_docker_task_an_event_and_an_ssh_task(stack, ssh_se
     rows, record, where = asyncio.run(mine())
     assert rows == [1, 2, 3]
     assert record["status"] == "SUCCESS" and record["output"] == [2, 4, 6]
-    assert where == "cronium-ssh"
+    assert where == USER
 
 
 def test_a_failing_script_raises_run_failed_with_the_record(stack):

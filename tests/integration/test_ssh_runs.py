@@ -9,7 +9,7 @@ import pytest
 from prefect.client.schemas.objects import StateType
 
 from cronium_prefect.variables import get_variable_store
-from tests.sshd import processes_of_user, run_directories
+from tests.sshd import USER, processes_of_user, run_directories
 
 from .helpers import event_from, logs_of, run_flow, script_lines
 from .test_docker_runs import SCENARIO
@@ -46,7 +46,7 @@ def test_password_authentication(ssh_server):
     _, record = run_flow(
         event_from(remote("ssh-pw", "bash", 'cronium_output "$(whoami)"', servers=["ssh-password"]))
     )
-    assert record["status"] == "SUCCESS" and record["output"] == "cronium-ssh"
+    assert record["status"] == "SUCCESS" and record["output"] == USER
 
 
 def test_unknown_host_key_is_refused(ssh_server):

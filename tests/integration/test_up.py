@@ -12,13 +12,9 @@ import time
 
 import pytest
 
+from tests.ports import free_port
+
 CLI = [sys.executable, "-m", "cronium_prefect.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start(env: dict[str, str], log_path) -> subprocess.Popen:
@@ -75,7 +71,7 @@ def _stop(process: subprocess.Popen, port: int) -> None:
 
 
 def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_client, tmp_path):
-    port, dashboard_port = _free_port(), _free_port()
+    port, dashboard_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
         {

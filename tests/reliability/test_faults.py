@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +23,7 @@ from prefect.client.orchestration import get_client
 
 from cronium_prefect.flows.follow import read_record
 from tests.cli import cronium
-from tests.integration.helpers import event_from, run_flow, script_lines
+from tests.integration.helpers import script_lines
 from tests.integration.test_apply import write_events
 from tests.integration.test_docker_runs import _running_flow_run_id
 from tests.ports import free_port
@@ -157,31 +156,6 @@ def test_a_blackholed_ssh_port_fails_within_the_connect_timeout_and_frees_the_sl
     assert after.returncode == 0 and json.loads(after.stdout)["status"] == "SUCCESS"
 
 
-def _dockerd() -> tuple[int, list[str]] | None:
-    found = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True)
-    pids = found.stdout.split()
-    if len(pids) != 1:
-        return None
-    command = Path(f"/proc/{pids[0]}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    return int(pids[0]), [part.decode() for part in command]
-
-
-def _exited(pid: int) -> bool:
-    """True once `pid` has exited. When tests/run.sh started dockerd and then exec'd
-    pytest, this process is dockerd's parent: the dead daemon stays a zombie (its /proc
-    entry remains) until it is reaped here."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return True
-    except ChildProcessError:
-        pass  # not our child: init reaps it
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
 def _wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -189,48 +163,65 @@ def _wait_until(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.fixture
+def private_dockerd(docker_client):
+    """A Docker daemon of this test's own (tests/dockerd.py): stopping the machine's would
+    fail every Docker test running beside this one."""
+    from tests.conftest import TEST_IMAGE
+    from tests.dockerd import PrivateDockerd
+
+    if os.geteuid() != 0:
+        pytest.skip("starting a dockerd needs root")
+    daemon = PrivateDockerd.create(TEST_IMAGE)
+    yield daemon
+    daemon.remove()
+
+
+def _run_file(path: Path, docker_host: str, **popen) -> subprocess.Popen:
+    """`cronium run FILE --json` against `docker_host`, as a user runs one event."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cronium_prefect.cli", "run", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DOCKER_HOST": docker_host},
+        **popen,
+    )
+
+
+def _record_of(process: subprocess.Popen, timeout: float = 120) -> dict:
+    out, err = process.communicate(timeout=timeout)
+    assert out.strip(), f"`cronium run` printed no record (exit {process.returncode}): {err}"
+    return json.loads(out)
+
+
 def test_docker_daemon_stopped_fails_runs_fast_and_clearly_then_they_work_again(
-    stack, docker_client
+    prefect_api, private_dockerd, tmp_path
 ):
-    daemon = _dockerd()
-    if daemon is None or os.geteuid() != 0:
-        pytest.skip("needs root and one dockerd process this test may stop and start again")
-    pid, command = daemon
-    results: dict[str, tuple] = {}
+    import docker
 
-    def long_run() -> None:
-        results["mid"] = run_flow(
-            event_from("name: fault-dockerd-mid\ntype: bash\nscript: sleep 60\n")
-        )
-
-    thread = threading.Thread(target=long_run)
-    thread.start()
-    _running_flow_run_id()
-    _wait_until(lambda: docker_client.containers.list(), 30, "the container starting")
+    client = docker.DockerClient(base_url=private_dockerd.url)
+    events = {}
+    for name, script in [("mid", "sleep 60"), ("down", "echo x"), ("back", "echo back")]:
+        events[name] = tmp_path / f"{name}.yaml"
+        events[name].write_text(f"name: fault-dockerd-{name}\ntype: bash\nscript: {script}\n")
+    mid = _run_file(events["mid"], private_dockerd.url)
+    _wait_until(lambda: client.containers.list(), 60, "the container starting")
     stopped_at = time.monotonic()
-    os.kill(pid, signal.SIGTERM)
-    try:
-        _wait_until(lambda: _exited(pid), 60, "dockerd stopping")
-        thread.join(60)
-        mid_s = time.monotonic() - stopped_at
-        began = time.monotonic()
-        _, while_down = run_flow(
-            event_from("name: fault-dockerd-down\ntype: bash\nscript: echo x\n")
-        )
-        down_s = time.monotonic() - began
-    finally:
-        with open("/var/log/cronium-dockerd.log", "a") as log:
-            subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_until(_pings(docker_client), 60, "dockerd answering again")
-    _, mid_record = results["mid"]
-    _, after = run_flow(event_from("name: fault-dockerd-back\ntype: bash\nscript: echo back\n"))
+    private_dockerd.process.send_signal(signal.SIGTERM)
+    _wait_until(lambda: private_dockerd.process.poll() is not None, 60, "dockerd stopping")
+    mid_record = _record_of(mid)
+    mid_s = time.monotonic() - stopped_at
+    while_down = _record_of(_run_file(events["down"], private_dockerd.url))
+    private_dockerd.start()
+    after = _record_of(_run_file(events["back"], private_dockerd.url))
     report(
         "faults_dockerd",
         {
             "mid_run": {"status": mid_record["status"], "error": mid_record["error"]},
             "mid_run_ended_after_stop_s": round(mid_s, 1),
             "while_down": {"status": while_down["status"], "error": while_down["error"]},
-            "while_down_s": round(down_s, 2),
+            "while_down_run_s": while_down["duration_s"],
             "after_restart": after["status"],
         },
     )
@@ -238,16 +229,6 @@ def test_docker_daemon_stopped_fails_runs_fast_and_clearly_then_they_work_again(
     # on its script's exit code (143, SIGTERM), whichever comes first; failed, either way.
     assert mid_record["status"] == "FAILURE", mid_record["error"]
     assert mid_s < 30, f"the run in progress took {mid_s:.0f} s to end"
-    assert while_down["status"] == "FAILURE" and "Docker" in while_down["error"]
-    assert down_s < 5, f"a run with dockerd down took {down_s:.1f} s to fail"
+    assert while_down["status"] == "FAILURE" and "Docker" in while_down["error"], while_down
+    assert while_down["duration_s"] < 5, f"a run with dockerd down took {while_down} to fail"
     assert after["status"] == "SUCCESS", after["error"]
-
-
-def _pings(client):
-    def answered() -> bool:
-        try:
-            return bool(client.ping())
-        except Exception:
-            return False
-
-    return answered

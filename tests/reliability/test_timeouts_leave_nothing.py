@@ -1,4 +1,4 @@
-"""50 timed-out runs in Docker and 50 over SSH, each script forking children, ignoring
+"""Timed-out runs in Docker and over SSH (20 each in CI, 50 at full size), each script forking children, ignoring
 SIGTERM and holding its output pipe open: nothing is left behind — no container, no
 remote process, no run directory."""
 
@@ -13,11 +13,12 @@ from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
 from cronium_prefect.flows import cronium_event
 from cronium_prefect.settings import get_settings
+from tests.sizes import size
 from tests.sshd import processes_of_user, run_directories
 
 from .report import report
 
-RUNS = 50
+RUNS = size(ci=20, full=50)
 AT_ONCE = 8
 
 # Every way a script can outlive a polite kill.
@@ -62,7 +63,7 @@ def _staging_left() -> list[str]:
 
 
 @pytest.mark.timeout(600)
-def test_50_timed_out_docker_runs_leave_no_container_and_no_directory(stack, docker_client):
+def test_timed_out_docker_runs_leave_no_container_and_no_directory(stack, docker_client):
     started = time.monotonic()
     records = asyncio.run(_run_all(remote=False))
     ids = {r["run_id"] for r in records}
@@ -85,7 +86,7 @@ def test_50_timed_out_docker_runs_leave_no_container_and_no_directory(stack, doc
 
 
 @pytest.mark.timeout(600)
-def test_50_timed_out_ssh_runs_leave_no_process_and_no_directory(ssh_server):
+def test_timed_out_ssh_runs_leave_no_process_and_no_directory(ssh_server):
     ssh_server("rel-ssh")
     started = time.monotonic()
     records = asyncio.run(_run_all(remote=True))
