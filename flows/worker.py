@@ -53,6 +53,9 @@ STOPPED_MESSAGE = "the worker running it was stopped (SIGTERM or Ctrl-C); its sc
 CANCEL_POLL_SECONDS = 5
 SCHEDULED = "prefect.flow-run.Scheduled"
 CANCELLING = "prefect.flow-run.Cancelling"
+# Logged each time the worker (re)subscribes to its pool's flow-run events: from then on a
+# new run wakes it at once.
+LISTENING = "listening for new and cancelled flow runs"
 
 
 class CroniumWorkerResult(BaseWorkerResult):
@@ -207,6 +210,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         while True:
             try:
                 async with get_events_subscriber(filter=wanted) as subscriber:
+                    self._logger.info(LISTENING)
                     async for event in subscriber:
                         if event.event == SCHEDULED:
                             wake()

@@ -6,9 +6,11 @@ Environment is set here, before anything imports Prefect, so every test (and eve
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,6 +63,37 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _copy_migrated_database(target: Path) -> None:
+    """Each xdist worker's server starts on a copy of one database migrated once per Prefect
+    version (migrating costs ~20 s of CPU per server; the copy, none)."""
+    import prefect
+
+    if target.exists():
+        return  # a restart keeps its database
+    template = Path(tempfile.gettempdir()) / f"cronium-tests-prefect-{prefect.__version__}.db"
+    with open(f"{template}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            partial = template.with_name(template.name + ".partial")
+            partial.unlink(missing_ok=True)
+            migrated = subprocess.run(
+                [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                env={
+                    **os.environ,
+                    "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{partial}",
+                },
+                capture_output=True,
+                text=True,
+            )
+            if migrated.returncode != 0:
+                pytest.fail(
+                    f"migrating a Prefect database failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}"
+                )
+            partial.rename(template)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+
+
 class PrefectServer:
     """The session's `prefect server` process; `restart` stops it and starts it again on
     the same port and database (the reliability suite's server-restart fault)."""
@@ -73,6 +106,7 @@ class PrefectServer:
     def start(self) -> None:
         from cronium_prefect.stack import start_prefect_server, wait_until_healthy
 
+        _copy_migrated_database(_WORK / "prefect" / "prefect.db")
         with open(self.log_path, "a") as log:
             self.process = start_prefect_server(_PORT, log=log)
         try:
@@ -178,7 +212,6 @@ def ssh_server(sshd, prefect_api):
 def worker(request, prefect_api, docker_client, tmp_path_factory):
     """A `cronium worker` for one test module (so that modules that start their own
     workers never share runs with it); a module's WORKER_ENV dict adds to its environment."""
-    import sys
 
     log = open(tmp_path_factory.mktemp("worker") / "worker.log", "w")
     process = subprocess.Popen(

@@ -37,3 +37,24 @@ def wait_for_http(
         assert process is None or process.poll() is None, f"the process behind {url} exited"
         assert time.monotonic() < deadline, f"{url} did not answer within {timeout:.0f} s"
         time.sleep(0.3)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> float:
+    """Until `predicate()` is true; the seconds it took. Fails naming `what` after `timeout`."""
+    began = time.monotonic()
+    while not predicate():
+        waited = time.monotonic() - began
+        assert waited < timeout, f"{what} did not happen within {timeout:.0f} s"
+        time.sleep(interval)
+    return time.monotonic() - began
+
+
+def settles(predicate, timeout: float, interval: float = 0.2) -> bool:
+    """Whether `predicate()` becomes true within `timeout`; the caller asserts, with its own
+    counts, on what is left when it does not."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # The one command that passes the tests on a fresh Debian machine (as root) or a laptop:
-# installs what the tests need, starts dockerd when it is not running, builds the offline
-# test image, installs the project into .venv and runs pytest. Extra arguments go to pytest.
+# installs what the tests need, installs the project into .venv, starts dockerd when it is
+# not running, builds the offline test image, runs ruff and pytest. Extra arguments go to
+# pytest. Without -n of their own, the tests run in parallel: pytest-xdist workers, each
+# with its own Prefect server, sshd, ports and directories (CRONIUM_TEST_WORKERS, default
+# twice the cores, at most 8: the tests mostly wait on Prefect, Docker and sshd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+began=$SECONDS
+phase_began=$SECONDS
+timings=()
+phase_done() {
+  timings+=("$(printf '%-8s %5d s' "$1" $((SECONDS - phase_began)))")
+  phase_began=$SECONDS
+}
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
@@ -21,6 +31,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  python3 -m venv .venv
+fi
+echo "== installing the project"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[test]"
+phase_done install
 
 if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "== starting dockerd"
@@ -30,16 +48,27 @@ fi
 if docker info >/dev/null 2>&1; then
   bash tests/images/build.sh "${CRONIUM_TEST_IMAGE:-cronium-test:bookworm}"
 fi
-
-if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv"
-  python3 -m venv .venv
-fi
-echo "== installing the project"
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[test]"
+phase_done image
 
 echo "== ruff"
 .venv/bin/ruff check "$root"
-echo "== pytest"
-exec .venv/bin/python -m pytest "$@"
+phase_done ruff
+
+parallel=()
+case " $* " in
+  *" -n "* | *" -n"[0-9]* | *"--numprocesses"* | *"no:xdist"*) ;;
+  *)
+    workers=${CRONIUM_TEST_WORKERS:-$(($(nproc) * 2))}
+    [ "$workers" -gt 8 ] && workers=8
+    parallel=(-n "$workers" --dist loadgroup)
+    ;;
+esac
+echo "== pytest ${parallel[*]}"
+status=0
+.venv/bin/python -m pytest "${parallel[@]}" "$@" || status=$?
+phase_done pytest
+
+echo "== wall time per phase"
+printf '   %s\n' "${timings[@]}"
+printf '   %-8s %5d s\n' total $((SECONDS - began))
+exit "$status"

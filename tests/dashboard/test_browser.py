@@ -89,11 +89,11 @@ def _body(driver) -> str:
     return driver.find_element(By.TAG_NAME, "body").text
 
 
-def _field(driver, test_id: str, label: str, tag: str):
-    """The input of the Streamlit widget with this label."""
+def _widget(driver, test_id: str, label: str):
+    """The Streamlit widget with this label."""
     from selenium.webdriver.common.by import By
 
-    widget = _wait(
+    return _wait(
         lambda: next(
             w
             for w in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
@@ -101,7 +101,21 @@ def _field(driver, test_id: str, label: str, tag: str):
         ),
         what=f"the {label!r} field",
     )
-    return widget.find_element(By.TAG_NAME, tag)
+
+
+def _field(driver, test_id: str, label: str, tag: str):
+    """The input of the Streamlit widget with this label."""
+    from selenium.webdriver.common.by import By
+
+    return _widget(driver, test_id, label).find_element(By.TAG_NAME, tag)
+
+
+def _drawn(driver) -> bool:
+    """No placeholder left: Streamlit shows skeletons until an element has drawn."""
+    from selenium.webdriver.common.by import By
+
+    skeletons = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]')
+    return _idle(driver) and not skeletons
 
 
 def _body_with(driver, *needles: str) -> str | None:
@@ -136,7 +150,12 @@ def test_run_an_event_from_the_events_page_and_follow_its_live_log(dashboard, br
     box = _field(browser, "stTextArea", "Input (JSON)", "textarea")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys('{"from": "browser"}', Keys.CONTROL, Keys.ENTER)
-    time.sleep(0.5)
+    # Applied once the widget no longer offers "Press Ctrl+Enter to apply".
+    _wait(
+        lambda: "to apply" not in _widget(browser, "stTextArea", "Input (JSON)").text
+        and _idle(browser),
+        what="the input applied",
+    )
     button = _wait(
         lambda: next(
             b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Run now"
@@ -182,7 +201,7 @@ def test_every_page_renders_and_no_page_shows_a_secret(dashboard, browser):
     ]
     for url, title in pages:
         _open(browser, url, title)
-        time.sleep(1)  # charts and tables draw after the script has run
+        _wait(lambda: _drawn(browser), what=f"{title}'s tables and charts drawn")
         html = browser.page_source
         slug = url.rsplit("/", 1)[1].split("?")[0] or "overview"
         browser.save_screenshot(str(SHOTS / f"page-{slug}.png"))

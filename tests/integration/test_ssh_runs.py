@@ -9,7 +9,8 @@ import pytest
 from prefect.client.schemas.objects import StateType
 
 from cronium_prefect.variables import get_variable_store
-from tests.sshd import USER, processes_of_user, run_directories
+from tests.processes import processes_of_user, run_directories, wait_until
+from tests.sshd import USER
 
 from .helpers import event_from, logs_of, run_flow, script_lines
 from .test_docker_runs import SCENARIO
@@ -80,8 +81,11 @@ def test_timeout_kills_the_remote_process_tree_and_leaves_nothing(ssh_server):
     state, record = run_flow(event_from(remote("ssh-slow", "bash", script, extra="timeout: 2s\n")))
     assert time.monotonic() - started < 20
     assert state.name == "TimedOut" and record["status"] == "TIMEOUT"
-    time.sleep(0.5)
-    assert not [p for p in processes_of_user() if "sleep 30" in p]
+    wait_until(
+        lambda: not [p for p in processes_of_user() if "sleep 30" in p],
+        10,
+        "the timed-out script's processes ending",
+    )
     assert run_directories() == []
 
 

@@ -9,12 +9,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 from prefect.client.orchestration import get_client
 
+from cronium_prefect.flows.worker import LISTENING
 from tests.cli import cronium
-from tests.processes import stop
+from tests.processes import stop, wait_until
 
 from .test_apply import write_events
 
@@ -52,14 +52,6 @@ async def _logged(run_id: str, text: str) -> bool:
     return any(text in log.message for log in logs)
 
 
-def _wait(predicate, timeout: float, what: str) -> float:
-    began = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - began < timeout, f"{what} did not happen in {timeout:.0f} s"
-        time.sleep(0.3)
-    return time.monotonic() - began
-
-
 def test_a_run_that_blocks_its_event_loop_delays_no_other(worker, tmp_path):
     folder = write_events(
         tmp_path / "e", {"q.yaml": "name: wc-quick\ntype: bash\noverlap: allow\nscript: echo hi\n"}
@@ -80,13 +72,15 @@ def test_a_run_that_blocks_its_event_loop_delays_no_other(worker, tmp_path):
 
     asyncio.run(deploy_blocker())
     blocked = asyncio.run(_run_of("cronium-test-blocker/blocker"))
-    _wait(lambda: asyncio.run(_logged(blocked, "blocking now")), 90, "the blocker starting")
+    wait_until(lambda: asyncio.run(_logged(blocked, "blocking now")), 90, "the blocker starting")
     quick = asyncio.run(_run_of("cronium-event/wc-quick"))
-    took = _wait(lambda: asyncio.run(_state(quick)) in ("COMPLETED", "FAILED"), 60, "quick run")
+    took = wait_until(
+        lambda: asyncio.run(_state(quick)) in ("COMPLETED", "FAILED"), 60, "quick run"
+    )
     print(f"\na run beside one blocking its loop for 25 s: done in {took:.1f} s")
     assert asyncio.run(_state(quick)) == "COMPLETED"
     assert asyncio.run(_state(blocked)) == "RUNNING", "the quick run waited for the blocker"
-    _wait(lambda: asyncio.run(_state(blocked)) == "COMPLETED", 60, "the blocker ending")
+    wait_until(lambda: asyncio.run(_state(blocked)) == "COMPLETED", 60, "the blocker ending")
 
 
 def test_a_freed_slot_takes_a_waiting_run_without_waiting_for_the_poll(
@@ -116,14 +110,13 @@ def test_a_freed_slot_takes_a_waiting_run_without_waiting_for_the_poll(
         env=env,
     )
     try:
-        _wait(lambda: "started!" in log.read_text(), 60, "the worker starting")
-        time.sleep(5)  # its first poll is over and its event subscription is open
+        wait_until(lambda: LISTENING in log.read_text(), 60, "the worker listening for new runs")
 
         async def three() -> list[str]:
             return list(await asyncio.gather(*(_run_of("cronium-event/wc-slot") for _ in "abc")))
 
         runs = asyncio.run(three())
-        took = _wait(
+        took = wait_until(
             lambda: all(asyncio.run(_state(r)) in ("COMPLETED", "FAILED") for r in runs),
             90,
             "three runs through one slot",

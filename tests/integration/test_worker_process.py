@@ -17,10 +17,10 @@ from prefect.client.orchestration import get_client
 
 from cronium_prefect.executors.docker import RUN_LABEL
 from cronium_prefect.flows.crash_detection import AUTOMATION_NAME, RETRY_AUTOMATION_NAME
-from cronium_prefect.flows.worker import STOPPED_MESSAGE
+from cronium_prefect.flows.worker import LISTENING, STOPPED_MESSAGE
 from tests.cli import cronium
 from tests.integration.helpers import logs_of
-from tests.processes import stop
+from tests.processes import stop, wait_until
 
 from .test_apply import write_events
 
@@ -45,8 +45,7 @@ def test_a_triggered_run_starts_without_waiting_for_the_poll(prefect_api, docker
     # Polling every 120 s: only the flow-run event can wake this worker in time.
     worker = _start_worker(log, CRONIUM_WORKER_POLL_SECONDS="120")
     try:
-        _wait(lambda: "started!" in log.read_text(), 60, "the worker starting")
-        time.sleep(5)  # its first poll is over and its event subscription is open
+        wait_until(lambda: LISTENING in log.read_text(), 60, "the worker listening for new runs")
         began = time.monotonic()
         done = cronium("trigger", "wp-now", "--wait", "--json", timeout=100)
         took = time.monotonic() - began
@@ -63,14 +62,6 @@ def _state(run_id: str) -> str:
             return (await client.read_flow_run(run_id)).state.type.value
 
     return asyncio.run(read())
-
-
-def _wait(predicate, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout, f"{what} did not happen in {timeout:.0f} s"
-        time.sleep(1)
-    return time.monotonic() - started
 
 
 def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
@@ -123,7 +114,7 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
                 )
             ]
 
-        _wait(
+        wait_until(
             lambda: (
                 all(_state(r) == "RUNNING" for r in run_ids.values()) and len(containers()) == 2
             ),
@@ -139,14 +130,16 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
 
     second = _start_worker(log)
     try:
-        reaped_in = _wait(lambda: not containers(), 60, "reaping the orphaned containers")
-        _wait(
+        reaped_in = wait_until(lambda: not containers(), 60, "reaping the orphaned containers")
+        wait_until(
             lambda: _state(run_ids["wc-long"]) == "CRASHED",
             CRASH_AFTER + 90,
             "marking the run crashed",
         )
         crashed_in = time.monotonic() - killed_at
-        _wait(lambda: _state(run_ids["wc-again"]) == "COMPLETED", 120, "the retried run finishing")
+        wait_until(
+            lambda: _state(run_ids["wc-again"]) == "COMPLETED", 120, "the retried run finishing"
+        )
         retried_in = time.monotonic() - killed_at
     finally:
         stop(second)
@@ -249,12 +242,12 @@ def test_the_worker_ships_log_lines_every_half_second_unless_prefect_is_told_oth
             env={**env, **extra},
         )
         try:
-            _wait(lambda log=log: "started!" in log.read_text(), 60, "the worker starting")
+            wait_until(lambda log=log: "started!" in log.read_text(), 60, "the worker starting")
             started = cronium("trigger", "wp-lines", "--json")
             assert started.returncode == 0, started.stderr
             run_id = json.loads(started.stdout)["run_id"]
             delays = _line_delays(run_id, 20)
-            _wait(lambda r=run_id: _state(r) == "COMPLETED", 60, "the run ending")
+            wait_until(lambda r=run_id: _state(r) == "COMPLETED", 60, "the run ending")
         finally:
             stop(worker)
         assert len(delays) == 20, log.read_text()
@@ -289,7 +282,8 @@ def test_a_worker_stopped_with_sigterm_ends_its_runs_and_sends_their_last_lines(
             retries: 1
             script: |
               echo started
-              sleep 8
+              sleep 600
+            timeout: 15m
             ---
             name: wp-quick
             type: bash
@@ -307,7 +301,7 @@ def test_a_worker_stopped_with_sigterm_ends_its_runs_and_sends_their_last_lines(
             assert started.returncode == 0, started.stderr
             run_ids.append(json.loads(started.stdout)["run_id"])
         long_id, retried_id = run_ids
-        _wait(
+        wait_until(
             lambda: all(
                 docker_client.containers.list(filters={"label": f"{RUN_LABEL}={run_id}"})
                 for run_id in run_ids
@@ -338,7 +332,7 @@ def test_a_worker_stopped_with_sigterm_ends_its_runs_and_sends_their_last_lines(
             all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
         ), "a stopped run's container was left behind"
     # The retry automation puts the run of the event with retries back in the queue.
-    _wait(lambda: _state(retried_id) == "SCHEDULED", 60, "the run with retries rescheduled")
+    wait_until(lambda: _state(retried_id) == "SCHEDULED", 60, "the run with retries rescheduled")
 
     async def forget() -> None:  # no later test's worker should run it
         async with get_client() as client:

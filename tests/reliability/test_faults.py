@@ -27,7 +27,7 @@ from tests.integration.helpers import script_lines
 from tests.integration.test_apply import write_events
 from tests.integration.test_docker_runs import _running_flow_run_id
 from tests.ports import free_port
-from tests.processes import stop
+from tests.processes import stop, wait_until
 
 from .report import report
 
@@ -156,13 +156,6 @@ def test_a_blackholed_ssh_port_fails_within_the_connect_timeout_and_frees_the_sl
     assert after.returncode == 0 and json.loads(after.stdout)["status"] == "SUCCESS"
 
 
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f} s"
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def private_dockerd(docker_client):
     """A Docker daemon of this test's own (tests/dockerd.py): stopping the machine's would
@@ -206,10 +199,10 @@ def test_docker_daemon_stopped_fails_runs_fast_and_clearly_then_they_work_again(
         events[name] = tmp_path / f"{name}.yaml"
         events[name].write_text(f"name: fault-dockerd-{name}\ntype: bash\nscript: {script}\n")
     mid = _run_file(events["mid"], private_dockerd.url)
-    _wait_until(lambda: client.containers.list(), 60, "the container starting")
+    wait_until(lambda: client.containers.list(), 60, "the container starting")
     stopped_at = time.monotonic()
     private_dockerd.process.send_signal(signal.SIGTERM)
-    _wait_until(lambda: private_dockerd.process.poll() is not None, 60, "dockerd stopping")
+    wait_until(lambda: private_dockerd.process.poll() is not None, 60, "dockerd stopping")
     mid_record = _record_of(mid)
     mid_s = time.monotonic() - stopped_at
     while_down = _record_of(_run_file(events["down"], private_dockerd.url))

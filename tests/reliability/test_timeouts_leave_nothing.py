@@ -13,6 +13,7 @@ from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
 from cronium_prefect.flows import cronium_event
 from cronium_prefect.settings import get_settings
+from tests.processes import settles
 from tests.sizes import size
 from tests.sshd import processes_of_user, run_directories
 
@@ -67,12 +68,13 @@ def test_timed_out_docker_runs_leave_no_container_and_no_directory(stack, docker
     started = time.monotonic()
     records = asyncio.run(_run_all(remote=False))
     ids = {r["run_id"] for r in records}
-    time.sleep(1)
-    left = [
-        c
-        for c in docker_client.containers.list(all=True, filters={"label": "io.cronium.run-id"})
-        if c.labels["io.cronium.run-id"] in ids
-    ]
+
+    def containers_left() -> list:
+        listed = docker_client.containers.list(all=True, filters={"label": "io.cronium.run-id"})
+        return [c for c in listed if c.labels["io.cronium.run-id"] in ids]
+
+    settles(lambda: not containers_left() and not _staging_left(), 10)
+    left = containers_left()
     counts = {
         "runs": len(records),
         "timed_out": sum(r["status"] == "TIMEOUT" for r in records),
@@ -90,7 +92,11 @@ def test_timed_out_ssh_runs_leave_no_process_and_no_directory(ssh_server):
     ssh_server("rel-ssh")
     started = time.monotonic()
     records = asyncio.run(_run_all(remote=True))
-    time.sleep(1)
+
+    def remote_left() -> bool:
+        return any("sleep 30" in p for p in processes_of_user()) or bool(run_directories())
+
+    settles(lambda: not remote_left() and not _staging_left(), 10)
     survivors = [p for p in processes_of_user() if "sleep 30" in p]
     counts = {
         "runs": len(records),
