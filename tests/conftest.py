@@ -55,6 +55,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         else:
             group = item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
+    # xdist hands groups out in this order as workers free up: the longest (PostgreSQL)
+    # first, the quick unit tests last to fill the gaps at the end.
+    items.sort(key=lambda i: ("postgres_api" not in i.fixturenames, "/unit/" in i.nodeid))
 
 
 def _unavailable(reason: str) -> None:

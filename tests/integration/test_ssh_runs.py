@@ -9,8 +9,8 @@ import pytest
 from prefect.client.schemas.objects import StateType
 
 from cronium_prefect.variables import get_variable_store
-from tests.processes import processes_of_user, run_directories, wait_until
-from tests.sshd import USER
+from tests.processes import wait_until
+from tests.sshd import USER, processes_of_user, run_directories
 
 from .helpers import event_from, logs_of, run_flow, script_lines
 from .test_docker_runs import SCENARIO
