@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,8 @@ os.environ.update(
 )
 
 
+# First: xdist's own hook, registered after this conftest on its workers, reads the groups.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """How pytest-xdist (`--dist loadgroup`) shares the tests out: a test module stays on
     one worker, so its module-scoped services (a `cronium worker`, a dashboard) start once;
@@ -94,7 +97,9 @@ def _copy_migrated_database(target: Path) -> None:
                 )
             partial.rename(template)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template, target)
+    # SQLite's own copy: whole even if the template's last writes sit in its WAL file.
+    with sqlite3.connect(template) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
 
 
 class PrefectServer:
@@ -157,6 +162,20 @@ def docker_client():
     except Exception:
         _unavailable(f"test image {TEST_IMAGE} missing: run tests/images/build.sh")
     return client
+
+
+@pytest.fixture
+def private_dockerd(docker_client):
+    """A Docker daemon of the test's own (tests/dockerd.py), for tests that stop it or need
+    to know who removed a container: every `cronium` process on a host reaps the containers
+    of its dead ones, and every Docker test running beside uses the machine's daemon."""
+    from tests.dockerd import PrivateDockerd
+
+    if os.geteuid() != 0:
+        _unavailable("starting a dockerd needs root")
+    daemon = PrivateDockerd.create(TEST_IMAGE)
+    yield daemon
+    daemon.remove()
 
 
 @pytest.fixture

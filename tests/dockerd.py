@@ -40,7 +40,11 @@ class PrivateDockerd:
             "--pidfile", str(directory / "dockerd.pid"),
         ]  # fmt: skip
         daemon = cls(directory, command)
-        daemon.start()
+        try:
+            daemon.start()
+        except RuntimeError:
+            daemon.remove()
+            raise
         saved = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
         loaded = subprocess.run(
             ["docker", "--host", daemon.url, "load", "--quiet"],

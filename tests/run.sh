@@ -58,8 +58,9 @@ parallel=()
 case " $* " in
   *" -n "* | *" -n"[0-9]* | *"--numprocesses"* | *"no:xdist"*) ;;
   *)
-    workers=${CRONIUM_TEST_WORKERS:-$(($(nproc) * 2))}
+    workers=$(($(nproc) * 2))
     [ "$workers" -gt 8 ] && workers=8
+    workers=${CRONIUM_TEST_WORKERS:-$workers}
     parallel=(-n "$workers" --dist loadgroup)
     ;;
 esac

@@ -152,8 +152,9 @@ def test_run_an_event_from_the_events_page_and_follow_its_live_log(dashboard, br
     box.send_keys('{"from": "browser"}', Keys.CONTROL, Keys.ENTER)
     # Applied once the widget no longer offers "Press Ctrl+Enter to apply".
     _wait(
-        lambda: "to apply" not in _widget(browser, "stTextArea", "Input (JSON)").text
-        and _idle(browser),
+        lambda: (
+            "to apply" not in _widget(browser, "stTextArea", "Input (JSON)").text and _idle(browser)
+        ),
         what="the input applied",
     )
     button = _wait(

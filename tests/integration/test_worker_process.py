@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import docker
 from prefect.client.orchestration import get_client
 
 from cronium_prefect.executors.docker import RUN_LABEL
@@ -65,8 +66,11 @@ def _state(run_id: str) -> str:
 
 
 def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
-    prefect_api, docker_client, tmp_path
+    prefect_api, private_dockerd, tmp_path
 ):
+    # The workers' own daemon: on the machine's, any new `cronium` process of a test beside
+    # this one could reap the dead worker's containers before the next worker does.
+    docker_client = docker.DockerClient(base_url=private_dockerd.url)
     folder = write_events(
         tmp_path / "c",
         {
@@ -94,7 +98,7 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
     )
     assert cronium("apply", str(folder)).returncode == 0
     log = tmp_path / "worker.log"
-    first = _start_worker(log)
+    first = _start_worker(log, DOCKER_HOST=private_dockerd.url)
     try:
         quick = cronium("trigger", "wc-quick", "--wait", "--json")
         assert quick.returncode == 0, quick.stderr + log.read_text()
@@ -128,7 +132,7 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
     assert len(containers()) == 2, "the containers went away with the worker: nothing to reap"
     assert _state(run_ids["wc-long"]) == "RUNNING"
 
-    second = _start_worker(log)
+    second = _start_worker(log, DOCKER_HOST=private_dockerd.url)
     try:
         reaped_in = wait_until(lambda: not containers(), 60, "reaping the orphaned containers")
         wait_until(

@@ -5,9 +5,11 @@ values, whole."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from statistics import mean
@@ -24,13 +26,38 @@ from cronium_prefect.flows.resolve import deployment_name
 from cronium_prefect.variables import get_variable_store
 from tests.cli import cronium
 from tests.integration.helpers import logs_of
-from tests.processes import stop
+from tests.processes import settles, stop
 from tests.sizes import size
 
 from .report import report
 
 PRIORITIES = ["critical", "high", "normal", "low"]
 EVENTS = size(ci=24, full=50)  # six or more of each priority
+
+
+class ContainerStarts:
+    """Counts the daemon's container starts per run as they happen. Asking afterwards
+    would not do: dockerd keeps only its last 256 events, ~7 per container."""
+
+    def __init__(self, client):
+        self.counts: Counter = Counter()
+        self.stream = client.events(
+            decode=True, filters={"type": "container", "event": "start", "label": RUN_LABEL}
+        )
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the stream closed under it
+            for event in self.stream:
+                self.counts[event["Actor"]["Attributes"].get(RUN_LABEL)] += 1
+
+    def close(self, run_ids: list[str]) -> Counter:
+        """The counts, once every run's start has arrived (or 10 s have passed)."""
+        settles(lambda: all(self.counts[i] for i in run_ids), 10)
+        self.stream.close()
+        self.thread.join(10)
+        return self.counts
 
 
 async def _trigger_all(names: list[str]) -> list[str]:
@@ -79,7 +106,7 @@ def test_events_with_priorities_triggered_at_once_all_run_once_critical_first(
     applied = cronium("apply", str(folder), env=env)
     assert applied.returncode == 0, applied.stderr
     log_path = tmp_path / "worker.log"
-    since = int(time.time()) - 1
+    starts = ContainerStarts(docker_client)
     with temporary_settings({PREFECT_API_URL: postgres_api}):
         run_ids = asyncio.run(_trigger_all(names))  # all wait before a worker exists
         started = time.monotonic()
@@ -97,16 +124,8 @@ def test_events_with_priorities_triggered_at_once_all_run_once_critical_first(
         by_id = {str(r.id): r for r in runs}
         # Executions are counted by the daemon's own container starts, apart from the
         # logs: a line logged twice is a logging defect, a second start runs the script twice.
-        starts = Counter(
-            e["Actor"]["Attributes"].get(RUN_LABEL)
-            for e in docker_client.events(
-                since=since,
-                until=int(time.time()) + 1,
-                decode=True,
-                filters={"type": "container", "event": "start", "label": RUN_LABEL},
-            )
-        )
-        executions = [starts[run_id] for run_id in run_ids]
+        counted = starts.close(run_ids)
+        executions = [counted[run_id] for run_id in run_ids]
         lines_logged = [
             sum(line == f"[stdout] ran {name}" for line in logs_of(run_id))
             for name, run_id in zip(names, run_ids, strict=True)

@@ -156,20 +156,6 @@ def test_a_blackholed_ssh_port_fails_within_the_connect_timeout_and_frees_the_sl
     assert after.returncode == 0 and json.loads(after.stdout)["status"] == "SUCCESS"
 
 
-@pytest.fixture
-def private_dockerd(docker_client):
-    """A Docker daemon of this test's own (tests/dockerd.py): stopping the machine's would
-    fail every Docker test running beside this one."""
-    from tests.conftest import TEST_IMAGE
-    from tests.dockerd import PrivateDockerd
-
-    if os.geteuid() != 0:
-        pytest.skip("starting a dockerd needs root")
-    daemon = PrivateDockerd.create(TEST_IMAGE)
-    yield daemon
-    daemon.remove()
-
-
 def _run_file(path: Path, docker_host: str, **popen) -> subprocess.Popen:
     """`cronium run FILE --json` against `docker_host`, as a user runs one event."""
     return subprocess.Popen(
