@@ -44,23 +44,18 @@ os.environ.update(
 )
 
 
-# First: xdist's own hook, registered after this conftest on its workers, reads the groups.
-@pytest.hookimpl(tryfirst=True)
+# Slowest folders first: pytest-xdist (`--dist loadfile --no-loadscope-reorder`, as
+# tests/run.sh runs it) hands files out in this order as its workers free up, and the quick
+# unit tests fill the gaps at the end.
+_FOLDER_ORDER = ("reliability", "dashboard", "integration", "unit")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """How pytest-xdist (`--dist loadgroup`) shares the tests out: a test module stays on
-    one worker, so its module-scoped services (a `cronium worker`, a dashboard) start once;
-    the tests on PostgreSQL all go to one worker, which then starts one cluster and server."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        if "postgres_api" in item.fixturenames:
-            group = "postgres"
-        else:
-            group = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-    # xdist hands groups out in this order as workers free up: the longest (PostgreSQL)
-    # first, the quick unit tests last to fill the gaps at the end.
-    items.sort(key=lambda i: ("postgres_api" not in i.fixturenames, "/unit/" in i.nodeid))
+    def rank(item: pytest.Item) -> int:
+        folder = item.nodeid.split("/")[1] if item.nodeid.count("/") > 1 else ""
+        return _FOLDER_ORDER.index(folder) if folder in _FOLDER_ORDER else len(_FOLDER_ORDER)
+
+    items.sort(key=rank)
 
 
 def _unavailable(reason: str) -> None:

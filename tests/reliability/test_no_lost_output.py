@@ -252,7 +252,7 @@ def test_many_lines_over_ssh_all_reach_the_api_in_order(ssh_server, script_lines
     check_no_lost_output("no_lost_output_ssh", record, SSH_LINES, "rel-output-ssh ", run_s)
 
 
-SHORT_RUNS = 500
+SHORT_RUNS = size(ci=100, full=500)  # each run is a whole flow run: ~1 CPU-s
 SHORT_AT_ONCE = 8
 SHORT_SCRIPT = 'echo first\necho "input $(cronium_input)"\necho third >&2\necho fourth\n'
 
@@ -279,7 +279,7 @@ def _script_lines_of_finished(client: httpx.Client, run_id: str, deadline: float
 
 
 @pytest.mark.timeout(900)
-def test_500_short_docker_runs_log_each_line_exactly_once(
+def test_short_docker_runs_log_each_line_exactly_once(
     postgres_api, docker_client, script_lines_only_to_the_api
 ):
     """A run's first line comes right as its container starts. Attached with `logs=True`,
