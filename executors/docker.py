@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ COMMANDS = {
     "node": ["node", f"{MOUNT_POINT}/script.js"],
 }
 _STREAMS = {1: "stdout", 2: "stderr"}
+DRAIN_BUFFER_BYTES = 64 * 1024 * 1024  # output read from dockerd, not logged yet
 _reaped = False
 _reap_lock = threading.Lock()
 
@@ -70,6 +72,57 @@ def _reason(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc)
     return text.split("(Caused by")[0].strip() if "Caused by" in text else text
+
+
+class _Backlog:
+    """Frames read but not logged yet, between the drain thread and the logging one. Over
+    `limit` bytes the drain waits: a script that prints faster than lines can be logged is
+    slowed down then, rather than the worker's memory growing without bound."""
+
+    _END = object()
+
+    def __init__(self, limit: int):
+        self.limit, self.size = limit, 0
+        self.items: deque = deque()
+        self.changed = threading.Condition()
+        self.abandoned = False  # the logging side stopped reading (it raised)
+
+    def fill_from(self, frames: Any) -> None:
+        try:
+            for frame in frames:
+                weight = sum(len(part) for part in frame if part)
+                with self.changed:
+                    self.changed.wait_for(lambda: self.size < self.limit or self.abandoned)
+                    if self.abandoned:
+                        return
+                    self.items.append(frame)
+                    self.size += weight
+                    self.changed.notify_all()
+            end: Any = self._END
+        except BaseException as exc:  # the daemon failed mid-stream: raised by the reader
+            end = exc
+        with self.changed:
+            self.items.append(end)
+            self.changed.notify_all()
+
+    def abandon(self) -> None:
+        with self.changed:
+            self.abandoned = True
+            self.changed.notify_all()
+
+    def __iter__(self):
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.items)
+                item = self.items.popleft()
+                if isinstance(item, tuple):
+                    self.size -= sum(len(part) for part in item if part)
+                self.changed.notify_all()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 @dataclass
@@ -253,11 +306,23 @@ class DockerExecutor(Executor[_Run]):
         return _Run(container, frames, watcher)
 
     def stream(self, handle: _Run, sink: LineSink) -> None:
-        for stdout, stderr in handle.frames:
-            if stdout:
-                sink.feed("stdout", stdout)
-            if stderr:
-                sink.feed("stderr", stderr)
+        # The attach socket is drained on a thread of its own, as fast as dockerd sends, and
+        # the lines are logged from here. Read at the pace of logging (slow on a busy host),
+        # the container could exit with output still queued in dockerd, which waits about
+        # 2 s for a slow reader and then drops the rest: the last lines were lost.
+        frames = _Backlog(DRAIN_BUFFER_BYTES)
+        drainer = threading.Thread(
+            target=frames.fill_from, args=(handle.frames,), daemon=True, name="cronium-drain"
+        )
+        drainer.start()
+        try:
+            for stdout, stderr in frames:
+                if stdout:
+                    sink.feed("stdout", stdout)
+                if stderr:
+                    sink.feed("stderr", stderr)
+        finally:
+            frames.abandon()
 
     def wait(self, handle: _Run) -> int | None:
         return int(handle.container.wait()["StatusCode"])

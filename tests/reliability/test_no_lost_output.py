@@ -30,6 +30,7 @@ import httpx
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.conftest import TEST_IMAGE
 from tests.integration.helpers import SCRIPT_LINE, event_from, run_flow
 from tests.sizes import size
 
@@ -316,3 +317,47 @@ def test_short_docker_runs_log_each_line_exactly_once(
     assert not wrong, (
         f"{len(wrong)} runs logged other lines than printed, e.g. {list(wrong.items())[:3]}"
     )
+
+
+def test_a_logger_that_falls_behind_loses_no_line_at_the_end(docker_client, tmp_path):
+    """A busy worker logs lines slower than a script prints them. Read at the pace of
+    logging, the attach stream held the output back in dockerd, which keeps it for a
+    client that falls behind only so long after the container exits (once in CI, a busy
+    run lost its last 128 of 20,000 lines). The executor now drains dockerd on a thread of
+    its own into a bounded backlog: a logger 0.2 ms a line behind a script that prints
+    1 MB at once and exits must still get every line, in order."""
+    from cronium_prefect.executors.base import ExecutionRequest, Limits
+    from cronium_prefect.executors.docker import DockerExecutor
+    from cronium_prefect.runtime_helpers.host import Staging
+    from cronium_prefect.settings import get_settings
+
+    lines = 20_000
+    script = (  # in one write: the container is done at once, all still to be read
+        f'import sys\nsys.stdout.write("".join("line %d {PADDING}\\n" % i for i in range({lines})))\n'
+    )
+    staging = Staging.create(tmp_path / "runs", "python", script, None, {"name": "slow"}, {})
+    seen: list[str] = []
+
+    def slow_logger(stream: str, line: str) -> None:
+        time.sleep(0.0002)  # the pace under test: a busy worker's logging, not a wait
+        seen.append(line)
+
+    settings = get_settings()
+    request = ExecutionRequest(
+        run_id="slow-logger",
+        language="python",
+        staging=staging,
+        timeout=120,
+        on_line=slow_logger,
+        image=TEST_IMAGE,
+        limits=Limits(
+            memory=settings.default_memory,
+            cpus=settings.default_cpus,
+            pids=settings.default_pids,
+            network="none",
+            tmpfs_size=settings.tmpfs_size,
+        ),
+    )
+    result = DockerExecutor(docker_client).run(request)
+    assert result.exit_code == 0, result.error
+    assert seen == [f"line {i} {PADDING}" for i in range(lines)], f"{lines - len(seen)} lost"
