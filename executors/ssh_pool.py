@@ -54,6 +54,13 @@ def _load_key(server: SSHServer) -> paramiko.PKey:
     raise ConnectionFailed(f"{server.address}: private_key is not a key paramiko can read")
 
 
+def _no_session(where: str, timeout: float) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"{where} accepted the connection but set up no SSH session within "
+        f"{timeout:g} s (no SSH banner: a firewall, or not an SSH server?)"
+    )
+
+
 def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transport:
     """An authenticated transport whose host key matched the pinned one.
 
@@ -70,10 +77,7 @@ def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transpor
     try:
         transport.start_client(timeout=server.connect_timeout)
         if not transport.initial_kex_done:  # timed out; paramiko would say "No existing session"
-            raise ConnectionFailed(
-                f"{where} accepted the connection but set up no SSH session within "
-                f"{server.connect_timeout:g} s (no SSH banner: a firewall, or not an SSH server?)"
-            )
+            raise _no_session(where, server.connect_timeout)
         key = transport.get_remote_server_key()
         seen = fingerprint(key.asbytes())
         pinned = server.pinned_fingerprint()
@@ -101,6 +105,8 @@ def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transpor
         raise ConnectionFailed(f"{server.address}: authentication failed") from None
     except (paramiko.SSHException, OSError, EOFError) as exc:
         transport.close()
+        if "protocol banner" in str(exc):  # paramiko's words for a banner that never came
+            raise _no_session(where, server.connect_timeout) from None
         raise ConnectionFailed(f"cannot open an SSH session to {where}: {exc}") from None
     except BaseException:
         transport.close()

@@ -44,10 +44,10 @@ os.environ.update(
 )
 
 
-# Slowest folders first: pytest-xdist hands tests out in this order as its workers free
-# up, and the quick unit tests fill the gaps at the end. (Each worker that gets a test of a
-# module starts that module's services: `--dist loadgroup`, which would keep them together,
-# cannot mark node ids under pytest 9 with xdist 3.8, and `loadfile` balanced worse.)
+# Slowest folders first: pytest-xdist (`--dist loadfile --no-loadscope-reorder`, as
+# tests/run.sh runs it) hands test modules out in this order as its workers free up, and
+# the quick unit tests fill the gaps at the end. (`--dist loadgroup` cannot mark node ids
+# under pytest 9 with xdist 3.8: its groups, PostgreSQL's included, are ignored.)
 _FOLDER_ORDER = ("reliability", "dashboard", "integration", "unit")
 
 
