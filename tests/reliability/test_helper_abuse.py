@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
@@ -123,14 +122,7 @@ async def _run(name: str, script: str) -> dict:
     return result.record if isinstance(result, RunFailed) else result
 
 
-def test_helper_abuse_is_refused_clearly_and_harms_no_one(postgres_api, docker_client, marker):
-    # On the PostgreSQL-backed server: 13 flow runs starting at once on SQLite, on a busy
-    # machine, can meet "database is locked" (503) past the client's retries.
-    with temporary_settings({PREFECT_API_URL: postgres_api}):
-        _abuse_all_at_once(marker)
-
-
-def _abuse_all_at_once(marker: Path) -> None:
+def test_helper_abuse_is_refused_clearly_and_harms_no_one(stack, marker):
     from tests.integration.helpers import logs_of
 
     neighbour = f"cronium-neighbour-{uuid.uuid4().hex}"
