@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from cronium_prefect.executors.ssh_pool import get_pool
 from cronium_prefect.flows import cronium_event
@@ -74,14 +73,7 @@ def test_sshd_gone_mid_run_fails_fast_then_the_circuit_opens_and_closes(ssh_serv
     assert any("circuit half-open" in m for m in logs) and any("circuit closed" in m for m in logs)
 
 
-def test_twenty_parallel_runs_lose_no_variable_write(ssh_server, postgres_api):
-    # On the PostgreSQL-backed server: on SQLite, 20 flow runs starting at once on a busy
-    # machine met "database is locked" (503) past the client's retries.
-    with temporary_settings({PREFECT_API_URL: postgres_api}):
-        _twenty_parallel_runs(ssh_server)
-
-
-def _twenty_parallel_runs(ssh_server) -> None:
+def test_twenty_parallel_runs_lose_no_variable_write(ssh_server):
     ssh_server("ssh-main")
     script = (
         'i=$(cronium_input)\ncronium_setVariable "PARALLEL_$i" "{\\"run\\": $i}"\n'
