@@ -44,21 +44,6 @@ os.environ.update(
 )
 
 
-# Slowest folders first: pytest-xdist (`--dist loadfile --no-loadscope-reorder`, as
-# tests/run.sh runs it) hands test modules out in this order as its workers free up, and
-# the quick unit tests fill the gaps at the end. (`--dist loadgroup` cannot mark node ids
-# under pytest 9 with xdist 3.8: its groups, PostgreSQL's included, are ignored.)
-_FOLDER_ORDER = ("reliability", "dashboard", "integration", "unit")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        folder = item.nodeid.split("/")[1] if item.nodeid.count("/") > 1 else ""
-        return _FOLDER_ORDER.index(folder) if folder in _FOLDER_ORDER else len(_FOLDER_ORDER)
-
-    items.sort(key=rank)
-
-
 def _unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service missing (CRONIUM_REQUIRE_SERVICES=1): {reason}")

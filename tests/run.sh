@@ -4,7 +4,7 @@
 # not running, builds the offline test image, runs ruff and pytest. Extra arguments go to
 # pytest. Without -n of their own, the tests run in parallel: pytest-xdist workers, each
 # with its own Prefect server, sshd, ports and directories (CRONIUM_TEST_WORKERS, default
-# twice the cores, at most 8: the tests mostly wait on Prefect, Docker and sshd). A test
+# one more than the cores, at most 8: the tests mostly wait on Prefect, Docker and sshd). A test
 # module stays on one worker: its tests may build on what the earlier ones saved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +59,7 @@ parallel=()
 case " $* " in
   *" -n "* | *" -n"[0-9]* | *"--numprocesses"* | *"no:xdist"*) ;;
   *)
-    workers=$(($(nproc) * 2))
+    workers=$(($(nproc) + 1))
     [ "$workers" -gt 8 ] && workers=8
     workers=${CRONIUM_TEST_WORKERS:-$workers}
     parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
