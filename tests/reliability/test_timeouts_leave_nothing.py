@@ -70,8 +70,12 @@ def test_timed_out_docker_runs_leave_no_container_and_no_directory(stack, docker
     ids = {r["run_id"] for r in records}
 
     def containers_left() -> list:
-        listed = docker_client.containers.list(all=True, filters={"label": "io.cronium.run-id"})
-        return [c for c in listed if c.labels["io.cronium.run-id"] in ids]
+        # Sparse: a full listing inspects each container, and one that another test's run
+        # removes meanwhile fails the listing with NotFound.
+        listed = docker_client.containers.list(
+            all=True, sparse=True, filters={"label": "io.cronium.run-id"}
+        )
+        return [c for c in listed if c.attrs["Labels"]["io.cronium.run-id"] in ids]
 
     settles(lambda: not containers_left() and not _staging_left(), 10)
     left = containers_left()
