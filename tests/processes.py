@@ -42,10 +42,7 @@ def wait_for_http(
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> float:
     """Until `predicate()` is true; the seconds it took. Fails naming `what` after `timeout`."""
     began = time.monotonic()
-    while not predicate():
-        waited = time.monotonic() - began
-        assert waited < timeout, f"{what} did not happen within {timeout:.0f} s"
-        time.sleep(interval)
+    assert settles(predicate, timeout, interval), f"{what} did not happen within {timeout:.0f} s"
     return time.monotonic() - began
 
 
