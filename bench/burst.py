@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common  # noqa: E402
-from common import metric, prefect_api, write_result  # noqa: E402
+from common import metric, prefect_api, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     CpuMeter,
     apply,
@@ -46,7 +46,6 @@ from harness import (  # noqa: E402
     server_pid,
     start_worker,
     state_times,
-    stop,
     wait_final,
     wait_for_workers,
 )

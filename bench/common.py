@@ -46,7 +46,7 @@ def prefect_api(postgres: bool = False) -> Iterator[str]:
             "CRONIUM_HOME": str(home / "cronium"),
         }
     )
-    from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+    from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
 
     cluster, env = None, {}
     if postgres:
@@ -63,10 +63,28 @@ def prefect_api(postgres: bool = False) -> Iterator[str]:
         wait_until_healthy(url, server)
         yield url
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
         if cluster is not None:
             cluster.stop()
+
+
+def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM each, then wait; one that outlives `timeout` is killed, and said so. Never
+    raises: a teardown must not throw away the figures measured before it."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(
+                f"warning: {' '.join(map(str, process.args))[:120]} outlived SIGTERM by "
+                f"{timeout:g} s: killed",
+                file=sys.stderr,
+            )
+            process.kill()
+            process.wait()
 
 
 def summary(samples: list[float]) -> dict[str, float]:

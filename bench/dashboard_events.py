@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, metric, prefect_api, summary, write_result  # noqa: E402
+from common import free_port, metric, prefect_api, stop, summary, write_result  # noqa: E402
 
 TYPES = ["bash", "python", "node"]
 STATUSES = ["active", "paused", "draft", "archived"]
@@ -198,8 +198,7 @@ def main() -> None:
             _wait_for_health(f"http://127.0.0.1:{port}", dashboard)
             browser = _browser_times(f"http://127.0.0.1:{port}", args.repeat, search)
         finally:
-            dashboard.terminate()
-            dashboard.wait(timeout=20)
+            stop(dashboard)
     result = {
         "events": args.events,
         "database": "sqlite" if args.sqlite else "postgresql",

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, summary, write_result  # noqa: E402
+from common import metric, prefect_api, stop, summary, write_result  # noqa: E402
 
 DEFAULT_FLOW = """
 import subprocess
@@ -138,9 +138,7 @@ def main() -> None:
             ]
             raw = [_raw(args.image) for _ in range(args.runs)]
         finally:
-            for process in (ours_worker, served):
-                process.terminate()
-                process.wait(timeout=30)
+            stop(ours_worker, served)
     ours_s, default_s, raw_s = summary(ours), summary(default), summary(raw)
     speedup = default_s["median_s"] / ours_s["median_s"]
     over_raw = ours_s["median_s"] - raw_s["median_s"]

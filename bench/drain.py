@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
-from common import metric, prefect_api, write_result  # noqa: E402
+from common import metric, prefect_api, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     CpuMeter,
     apply,
@@ -45,7 +45,6 @@ from harness import (  # noqa: E402
     server_pid,
     start_worker,
     state_times,
-    stop,
     wait_final,
     wait_for_workers,
 )

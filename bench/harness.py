@@ -46,18 +46,6 @@ def start_worker(
     )
 
 
-def stop(*processes: subprocess.Popen) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 async def wait_for_workers(pool: str, count: int, timeout: float = 90) -> None:
     """Until `count` workers of `pool` have sent a heartbeat (they then poll)."""
     from prefect.client.orchestration import get_client

@@ -28,14 +28,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, write_result  # noqa: E402
+from common import metric, prefect_api, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     apply,
     cli_env,
     create_runs,
     loadavg,
     start_worker,
-    stop,
     wait_final,
     wait_for_workers,
 )

@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "ssh_reuse": (["--runs", "50"], ["--runs", "10"]),
     "burst": ([], ["--quick"]),
     "log_latency": ([], ["--quick"]),
+    "wait_latency": ([], ["--quick"]),
     "worker_rss": ([], ["--quick"]),
     "drain": ([], ["--quick"]),
     "apply_scale": ([], ["--quick"]),

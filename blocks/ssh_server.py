@@ -9,13 +9,9 @@ import json
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
-__all__ = ["SSHServer", "fingerprint"]
+from cronium_prefect.servers import fingerprint
 
-
-def fingerprint(key_blob: bytes) -> str:
-    """OpenSSH's SHA256 fingerprint of a public key blob (as `ssh-keygen -l` prints it)."""
-    digest = base64.b64encode(hashlib.sha256(key_blob).digest()).decode().rstrip("=")
-    return f"SHA256:{digest}"
+__all__ = ["SSHServer"]
 
 
 class SSHServer(Block):

@@ -399,5 +399,7 @@ class Event(_Strict):
         return self.type in SCRIPT_TYPES
 
     def to_parameters(self) -> dict[str, Any]:
-        """JSON form for a deployment's parameters; `Event.model_validate` reads it back."""
-        return self.model_dump(mode="json", exclude={"script_file"}, exclude_none=True)
+        """JSON form for a deployment's parameters; `Event.model_validate` reads it back.
+
+        Without the status: the deployment's paused flag holds it (flows/status.py)."""
+        return self.model_dump(mode="json", exclude={"script_file", "status"}, exclude_none=True)

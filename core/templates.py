@@ -17,10 +17,10 @@ from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .errors import TemplateError
+from .names import MASK
 
-__all__ = ["render", "template_context", "SECRET_MASK"]
+__all__ = ["render", "template_context"]
 
-SECRET_MASK = "***"
 
 _MAX_POWER = 64
 _MAX_REPEAT = 100_000  # characters or items `*` may build
@@ -112,5 +112,5 @@ def template_context(
         "output": record.output,
         "input": record.input,
         "condition": record.condition,
-        "var": {k: SECRET_MASK if k in secret_keys else v for k, v in variables.items()},
+        "var": {k: MASK if k in secret_keys else v for k, v in variables.items()},
     }

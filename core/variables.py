@@ -1,4 +1,5 @@
-"""Variables scripts read and write, stored as `cronium-variable` Prefect blocks.
+"""Variables scripts read and write: keys, values, scopes, and masking secrets (pure;
+the store over Prefect blocks is `blocks.variable_store`).
 
 Reads see the event owner's scope first, then global; writes go to the owner's scope when
 the event has an owner, else global. Each variable is its own block document, so runs
@@ -9,25 +10,65 @@ of a secret global is created).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
-
-from cronium_prefect.blocks import documents
-from cronium_prefect.blocks.documents import documents_query
-from cronium_prefect.blocks.variable import CroniumVariable, check_key, document_name
+from .names import MASK
 
 __all__ = [
     "Entry",
     "Visible",
     "VariableStore",
-    "BlockVariableStore",
-    "get_variable_store",
     "mask_secrets",
+    "KEY_PATTERN",
+    "VALUE_LIMIT",
+    "check_key",
+    "check_value",
+    "is_key",
+    "document_name",
 ]
+
+KEY_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+RESERVED_PREFIXES = ("CRONIUM_", "PREFECT_")
+VALUE_LIMIT = 10_000  # characters of JSON
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):  # `$` allows a final \n
+        raise ValueError(f"variable key {key!r} must match [A-Z_][A-Z0-9_]* (upper case)")
+    if key.startswith(RESERVED_PREFIXES):
+        raise ValueError(f"variable key {key!r} uses a reserved prefix (CRONIUM_, PREFECT_)")
+    if len(key) > 100:
+        raise ValueError(f"variable key {key[:20]!r}... is longer than 100 characters")
+    return key
+
+
+def check_value(key: str, value: Any) -> str:
+    """The value as JSON text; refuses what is not JSON or is over the limit."""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"variable {key}: value is not JSON-serialisable ({exc})") from None
+    if len(text) > VALUE_LIMIT:
+        raise ValueError(
+            f"variable {key}: value is {len(text)} characters of JSON, over the limit of "
+            f"{VALUE_LIMIT}"
+        )
+    return text
+
+
+def document_name(key: str, owner: str | None) -> str:
+    """Block document names allow a-z, 0-9 and '-': keys map one-to-one (upper case and '_'
+    only), owners get a readable part plus a hash of the exact name."""
+    slug = key.lower().replace("_", "-")
+    if owner is None:
+        return f"global--{slug}"
+    readable = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")[:40]
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:10]
+    return f"owner-{readable}-{digest}--{slug}"
 
 
 @dataclass(frozen=True)
@@ -56,10 +97,10 @@ class Visible:
 
 
 def mask_secrets(text: str, secrets: list[str] | tuple[str, ...]) -> str:
-    """Replace every secret text with ***, longest first (so a secret containing another is
-    masked whole); `secrets` is Visible.secret_values."""
+    """Replace every secret text with the mask (***), longest first (so a secret that
+    contains another is masked whole); `secrets` is Visible.secret_values."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
+        text = text.replace(secret, MASK)
     return text
 
 
@@ -93,83 +134,9 @@ class VariableStore(Protocol):
     def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None: ...
 
 
-class BlockVariableStore:
-    """Synchronous (call it from threads or the CLI, not from a running event loop)."""
-
-    slug = CroniumVariable.get_block_type_slug()
-
-    def entries(self) -> list[Entry]:
-        found: list[Entry] = []
-        with get_client(sync_client=True) as client:
-            while True:
-                query = documents_query(self.slug, len(found), include_secrets=True)
-                page = client.request("POST", "/block_documents/filter", json=query).json()
-                for document in page:
-                    data = document["data"]
-                    if not _is_key(data.get("key")):
-                        # Saved around the model (Prefect's API or UI): a key such as `../x`
-                        # would become a path when a run writes in/vars/<KEY>. Not a variable.
-                        continue
-                    text = data.get("secret_json") if data.get("secret") else data.get("value_json")
-                    found.append(
-                        Entry(
-                            data["key"],
-                            data.get("owner"),
-                            None if text is None else json.loads(text),
-                            bool(data.get("secret")),
-                        )
-                    )
-                if len(page) < documents.PAGE:
-                    return found
-
-    def visible(self, owner: str | None) -> Visible:
-        entries = self.entries()
-        seen = {e.key: e for e in entries if e.owner is None}
-        if owner is not None:
-            seen.update({e.key: e for e in entries if e.owner == owner})  # owner scope wins
-        return Visible(
-            values={key: e.value for key, e in seen.items()},
-            secret_keys={key for key, e in seen.items() if e.secret},
-        )
-
-    def get(self, key: str, owner: str | None = None) -> Entry | None:
-        """Owner scope first, then global."""
-        check_key(key)
-        entries = {(e.owner, e.key): e for e in self.entries()}
-        return entries.get((owner, key)) or entries.get((None, key))
-
-    def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None:
-        CroniumVariable.of(key, value, owner, secret).save(
-            document_name(key, owner), overwrite=True, _sync=True
-        )
-
-    def write(self, changes: dict[str, Any], owner: str | None) -> None:
-        if not changes:
-            return
-        secret_keys = self.visible(owner).secret_keys
-        for key, value in changes.items():
-            self.set(key, value, owner, secret=key in secret_keys)
-
-    def delete(self, key: str, owner: str | None = None) -> bool:
-        check_key(key)
-        with get_client(sync_client=True) as client:
-            try:
-                document = client.read_block_document_by_name(
-                    document_name(key, owner), block_type_slug=self.slug
-                )
-            except ObjectNotFound:
-                return False
-            client.delete_block_document(document.id)
-            return True
-
-
-def _is_key(key: Any) -> bool:
+def is_key(key: Any) -> bool:
     try:
         check_key(key)
     except ValueError:
         return False
     return True
-
-
-def get_variable_store() -> BlockVariableStore:
-    return BlockVariableStore()

@@ -14,12 +14,13 @@ from cronium_prefect.blocks import documents as block_documents
 from cronium_prefect.blocks.documents import documents_query
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.blocks.variable import CroniumVariable
+from cronium_prefect.blocks.variable_store import BlockVariableStore
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import EventStatus
 from cronium_prefect.flows.deploy import SERVER_TAG, TRIGGER_TAG, set_event_status
 from cronium_prefect.flows.resolve import deployment_name
 from cronium_prefect.flows.servers import server_resource_id
-from cronium_prefect.variables import BlockVariableStore
+from cronium_prefect.names import MASK
 
 from .api import DashboardError, api_errors, call
 from .data_events import TAGGED_LIMIT, post, tagged_events
@@ -32,10 +33,7 @@ __all__ = [
     "variables",
     "set_variable",
     "delete_variable",
-    "SECRET_MASK",
 ]
-
-SECRET_MASK = "***"
 
 
 def _changed() -> None:
@@ -171,7 +169,7 @@ def variables() -> list[dict[str, Any]]:
                     "key": data.get("key"),
                     "owner": data.get("owner") or "(global)",
                     "secret": secret,
-                    "value": SECRET_MASK if secret else data.get("value_json"),
+                    "value": MASK if secret else data.get("value_json"),
                 }
             )
         return sorted(rows, key=lambda r: (r["owner"] != "(global)", r["owner"], r["key"]))

@@ -17,12 +17,12 @@ from cronium_prefect.flows.deploy import (
     CHAINS_TAG,
     OWNER_TAG,
     SERVER_TAG,
-    STATUS_TAG,
     TYPE_TAG,
 )
 from cronium_prefect.flows.follow import record_from_markdown
-from cronium_prefect.flows.listing import event_status, schedule_text
+from cronium_prefect.flows.listing import schedule_text
 from cronium_prefect.flows.resolve import deployment_name
+from cronium_prefect.flows.status import deployed_status, status_query
 
 from .api import call, cronium_flows, jsonable, status_of
 
@@ -107,10 +107,19 @@ async def tagged_events(client: PrefectClient, tag: str) -> list[str]:
     return sorted(d["name"] for d in found)
 
 
-def _filter_tags(status: str, tag: str, type_: str, server: str, owner: str) -> list[str]:
-    prefixed = [(STATUS_TAG, status), (TYPE_TAG, type_), (SERVER_TAG, server), (OWNER_TAG, owner)]
-    tags = [f"{prefix}{value}" for prefix, value in prefixed if value]
-    return [*tags, tag] if tag else tags
+def _deployment_filter(
+    search: str, status: str, tag: str, type_: str, server: str, owner: str
+) -> dict[str, Any]:
+    """The `deployments` part of a filter body for the events page's filters."""
+    deployments: dict[str, Any] = status_query(status) if status else {}
+    if search:
+        deployments["name"] = {"like_": search}
+    prefixed = [(TYPE_TAG, type_), (SERVER_TAG, server), (OWNER_TAG, owner)]
+    tags = [f"{prefix}{value}" for prefix, value in prefixed if value] + ([tag] if tag else [])
+    tags += deployments.get("tags", {}).get("all_", [])
+    if tags:
+        deployments["tags"] = {"all_": tags}
+    return deployments
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -126,12 +135,7 @@ def events_page(
     last_n: int = 10,
 ) -> dict[str, Any]:
     """One page of events matching the filters, with next/last run and success rate."""
-    deployments: dict[str, Any] = {}
-    if search:
-        deployments["name"] = {"like_": search}
-    tags = _filter_tags(status, tag, type_, server, owner)
-    if tags:
-        deployments["tags"] = {"all_": tags}
+    deployments = _deployment_filter(search, status, tag, type_, server, owner)
 
     async def fetch(client: PrefectClient) -> dict[str, Any]:
         listing = await post(
@@ -169,7 +173,7 @@ def events_page(
             rows.append(
                 {
                     "name": d["name"],
-                    "status": event_status(d.get("tags") or []),
+                    "status": deployed_status(bool(d.get("paused")), d.get("tags") or []).value,
                     "type": event.get("type"),
                     "schedule": schedule_text(event) or "-",
                     "next_run": following[0].get("next_scheduled_start_time")
@@ -269,7 +273,7 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
         return {
             "name": name,
             "deployment_id": str(deployment.id),
-            "status": event_status(deployment.tags),
+            "status": deployed_status(deployment.paused, deployment.tags).value,
             "event": event,
             "schedules": schedules,
             "runs": rows,

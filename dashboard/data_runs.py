@@ -12,8 +12,9 @@ from uuid import UUID
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
-from cronium_prefect.flows.deploy import STATUS_TAG, TRIGGER_TAG
+from cronium_prefect.flows.deploy import TRIGGER_TAG
 from cronium_prefect.flows.follow import record_from_markdown
+from cronium_prefect.flows.status import status_query
 
 from .api import STATUS_STATES, NotFound, call, cronium_flows, jsonable, status_of
 from .data_events import post, run_row
@@ -28,7 +29,7 @@ _EVENT_STATUSES = ["active", "paused", "draft", "archived"]
 
 
 async def _count_events(client: PrefectClient, status: str) -> int:
-    body = {"flows": cronium_flows(), "deployments": {"tags": {"all_": [f"{STATUS_TAG}{status}"]}}}
+    body = {"flows": cronium_flows(), "deployments": status_query(status)}
     return await post(client, "/deployments/count", body)
 
 

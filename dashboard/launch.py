@@ -50,6 +50,7 @@ def start_dashboard(
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT if log else None,
+        start_new_session=True,  # stopped by whoever started it, not by a terminal's Ctrl-C
     )
 
 

@@ -1,9 +1,10 @@
 """Docker backend: a fresh, locked-down container per run attempt, driven with docker-py.
 
-Connection settings come from a prefect-docker `DockerHost` block (CRONIUM_DOCKER_HOST_BLOCK)
-or the environment. The container gets the run's staging directory and nothing else from
-the host: no other paths, no Docker socket, no capabilities, no privilege gain, a read-only
-root filesystem with a private /tmp, and memory / CPU / process limits.
+The client comes from the caller (the flows layer reads a prefect-docker `DockerHost`
+block when CRONIUM_DOCKER_HOST_BLOCK names one), else from the environment. The container
+gets the run's staging directory and nothing else from the host: no other paths, no Docker
+socket, no capabilities, no privilege gain, a read-only root filesystem with a private
+/tmp, and memory / CPU / process limits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,24 +45,17 @@ _reaped = False
 _reap_lock = threading.Lock()
 
 
-def docker_client() -> docker.DockerClient:
-    """A client from the configured DockerHost block, else from the environment."""
-    block_name = get_settings().docker_host_block
+def docker_client(
+    make: Callable[[], docker.DockerClient] = docker.from_env, where: str | None = None
+) -> docker.DockerClient:
+    """A client that answered a ping: from `make` (by default the environment's
+    DOCKER_HOST, else the local socket); `where` names it in the error."""
     try:
-        if block_name:
-            from prefect_docker import DockerHost
-
-            client = DockerHost.load(block_name, _sync=True).get_client()
-        else:
-            client = docker.from_env()
+        client = make()
         client.ping()
         return client
     except docker.errors.DockerException as exc:
-        where = (
-            f"DockerHost block {block_name!r}"
-            if block_name
-            else (os.environ.get("DOCKER_HOST") or "the local Docker socket")
-        )
+        where = where or os.environ.get("DOCKER_HOST") or "the local Docker socket"
         raise DockerUnavailable(
             f"cannot reach the Docker daemon through {where}: {_reason(exc)}. "
             "Is dockerd running, and may this user use it?"

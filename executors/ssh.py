@@ -20,9 +20,9 @@ from pathlib import Path, PurePosixPath
 
 import paramiko
 
-from cronium_prefect.blocks.ssh_server import SSHServer
-from cronium_prefect.blocks.variable import VALUE_LIMIT
 from cronium_prefect.errors import ConnectionFailed
+from cronium_prefect.servers import SSHTarget
+from cronium_prefect.variables import VALUE_LIMIT
 
 from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
 from .ssh_pool import ConnectionPool, Say, posix, run_fixed
@@ -51,7 +51,7 @@ class SSHExecutor(Executor[_RemoteRun]):
 
     def __init__(
         self,
-        server: SSHServer,
+        server: SSHTarget,
         name: str,
         pool: ConnectionPool,
         remote_dir: str,

@@ -19,17 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import paramiko
-from prefect.events import emit_event
 
-from cronium_prefect.blocks.ssh_server import SSHServer, fingerprint
 from cronium_prefect.errors import ConnectionFailed, HostKeyRejected
+from cronium_prefect.servers import SSHTarget, fingerprint
 
 __all__ = [
     "ConnectionPool",
     "CircuitBreaker",
-    "announce_circuit",
+    "Announce",
     "connect",
-    "get_pool",
     "posix",
     "run_fixed",
 ]
@@ -38,7 +36,7 @@ KEEPALIVE_S = 15
 Say = Callable[[str], None]
 
 
-def _load_key(server: SSHServer) -> paramiko.PKey:
+def _load_key(server: SSHTarget) -> paramiko.PKey:
     text = server.private_key.get_secret_value() if server.private_key else ""
     passphrase = server.key_passphrase.get_secret_value() if server.key_passphrase else None
     errors = []
@@ -61,7 +59,7 @@ def _no_session(where: str, timeout: float) -> ConnectionFailed:
     )
 
 
-def connect(server: SSHServer, trust_unknown: bool = False) -> paramiko.Transport:
+def connect(server: SSHTarget, trust_unknown: bool = False) -> paramiko.Transport:
     """An authenticated transport whose host key matched the pinned one.
 
     Host key failures are HostKeyRejected (never retried blindly); everything else that
@@ -130,14 +128,13 @@ def run_fixed(transport: paramiko.Transport, command: str, timeout: float) -> bo
         return False
 
 
-def announce_circuit(name: str, state: str, failures: int, cooldown: float) -> None:
-    """A Prefect event per breaker transition: the breaker lives in one worker process, the
-    event lets the dashboard (or an automation) see it."""
-    emit_event(
-        event=f"cronium.server.circuit-{state}",
-        resource={"prefect.resource.id": f"cronium.server.{name}", "prefect.resource.name": name},
-        payload={"failures": failures, "cooldown_s": cooldown},
-    )
+# How a breaker's transitions (name, "open" | "closed", failures, cooldown) are made known
+# beyond this process: the flows layer sends them as Prefect events.
+Announce = Callable[[str, str, int, float], None]
+
+
+def _nobody(name: str, state: str, failures: int, cooldown: float) -> None:
+    pass
 
 
 @dataclass
@@ -148,6 +145,7 @@ class CircuitBreaker:
     opened_at: float | None = None
     trial: bool = False  # half-open: one connection attempt is in flight
     lock: threading.Lock = field(default_factory=threading.Lock)
+    announce: Announce = _nobody
 
     def check(self, name: str, say: Say) -> None:
         with self.lock:
@@ -174,7 +172,7 @@ class CircuitBreaker:
                 say(f"circuit closed for server {name!r}: connected again")
             self.failures, self.opened_at, self.trial = 0, None, False
         if closing:
-            announce_circuit(name, "closed", 0, self.cooldown)
+            self.announce(name, "closed", 0, self.cooldown)
 
     def failed(self, name: str, say: Say) -> None:
         with self.lock:
@@ -188,7 +186,7 @@ class CircuitBreaker:
                     f"connection failures; failing fast for {self.cooldown:.0f} s"
                 )
         if opening:
-            announce_circuit(name, "open", self.failures, self.cooldown)
+            self.announce(name, "open", self.failures, self.cooldown)
 
     @property
     def state(self) -> str:
@@ -204,34 +202,41 @@ class _Slot:
 
 
 class ConnectionPool:
-    def __init__(self, max_runs: int = 4, threshold: int = 3, cooldown: float = 30.0):
+    def __init__(
+        self,
+        max_runs: int = 4,
+        threshold: int = 3,
+        cooldown: float = 30.0,
+        announce: Announce = _nobody,
+    ):
         self.max_runs = max_runs
-        self.threshold, self.cooldown = threshold, cooldown
+        self.threshold, self.cooldown, self.announce = threshold, cooldown, announce
         self._slots: dict[str, list[_Slot]] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._deferred: dict[str, list[str]] = {}  # host:port -> cleanup commands owed
         self._lock = threading.Lock()
 
-    def defer(self, server: SSHServer, command: str) -> None:
+    def defer(self, server: SSHTarget, command: str) -> None:
         """A cleanup that could not run (connection lost): run it on the next connection."""
         with self._lock:
             self._deferred.setdefault(f"{server.host}:{server.port}", []).append(command)
 
-    def _run_deferred(self, server: SSHServer, transport: paramiko.Transport) -> None:
+    def _run_deferred(self, server: SSHTarget, transport: paramiko.Transport) -> None:
         with self._lock:
             owed = self._deferred.pop(f"{server.host}:{server.port}", [])
         for command in owed:
             if not run_fixed(transport, command, server.connect_timeout):
                 self.defer(server, command)
 
-    def breaker(self, server: SSHServer) -> CircuitBreaker:
+    def breaker(self, server: SSHTarget) -> CircuitBreaker:
         with self._lock:
             return self._breakers.setdefault(
-                f"{server.host}:{server.port}", CircuitBreaker(self.threshold, self.cooldown)
+                f"{server.host}:{server.port}",
+                CircuitBreaker(self.threshold, self.cooldown, announce=self.announce),
             )
 
     @contextmanager
-    def transport(self, server: SSHServer, name: str, say: Say) -> Iterator[paramiko.Transport]:
+    def transport(self, server: SSHTarget, name: str, say: Say) -> Iterator[paramiko.Transport]:
         """Lend a live transport to one run; connect when none has room."""
         key = server.connection_key()
         slot = self._reserve(key)
@@ -277,21 +282,3 @@ class ConnectionPool:
             for key, slots in list(self._slots.items()):
                 for slot in list(slots):
                     self._evict(key, slot)
-
-
-_pool: ConnectionPool | None = None
-_pool_lock = threading.Lock()
-
-
-def get_pool() -> ConnectionPool:
-    """The process's pool, with breaker settings from CRONIUM_SSH_* settings."""
-    global _pool
-    from cronium_prefect.settings import get_settings
-
-    with _pool_lock:
-        if _pool is None:
-            settings = get_settings()
-            _pool = ConnectionPool(
-                threshold=settings.ssh_breaker_threshold, cooldown=settings.ssh_breaker_cooldown
-            )
-        return _pool

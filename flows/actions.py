@@ -39,13 +39,14 @@ from prefect.tasks import exponential_backoff
 from prefect.types import SecretDict
 from pydantic import BaseModel, SecretStr
 
+from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import ActionFailed, CroniumError
 from cronium_prefect.event import Action, Event, SendMessage, ToolMessage
 from cronium_prefect.record import RunRecord
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import render, template_context
 from cronium_prefect.triggers import fires
-from cronium_prefect.variables import get_variable_store, mask_secrets
+from cronium_prefect.variables import mask_secrets
 
 from .deploy import TRIGGER_TAG
 from .resolve import deployment_name

@@ -1,8 +1,8 @@
 """Events as deployments of the one `cronium-event` flow: the spec, and applying many.
 
 Each event becomes `cronium-event/<name>` with its definition as parameters, its schedule
-as Prefect schedules, its status as the paused flag (and a `cronium-status:<status>` tag
-that tells draft and archived apart), its priority as a work queue of the `cronium` pool,
+as Prefect schedules, its status as the paused flag (see `status`: a lifecycle tag tells
+draft and archived apart), its priority as a work queue of the `cronium` pool,
 and its overlap policy as Prefect's deployment concurrency limit. The spec is hashed into
 the deployment's version, so re-applying an unchanged event writes nothing.
 """
@@ -34,6 +34,7 @@ from cronium_prefect.settings import get_settings
 from .crash_detection import RETRYABLE_TAG
 from .parameters import PARAMETER_SCHEMA
 from .resolve import FLOW_NAME
+from .status import deployed_status, lifecycle_tag
 
 __all__ = [
     "ApplySummary",
@@ -45,7 +46,6 @@ __all__ = [
     "PARAMETER_SCHEMA",
     "ENTRYPOINT",
     "QUEUE_PRIORITIES",
-    "STATUS_TAG",
     "TYPE_TAG",
     "OWNER_TAG",
     "SERVER_TAG",
@@ -58,7 +58,6 @@ __all__ = [
 
 ENTRYPOINT = "cronium_prefect.flows.event_flow.cronium_event"  # a module path: any worker
 QUEUE_PRIORITIES = {"critical": 1, "high": 2, "normal": 3, "low": 4}  # lower runs first
-STATUS_TAG = "cronium-status:"
 TYPE_TAG = "cronium-type:"
 OWNER_TAG = "cronium-owner:"
 SERVER_TAG = "cronium-server:"
@@ -84,7 +83,6 @@ def _schedules(event: Event) -> list[DeploymentScheduleCreate]:
     schedule = event.schedule
     if schedule is None:
         return []
-    active = event.status == EventStatus.active
     if schedule.cron is not None:
         kind: Any = CronSchedule(cron=schedule.cron, timezone=schedule.timezone)
     elif schedule.interval is not None:
@@ -100,13 +98,15 @@ def _schedules(event: Event) -> list[DeploymentScheduleCreate]:
         assert schedule.start_time is not None  # the model guarantees one of the three
         start = schedule.start_time.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
         kind = RRuleSchedule(rrule=f"DTSTART:{start}\nRRULE:FREQ=DAILY;COUNT=1", timezone="UTC")
-    return [DeploymentScheduleCreate(schedule=kind, active=active)]
+    # Always active: the deployment's paused flag alone says whether the event runs, so
+    # that resuming it anywhere (Prefect's UI too) brings its schedule back.
+    return [DeploymentScheduleCreate(schedule=kind, active=True)]
 
 
 def facet_tags(event: Event) -> list[str]:
     """Tags the API can filter on (the dashboard's filters, "which events use server X",
     "which events chain into Y"): Prefect filters deployments by tag, not by parameter."""
-    tags = [f"{STATUS_TAG}{event.status.value}", f"{TYPE_TAG}{event.type.value}"]
+    tags = [f"{TYPE_TAG}{event.type.value}"]
     if event.owner:
         tags.append(f"{OWNER_TAG}{event.owner}")
     tags += [f"{SERVER_TAG}{server}" for server in event.servers]
@@ -134,7 +134,6 @@ def deployment_spec(event: Event) -> dict[str, Any]:
         "description": event.description or None,
         "parameters": {"event": event.to_parameters()},
         "tags": sorted({*event.tags, "cronium", *facet_tags(event)}),
-        "paused": event.status != EventStatus.active,
         "work_pool_name": get_settings().work_pool,
         "work_queue_name": event.priority.value,
         "entrypoint": ENTRYPOINT,
@@ -153,12 +152,12 @@ def deployment_spec(event: Event) -> dict[str, Any]:
         sort_keys=True,
         default=str,
     )
+    # The version hashes the definition, not the status: the status is compared with
+    # the deployment's own paused flag (`apply_events`), which Prefect's UI may change.
     spec["version"] = "cronium-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    spec["tags"].append(lifecycle_tag(event.status))
+    spec["paused"] = event.status != EventStatus.active
     return spec
-
-
-def _jsonable(value: Any) -> Any:
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else str(value)
 
 
 async def ensure_pool(client: PrefectClient, pool: str | None = None) -> None:
@@ -205,6 +204,7 @@ class Deployed:
     version: str | None
     tags: list[str]
     parameters: dict[str, Any]
+    paused: bool
 
 
 async def read_deployed_events(client: PrefectClient) -> dict[str, Deployed]:
@@ -237,6 +237,7 @@ async def read_deployed_events(client: PrefectClient) -> dict[str, Deployed]:
                 version=d.get("version"),
                 tags=d.get("tags") or [],
                 parameters=d.get("parameters") or {},
+                paused=bool(d.get("paused")),
             )
         if len(rows) < _PAGE:
             return found
@@ -246,7 +247,9 @@ async def read_deployed_events(client: PrefectClient) -> dict[str, Deployed]:
 def _activation_tag(event: Event, current: Any) -> str:
     """Keep the activation time while the event stays active; a new one when it becomes
     active (created active, or resumed), which restarts the max_executions count."""
-    was_active = current is not None and f"{STATUS_TAG}active" in current.tags
+    was_active = (
+        current is not None and deployed_status(current.paused, current.tags) == EventStatus.active
+    )
     previous = next(
         (t for t in (current.tags if current else []) if t.startswith(ACTIVATED_TAG)), None
     )
@@ -314,9 +317,12 @@ class ApplySummary:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    # (event, status before, status after) of every existing event whose status this
+    # apply changed: a pause made in Prefect's UI is never undone without saying so.
+    status_changes: list[tuple[str, EventStatus, EventStatus]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.__dict__.items()}
+        return {k: len(getattr(self, k)) for k in ("created", "updated", "unchanged", "pruned")}
 
 
 async def apply_events(
@@ -352,9 +358,12 @@ async def _write_all(
     async def write(event: Event) -> None:
         spec = deployment_spec(event)
         current = existing.get(event.name)
-        if current is not None and current.version == spec["version"]:
+        was = None if current is None else deployed_status(current.paused, current.tags)
+        if current is not None and current.version == spec["version"] and was == event.status:
             summary.unchanged.append(event.name)
         else:
+            if was is not None and was != event.status:
+                summary.status_changes.append((event.name, was, event.status))
             spec["tags"] = [*spec["tags"], _activation_tag(event, current)]
             async with gate:
                 deployment_id = await retried(

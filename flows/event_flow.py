@@ -19,12 +19,13 @@ from prefect.states import Cancelled, Completed, Failed, State
 from prefect.tasks import exponential_backoff
 
 from cronium_prefect.blocks.ssh_server import SSHServer
+from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import CroniumError, RunFailed
 from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
-from cronium_prefect.variables import Visible, get_variable_store
+from cronium_prefect.variables import Visible
 
 from .actions import run_actions
 from .crash_detection import RETRY_MESSAGE

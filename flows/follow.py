@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -17,9 +18,19 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.sorting import LogSort
 
+from cronium_prefect.names import SCRIPT_LINE
+
 __all__ = ["follow_logs", "read_record", "record_from_markdown"]
 
 _RECORD = "## Record\n\n```json\n"
+
+
+# Prefect's engine logs this last, after the run's final state is set; from the same
+# process and queue as the run's other lines, so once it is in, every line is.
+FINISHED = "Finished in state "
+# How long a follower waits, after the run has ended without that line (a crash, a
+# cancellation, a worker gone), for lines still on their way.
+GRACE_SECONDS = 5.0
 
 
 async def follow_logs(
@@ -27,11 +38,17 @@ async def follow_logs(
     flow_run_id: UUID,
     emit: Callable[[Any], None],
     follow: bool,
-    poll_s: float = 0.5,
+    poll_s: float = 0.2,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> Any:
     """Emit every log of the run in order; with `follow`, keep going until the run has
-    ended and its last logs have arrived. Returns the run's final flow run object."""
-    offset, quiet_after_end = 0, 0
+    ended and its last line is in. Returns the run's final flow run object.
+
+    A run that ended without Prefect's last line is followed for GRACE_SECONDS more; if
+    its record then counts more script lines than arrived, `warn` says how many are
+    missing (they show in `cronium logs` once they arrive).
+    """
+    offset, seen_script_lines, last_line_in, ended = 0, 0, False, None
     while True:
         run = await client.read_flow_run(flow_run_id)
         while True:
@@ -43,16 +60,26 @@ async def follow_logs(
             )
             for log in page:
                 emit(log)
+                last_line_in = last_line_in or log.message.startswith(FINISHED)
+                seen_script_lines += bool(SCRIPT_LINE.match(log.message))
             offset += len(page)
             if len(page) < 200:
                 break
         if not follow:
             return run
         if run.state is not None and run.state.is_final():
-            # Logs are shipped in batches: stop once the flow's last line is in, or after
-            # a few quiet polls.
-            quiet_after_end += 1
-            if quiet_after_end > 6:
+            if last_line_in:
+                return run
+            ended = ended or time.monotonic()
+            if time.monotonic() - ended >= GRACE_SECONDS:
+                record = await read_record(client, flow_run_id)
+                missing = (record or {}).get("log_lines", 0) - seen_script_lines
+                if missing > 0:
+                    warn(
+                        f"{missing} of the run's script lines had not arrived "
+                        f"{GRACE_SECONDS:g} s after it ended (`cronium logs {flow_run_id}` "
+                        "shows them once they do)"
+                    )
                 return run
         await anyio.sleep(poll_s)
 

@@ -8,16 +8,13 @@ from typing import Any
 
 from prefect.client.orchestration import PrefectClient, get_client
 
-from .deploy import STATUS_TAG, read_deployed_events
+from .deploy import read_deployed_events
+from .status import deployed_status
 
-__all__ = ["list_events", "event_status", "schedule_text"]
+__all__ = ["list_events", "schedule_text"]
 
 _FINAL = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
 _RUNS = 200
-
-
-def event_status(tags: list[str]) -> str:
-    return next((t.removeprefix(STATUS_TAG) for t in tags if t.startswith(STATUS_TAG)), "draft")
 
 
 def schedule_text(event: dict[str, Any]) -> str | None:
@@ -67,11 +64,11 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
     """One row per deployed event (archived ones only when asked for), read as plain JSON."""
     async with get_client() as client:
         deployments = await read_deployed_events(client)
+        statuses = {n: deployed_status(d.paused, d.tags).value for n, d in deployments.items()}
         chosen = [
             d
             for d in deployments.values()
-            if (status is None and event_status(d.tags) != "archived")
-            or event_status(d.tags) == status
+            if (status is None and statuses[d.name] != "archived") or statuses[d.name] == status
         ]
         chosen = [d for d in chosen if tag is None or tag in d.tags]
         ids = [d.id for d in chosen]
@@ -90,7 +87,7 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
             {
                 "name": deployment.name,
                 "type": event.get("type"),
-                "status": event_status(deployment.tags),
+                "status": statuses[deployment.name],
                 "schedule": schedule_text(event),
                 "tags": event.get("tags", []),
                 "next_run": _iso(upcoming.get("next_scheduled_start_time")) if upcoming else None,

@@ -25,12 +25,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import CroniumError, TemplateError
 from cronium_prefect.event import Event
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import render
-from cronium_prefect.variables import get_variable_store
 from cronium_prefect.variables import mask_secrets as mask
 
 __all__ = ["run_http", "run_tool"]

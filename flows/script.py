@@ -18,12 +18,14 @@ from cronium_prefect.event import Event, RunLocation
 from cronium_prefect.executors.base import ExecutionRequest, ExecutionResult, Executor, Limits
 from cronium_prefect.executors.docker import DockerExecutor
 from cronium_prefect.executors.ssh import SSHExecutor
-from cronium_prefect.executors.ssh_pool import get_pool
+from cronium_prefect.names import SCRIPT_LINE_FORMAT
 from cronium_prefect.runtime_helpers.host import Staging
 from cronium_prefect.settings import CroniumSettings
 from cronium_prefect.variables import VariableStore, Visible
 
-__all__ = ["ScriptRun", "run_on_target", "cancel_run", "LOCAL"]
+from .servers import get_pool
+
+__all__ = ["ScriptRun", "run_on_target", "cancel_run", "configured_docker_client", "LOCAL"]
 
 LOCAL = "local"
 _docker: DockerExecutor | None = None
@@ -48,8 +50,26 @@ def _docker_executor(staging_root: Path) -> DockerExecutor:
     with _docker_lock:
         if _docker is None:
             Staging.reap_orphans(staging_root)
-            _docker = DockerExecutor()
+            _docker = DockerExecutor(configured_docker_client())
         return _docker
+
+
+def configured_docker_client() -> Any:
+    """The Docker daemon runs go to: the prefect-docker `DockerHost` block named by
+    CRONIUM_DOCKER_HOST_BLOCK, else the environment's (DOCKER_HOST or the local socket).
+    Raises DockerUnavailable when it does not answer."""
+    from cronium_prefect.executors.docker import docker_client
+    from cronium_prefect.settings import get_settings
+
+    block_name = get_settings().docker_host_block
+    if not block_name:
+        return docker_client()
+    from prefect_docker import DockerHost
+
+    return docker_client(
+        lambda: DockerHost.load(block_name, _sync=True).get_client(),
+        f"DockerHost block {block_name!r}",
+    )
 
 
 def reap_leftovers(staging_root: Path) -> str | None:
@@ -172,7 +192,7 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
             staging=staging,
             timeout=event.timeout,
             env=event.env,
-            on_line=lambda stream, line: run.log.info("[%s%s] %s", tag, stream, line),
+            on_line=lambda stream, line: run.log.info(SCRIPT_LINE_FORMAT, tag, stream, line),
             secrets=run.variables.secret_values,
             output_limit=run.settings.output_limit,
             image=run.image(),

@@ -6,14 +6,18 @@ The CLI and the dashboard read the last of each from the API."""
 from __future__ import annotations
 
 import re
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 from prefect.events import emit_event
 
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
 
-__all__ = ["check_server", "server_resource_id"]
+if TYPE_CHECKING:
+    from cronium_prefect.executors.ssh_pool import ConnectionPool
+
+__all__ = ["check_server", "server_resource_id", "announce_circuit", "get_pool"]
 
 # Fixed command: nothing from the user is interpolated into it.
 _FACTS_COMMAND = (
@@ -80,3 +84,35 @@ def _record(name: str, payload: dict[str, Any]) -> None:
         resource={"prefect.resource.id": server_resource_id(name), "prefect.resource.name": name},
         payload=payload,
     )
+
+
+def announce_circuit(name: str, state: str, failures: int, cooldown: float) -> None:
+    """A Prefect event per breaker transition: the breaker lives in one worker process, the
+    event lets the dashboard (or an automation) see it."""
+    emit_event(
+        event=f"cronium.server.circuit-{state}",
+        resource={"prefect.resource.id": server_resource_id(name), "prefect.resource.name": name},
+        payload={"failures": failures, "cooldown_s": cooldown},
+    )
+
+
+_pool: ConnectionPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> ConnectionPool:
+    """The process's SSH connection pool, with breaker settings from CRONIUM_SSH_*
+    settings and its breakers' transitions sent as Prefect events."""
+    global _pool
+    from cronium_prefect.executors.ssh_pool import ConnectionPool
+    from cronium_prefect.settings import get_settings
+
+    with _pool_lock:
+        if _pool is None:
+            settings = get_settings()
+            _pool = ConnectionPool(
+                threshold=settings.ssh_breaker_threshold,
+                cooldown=settings.ssh_breaker_cooldown,
+                announce=announce_circuit,
+            )
+        return _pool

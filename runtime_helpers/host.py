@@ -27,9 +27,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cronium_prefect.blocks.variable import VALUE_LIMIT, check_key, check_value
 from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.process import current_identity, is_orphan
+from cronium_prefect.variables import VALUE_LIMIT, check_key, check_value
 
 __all__ = ["Staging", "Collected", "HELPER_FILES", "SCRIPT_NAMES", "parse_text_value"]
 

@@ -93,7 +93,7 @@ class PrefectServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+        from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
 
         _copy_migrated_database(_WORK / "prefect" / "prefect.db")
         with open(self.log_path, "a") as log:
@@ -232,7 +232,7 @@ def worker(request, prefect_api, docker_client, tmp_path_factory):
 def postgres_api(tmp_path_factory):
     """A second Prefect server, on a throwaway PostgreSQL cluster: for many runs at once
     (Prefect on SQLite answers 503, database locked, to ~50 simultaneous writes)."""
-    from cronium_prefect.stack import start_prefect_server, wait_until_healthy
+    from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
     from tests.postgres import Postgres, binaries
 
     if binaries() is None or os.geteuid() != 0:

@@ -11,8 +11,8 @@ from typing import Any
 
 from prefect.client.orchestration import get_client
 
+from cronium_prefect.blocks.variable_store import BlockVariableStore
 from cronium_prefect.flows.resolve import deployment_name
-from cronium_prefect.variables import BlockVariableStore
 from tests.cli import cronium
 
 SECRET = "s3cr3t-dashboard-7f2c9e"

@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cronium_prefect.dashboard.launch import APP
-from cronium_prefect.executors.ssh_pool import announce_circuit
+from cronium_prefect.flows.servers import announce_circuit
 from tests.receivers import HttpReceiver
 
 from .seed import SECRET, SERVER, apply_seed, runs_of, trigger, wait_final
@@ -269,7 +269,7 @@ def test_the_dashboard_works_against_a_server_with_basic_auth(tmp_path):
     the page says the API answered 401 and what to set."""
     import os
 
-    from cronium_prefect.stack import start_prefect_server
+    from cronium_prefect.cli.api import start_prefect_server
     from tests.ports import free_port
     from tests.processes import stop, wait_for_http
 

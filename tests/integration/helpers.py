@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
+from prefect.flow_engine import run_flow_async
 
 from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
 from cronium_prefect.event import Event
 from cronium_prefect.flows import cronium_event
-from cronium_prefect.flows.follow import follow_logs
+from cronium_prefect.flows.follow import FINISHED, follow_logs
+from cronium_prefect.names import SCRIPT_LINE
 
 
 def event_from(yaml_text: str) -> Event:
@@ -30,6 +32,37 @@ def run_flow(event: Event | str, input: Any = None) -> tuple[Any, dict[str, Any]
     return state, (result.record if isinstance(result, RunFailed) else result)
 
 
+async def runs_at_once(calls: list[tuple[Event, Any]]) -> list[State]:
+    """Final states of in-process runs of (event, input) pairs, all running at once, the
+    way a worker runs the flow runs it picked up.
+
+    The flow runs are created one after another first, as Prefect's scheduler and
+    `cronium trigger` create them. Created all at once (`cronium_event(...)` 20 times in
+    one `gather`), they raced in Prefect's POST /flow_runs/, which on SQLite reads before
+    it writes in a deferred transaction: a commit in between refuses it at once (503,
+    "database is locked"), and on a loaded machine one create was refused six times in a
+    row, past the client's retries (two tests of one CI run).
+    """
+    async with get_client() as client:
+        flow_runs = [
+            await client.create_flow_run(cronium_event, parameters={"event": e, "input": i})
+            for e, i in calls
+        ]
+    return list(
+        await asyncio.gather(
+            *(
+                run_flow_async(
+                    flow=cronium_event,
+                    flow_run=run,
+                    parameters={"event": event, "input": input},
+                    return_type="state",
+                )
+                for run, (event, input) in zip(flow_runs, calls, strict=True)
+            )
+        )
+    )
+
+
 async def _logs(flow_run_id: str) -> list[str]:
     messages: list[str] = []
     async with get_client() as client:
@@ -43,14 +76,11 @@ def logs_of(flow_run_id: str, finished: bool = True, timeout: float = 15) -> lis
     deadline = time.monotonic() + timeout
     while True:
         messages = asyncio.run(_logs(flow_run_id))
-        if not finished or any(m.startswith("Finished in state") for m in messages):
+        if not finished or any(m.startswith(FINISHED) for m in messages):
             return messages
         if time.monotonic() > deadline:
             raise AssertionError(f"the run's logs did not all arrive within {timeout} s")
         time.sleep(0.2)
-
-
-SCRIPT_LINE = re.compile(r"^\[(\S+ )?(stdout|stderr)\] ")
 
 
 def script_lines(flow_run_id: str) -> list[str]:

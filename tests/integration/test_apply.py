@@ -6,6 +6,7 @@ import asyncio
 import json
 import textwrap
 
+import httpx
 from prefect.client.orchestration import get_client
 
 from cronium_prefect.flows.deploy import read_event_deployments
@@ -72,14 +73,14 @@ def test_apply_creates_deployments_with_schedules_status_queue_and_overlap(prefe
     assert nightly.entrypoint == "cronium_prefect.flows.event_flow.cronium_event"
     assert nightly.schedules[0].schedule.cron == "0 3 * * *"
     assert nightly.schedules[0].schedule.timezone == "Europe/Berlin"
-    assert set(nightly.tags) >= {"reports", "cronium", "cronium-status:active"}
+    assert set(nightly.tags) >= {"reports", "cronium", "cronium-lifecycle:live"}
     assert nightly.parameters["event"]["script"] == "echo nightly"
     assert nightly.global_concurrency_limit.limit == 1
     assert nightly.concurrency_options.collision_strategy.value == "CANCEL_NEW"
     poll = found["ap-poll"]
     assert poll.paused and poll.schedules[0].schedule.interval.total_seconds() == 900
     assert poll.concurrency_options.collision_strategy.value == "ENQUEUE"
-    assert found["ap-draft"].paused and "cronium-status:draft" in found["ap-draft"].tags
+    assert found["ap-draft"].paused and "cronium-lifecycle:draft" in found["ap-draft"].tags
     archived = found["ap-archived"]
     assert archived.paused and archived.work_queue_name == "low"
     assert archived.global_concurrency_limit is None
@@ -130,14 +131,63 @@ def test_pause_resume_delete(prefect_api, tmp_path):
     assert cronium("apply", str(folder)).returncode == 0
     assert cronium("pause", "ap-toggle").returncode == 0
     paused = deployed()["ap-toggle"]
-    assert paused.paused and "cronium-status:paused" in paused.tags
-    assert paused.parameters["event"]["status"] == "paused"
+    assert paused.paused and "cronium-lifecycle:live" in paused.tags
+    assert "status" not in paused.parameters["event"]  # the paused flag is the one truth
+    assert _listed_status("ap-toggle") == "paused"
     assert cronium("resume", "ap-toggle").returncode == 0
     assert not deployed()["ap-toggle"].paused
+    assert _listed_status("ap-toggle") == "active"
     assert cronium("delete", "ap-toggle").returncode == 0
     assert "ap-toggle" not in deployed()
     missing = cronium("pause", "ap-toggle")
     assert missing.returncode == 2 and "no event named 'ap-toggle'" in missing.stderr
+
+
+def _listed_status(name: str) -> str:
+    listed = cronium("events", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {row["name"]: row["status"] for row in json.loads(listed.stdout)}[name]
+
+
+def _set_paused_as_prefect_ui_does(api: str, name: str, paused: bool) -> None:
+    deployment_id = deployed()[name].id
+    response = httpx.patch(f"{api}/deployments/{deployment_id}", json={"paused": paused})
+    assert response.status_code == 204, response.text
+
+
+def test_a_pause_or_resume_in_prefects_ui_is_what_every_reader_sees(prefect_api, tmp_path):
+    """Prefect's paused flag is the one truth: a pause made in Prefect's UI shows in
+    `cronium events` and the dashboard, `cronium resume` undoes it, and `apply` undoes
+    it only saying so."""
+    from cronium_prefect.dashboard.data_events import event_detail, events_page
+
+    text = EVENTS["poll.yaml"].replace("ap-poll", "ap-ui").replace("paused", "active")
+    folder = write_events(tmp_path / "ui", {"ui.yaml": text})
+    assert cronium("apply", str(folder)).returncode == 0
+
+    _set_paused_as_prefect_ui_does(prefect_api, "ap-ui", True)
+    assert _listed_status("ap-ui") == "paused"
+    assert [r["status"] for r in events_page(search="ap-ui")["rows"]] == ["paused"]
+    assert "ap-ui" in [r["name"] for r in events_page(status="paused", search="ap-ui")["rows"]]
+    assert events_page(status="active", search="ap-ui")["rows"] == []
+    assert event_detail("ap-ui")["status"] == "paused"
+    resumed = cronium("resume", "ap-ui")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not deployed()["ap-ui"].paused and _listed_status("ap-ui") == "active"
+
+    _set_paused_as_prefect_ui_does(prefect_api, "ap-ui", True)
+    again = cronium("apply", str(folder))
+    assert again.returncode == 0, again.stderr
+    assert "ap-ui: paused -> active" in again.stdout
+    assert not deployed()["ap-ui"].paused
+    quiet = cronium("apply", str(folder), "--json")
+    assert json.loads(quiet.stdout)["status_changes"] == []
+
+    # Resumed in Prefect's UI: active everywhere, and its schedule makes runs again.
+    assert cronium("pause", "ap-ui").returncode == 0
+    _set_paused_as_prefect_ui_does(prefect_api, "ap-ui", False)
+    assert _listed_status("ap-ui") == "active"
+    assert all(s.active for s in deployed()["ap-ui"].schedules)
 
 
 def test_apply_refuses_unknown_servers_and_run_event_targets(prefect_api, tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from cronium_prefect.blocks import CroniumVariable, SSHServer
-from cronium_prefect.blocks.variable import document_name
-from cronium_prefect.variables import get_variable_store
+from cronium_prefect.blocks.variable_store import get_variable_store
+from cronium_prefect.variables import document_name
 
 
 @pytest.mark.parametrize("block", [SSHServer, CroniumVariable])

@@ -12,7 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
 
-from cronium_prefect.variables import get_variable_store
+from cronium_prefect.blocks.variable_store import get_variable_store
 
 from .helpers import event_from, logs_of, run_flow, script_lines
 

@@ -9,12 +9,11 @@ import time
 
 import pytest
 
-from cronium_prefect.executors.ssh_pool import get_pool
-from cronium_prefect.flows import cronium_event
-from cronium_prefect.variables import get_variable_store
+from cronium_prefect.blocks.variable_store import get_variable_store
+from cronium_prefect.flows.servers import get_pool
 from tests.sshd import Sshd, run_directories
 
-from .helpers import event_from, logs_of, run_flow
+from .helpers import event_from, logs_of, run_flow, runs_at_once
 from .test_docker_runs import _running_flow_run_id
 from .test_ssh_runs import remote
 
@@ -80,13 +79,7 @@ def test_twenty_parallel_runs_lose_no_variable_write(ssh_server):
         'cronium_setVariable SAME_KEY "$i"\n'
     )
     event = event_from(remote("ssh-parallel", "bash", script))
-
-    async def all_at_once():
-        return await asyncio.gather(
-            *(cronium_event(event=event, input=i, return_state=True) for i in range(20))
-        )
-
-    states = asyncio.run(all_at_once())
+    states = asyncio.run(runs_at_once([(event, i) for i in range(20)]))
     assert all(state.is_completed() for state in states)
     values = get_variable_store().visible(None).values
     assert {k: v for k, v in values.items() if k.startswith("PARALLEL_")} == {

@@ -8,7 +8,7 @@ import time
 import pytest
 from prefect.client.schemas.objects import StateType
 
-from cronium_prefect.variables import get_variable_store
+from cronium_prefect.blocks.variable_store import get_variable_store
 from tests.processes import wait_until
 from tests.sshd import USER, processes_of_user, run_directories
 

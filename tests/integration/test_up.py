@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,11 @@ CLI = [sys.executable, "-m", "cronium_prefect.cli"]
 
 def _start(env: dict[str, str], log_path) -> subprocess.Popen:
     log = open(log_path, "w")
-    process = subprocess.Popen([*CLI, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    # In a process group of its own, as a terminal runs a foreground job: Ctrl-C is a
+    # SIGINT to the whole group (see _stop).
+    process = subprocess.Popen(
+        [*CLI, "up"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 180
     while "Cronium is up" not in log_path.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -63,11 +68,21 @@ def _check_encryption_key_is_kept_apart(home, secret: str) -> None:
     assert any(secret in fernet.decrypt(str(d).strip('"').encode()).decode() for d in documents)
 
 
-def _stop(process: subprocess.Popen, port: int) -> None:
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
+def _stop(process: subprocess.Popen, port: int, log_path) -> None:
+    """Ctrl-C as a terminal sends it (to the whole foreground group): everything stops,
+    dashboard, worker, then server, with no traceback from anyone."""
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=120)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    printed = log_path.read_text()
+    stopping = printed[printed.index("stopping ...") :]
+    assert "Traceback" not in stopping and "Error" not in stopping, stopping
+    order = re.search(
+        r"stopped \(dashboard [\d.]+ s, worker [\d.]+ s, Prefect server [\d.]+ s\)", stopping
+    )
+    assert order, stopping
+    print(order.group(0))
 
 
 def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_client, tmp_path):
@@ -114,7 +129,7 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         )
         assert secret.returncode == 0
     finally:
-        _stop(process, port)
+        _stop(process, port, tmp_path / "up.log")
     _check_encryption_key_is_kept_apart(tmp_path / "home", "up-secret-5d1f")
     with pytest.raises(OSError):  # the dashboard stopped with the rest
         socket.create_connection(("127.0.0.1", dashboard_port), timeout=1).close()
@@ -137,4 +152,4 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         )
         assert json.loads(got.stdout) == "up-secret-5d1f", got.stderr
     finally:
-        _stop(process, port)
+        _stop(process, port, tmp_path / "up.log")

@@ -12,7 +12,7 @@ import sys
 import httpx
 import pytest
 
-from cronium_prefect.stack import start_prefect_server
+from cronium_prefect.cli.api import start_prefect_server
 from tests.ports import free_port
 from tests.processes import stop, wait_for_http
 

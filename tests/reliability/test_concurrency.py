@@ -20,10 +20,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.executors.docker import RUN_LABEL
 from cronium_prefect.flows.follow import read_record
 from cronium_prefect.flows.resolve import deployment_name
-from cronium_prefect.variables import get_variable_store
 from tests.cli import cronium
 from tests.integration.helpers import logs_of
 from tests.processes import settles, stop
@@ -157,19 +157,13 @@ def test_events_with_priorities_triggered_at_once_all_run_once_critical_first(
 def test_20_runs_writing_one_variable_leave_one_whole_value(stack):
     """In-process runs, all at once: the write that lands last wins, whole."""
     from cronium_prefect import parse_text
-    from cronium_prefect.flows import cronium_event
+    from tests.integration.helpers import runs_at_once
 
     (event,) = parse_text(
         "name: rel-same\ntype: python\nscript: |\n  import cronium\n"
         "  cronium.setVariable('REL_SAME', {'writer': cronium.input(), 'pad': 'x' * 5000})\n"
     )
-
-    async def all_at_once():
-        return await asyncio.gather(
-            *(cronium_event(event=event, input=i, return_state=True) for i in range(20))
-        )
-
-    states = asyncio.run(all_at_once())
+    states = asyncio.run(runs_at_once([(event, i) for i in range(20)]))
     value = get_variable_store().get("REL_SAME").value
     report(
         "concurrency_same_key",

@@ -14,7 +14,7 @@ import pytest
 
 from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
-from cronium_prefect.flows import cronium_event
+from cronium_prefect.event import Event
 
 from .report import report
 
@@ -115,28 +115,28 @@ def marker():
     folder.rmdir()
 
 
-async def _run(name: str, script: str) -> dict:
+def _event(name: str, script: str) -> Event:
     (event,) = parse_text(f"name: {name}\ntype: bash\nscript: {json.dumps(script)}\n")
-    state = await cronium_event(event=event, return_state=True)
-    result = await state.result(raise_on_failure=False)
-    return result.record if isinstance(result, RunFailed) else result
+    return event
 
 
 def test_helper_abuse_is_refused_clearly_and_harms_no_one(stack, marker):
-    from tests.integration.helpers import logs_of
+    from tests.integration.helpers import logs_of, runs_at_once
 
     neighbour = f"cronium-neighbour-{uuid.uuid4().hex}"
 
     async def everything():
-        normal = _run(
+        normal = _event(
             "abuse-neighbour",
             f'touch "$CRONIUM_DIR/out/{neighbour}" /tmp/{neighbour}; sleep 3; cronium_output 42',
         )
         abusive = [
-            _run(f"abuse-{i}", script.format(marker=marker / "secret.txt", marker_dir=marker))
+            _event(f"abuse-{i}", script.format(marker=marker / "secret.txt", marker_dir=marker))
             for i, (_, script, _, _) in enumerate(CASES)
         ]
-        return await asyncio.gather(normal, *abusive)
+        states = await runs_at_once([(event, None) for event in [normal, *abusive]])
+        results = [await state.result(raise_on_failure=False) for state in states]
+        return [r.record if isinstance(r, RunFailed) else r for r in results]
 
     neighbour_record, *records = asyncio.run(everything())
     outcomes = []

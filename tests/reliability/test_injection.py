@@ -40,11 +40,12 @@ import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
 from cronium_prefect import parse_text
-from cronium_prefect.blocks.variable import CroniumVariable, check_key
+from cronium_prefect.blocks.variable import CroniumVariable
+from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import InvalidEvent, RunFailed
 from cronium_prefect.flows import cronium_event
 from cronium_prefect.settings import get_settings
-from cronium_prefect.variables import get_variable_store
+from cronium_prefect.variables import check_key
 from tests.cli import cronium
 from tests.receivers import HttpReceiver
 from tests.sshd import PASSWORD, USER

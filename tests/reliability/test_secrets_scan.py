@@ -18,7 +18,7 @@ from prefect.client.orchestration import get_client
 from pydantic import SecretStr
 
 from cronium_prefect.blocks import CroniumEmail
-from cronium_prefect.variables import get_variable_store
+from cronium_prefect.blocks.variable_store import get_variable_store
 from tests.integration.helpers import event_from, logs_of, run_flow
 from tests.receivers import HttpReceiver, SmtpReceiver
 from tests.sshd import PASSWORD

@@ -58,7 +58,6 @@ def test_facet_tags_name_type_owner_servers_chained_events_and_retries():
         }
     )
     assert facet_tags(event) == [
-        "cronium-status:paused",
         "cronium-type:bash",
         "cronium-owner:ana",
         "cronium-server:web-1",
@@ -66,4 +65,6 @@ def test_facet_tags_name_type_owner_servers_chained_events_and_retries():
         "cronium-runs:report",
         "cronium-retryable",
     ]
-    assert set(deployment_spec(event)["tags"]) == {"ops", "cronium", *facet_tags(event)}
+    lifecycle = "cronium-lifecycle:live"  # paused lives in Prefect's paused flag alone
+    assert set(deployment_spec(event)["tags"]) == {"ops", "cronium", *facet_tags(event), lifecycle}
+    assert deployment_spec(event)["paused"] is True

@@ -15,7 +15,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
 
 from cronium_prefect import Event
-from cronium_prefect.cli_events import _columns
+from cronium_prefect.cli.events import _columns
 from cronium_prefect.flows import deploy
 
 EVENT = Event.model_validate(
@@ -48,7 +48,7 @@ def test_each_deployment_carries_the_small_schema_and_its_version_covers_it(monk
 
 def test_api_commands_do_not_load_the_flow_engine():
     code = (
-        "import sys, cronium_prefect.cli, cronium_prefect.cli_events;"
+        "import sys, cronium_prefect.cli, cronium_prefect.cli.events;"
         "import cronium_prefect.flows.listing, cronium_prefect.flows.deploy;"
         "print(sorted(m for m in sys.modules if m.endswith('event_flow') or m == 'docker'))"
     )

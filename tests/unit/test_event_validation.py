@@ -263,7 +263,11 @@ def test_parameters_round_trip_through_the_model():
             delay: 10m
     """)
     )
-    assert Event.model_validate(event.to_parameters()) == event
+    # The status is not a parameter: the deployment's paused flag holds it.
+    assert "status" not in event.to_parameters()
+    assert Event.model_validate(event.to_parameters()) == event.model_copy(
+        update={"status": Event.model_fields["status"].default}
+    )
 
 
 @pytest.mark.parametrize("case", ["unknown key", "bad cron", "duplicate key", "yaml syntax"])

@@ -1,17 +1,23 @@
-"""`cronium trigger | logs | worker`: runs through deployments and the workers that run them."""
+"""`cronium run | trigger | logs | worker`: one run now, runs through deployments, and the
+workers that run them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .cli_common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out
-from .errors import EventNotFound
+from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
+from cronium_prefect.event import NAME_PATTERN, Event
+from cronium_prefect.loader import load_file
+
+from .common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
 
 LOG_BATCH_SECONDS = 0.5  # how often `cronium worker` ships log lines, unless Prefect's is set
 
@@ -19,13 +25,17 @@ __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    for command in (trigger, logs, worker):
+    for command in (run, trigger, logs, worker):
         app.command()(command)
 
 
 def _print_log(log: Any) -> None:
     stamp = log.timestamp.strftime("%H:%M:%S.%f")[:-3]
     out.print(f"{stamp} {log.message}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    err.print(f"warning: {message}", highlight=False, soft_wrap=True)
 
 
 def trigger(
@@ -41,8 +51,6 @@ def trigger(
     from cronium_prefect.flows.deploy import TRIGGER_TAG
     from cronium_prefect.flows.follow import follow_logs, read_record
     from cronium_prefect.flows.resolve import deployment_name
-
-    from .cli import _parse_input, _print_record
 
     input_data = _parse_input(input)
 
@@ -67,6 +75,7 @@ def trigger(
                 run.id,
                 _print_log if not as_json else lambda log: err.print(log.message, markup=False),
                 follow=True,
+                warn=_warn,
             )
             return run, await read_record(client, run.id)
 
@@ -107,7 +116,7 @@ def logs(
                     raise fail_usage(f"no runs of an event named {target!r}") from None
                 run_id = runs[0].id
             try:
-                await follow_logs(client, run_id, _print_log, follow=follow)
+                await follow_logs(client, run_id, _print_log, follow=follow, warn=_warn)
             except ObjectNotFound:
                 raise fail_usage(f"no flow run {target}") from None
 
@@ -145,3 +154,114 @@ def worker(
             asyncio.run(serve(pool or settings.work_pool, limit, name))
         except KeyboardInterrupt:
             err.print("worker stopped", highlight=False)
+
+
+def _parse_input(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise fail_usage(f"--input is not valid JSON: {exc}") from None
+
+
+def _pick_event(target: str, name: str | None) -> Event | str:
+    """A definition file gives an Event; anything else must be a deployed event's name."""
+    path = Path(target)
+    if path.is_file():
+        events = load_file(path)
+        chosen = [e for e in events if e.name == name] if name else events
+        if len(chosen) == 1:
+            return chosen[0]
+        names = ", ".join(e.name for e in events) or "none"
+        if name:
+            raise fail_usage(f"{target} has no event named {name!r} (it has: {names})")
+        raise fail_usage(f"{target} defines {len(events)} events ({names}); pick one with --event")
+    if not re.fullmatch(NAME_PATTERN, target):
+        raise fail_usage(f"{target!r} is neither a definition file nor an event name")
+    return target
+
+
+InputOption = Annotated[str | None, typer.Option("--input", help="Run input, as JSON.")]
+
+
+def run(
+    target: Annotated[
+        str, typer.Argument(metavar="FILE_OR_NAME", help="Definition file or event name.")
+    ],
+    input: InputOption = None,
+    event_name: Annotated[
+        str | None, typer.Option("--event", help="Which event, when the file defines several.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run one event now and wait: stream its logs, print status, output and condition.
+
+    A file runs without being deployed; a name runs the deployed event's definition.
+    """
+    input_data = _parse_input(input)
+    try:
+        chosen = _pick_event(target, event_name)
+        record = asyncio.run(_run_now(chosen, input_data))
+    except InvalidEvent as exc:
+        raise fail_usage(f"invalid definition:\n{exc}") from None
+    except EventNotFound as exc:
+        raise fail_usage(str(exc)) from None
+    except CroniumError as exc:
+        raise fail(str(exc)) from None
+    except RuntimeError as exc:
+        if "Failed to reach API" not in str(exc):  # Prefect's words for an unreachable API
+            raise
+        raise fail(f"cannot talk to the Prefect API: {exc}") from None
+    _print_record(record, as_json)
+    raise typer.Exit(0 if record["status"] == "SUCCESS" else EXIT_FAILED)
+
+
+async def _run_now(chosen: Event | str, input_data: Any) -> dict[str, Any]:
+    from cronium_prefect.flows import cronium_event
+    from cronium_prefect.flows.resolve import resolve_event
+
+    event = await resolve_event(chosen)  # unknown names fail here, before any run exists
+    state = await cronium_event(event=event, input=input_data, trigger="manual", return_state=True)
+    result = await state.result(raise_on_failure=False)
+    record = result.record if isinstance(result, RunFailed) else result
+    if not isinstance(record, dict):
+        raise CroniumError(f"the run ended in {state.name}: {state.message or result}")
+    return record
+
+
+def _print_record(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        keys = (
+            "event",
+            "run_id",
+            "status",
+            "exit_code",
+            "output",
+            "condition",
+            "duration_s",
+            "error",
+        )
+        summary = {key: record.get(key) for key in keys}
+        summary["servers"] = [
+            {k: s.get(k) for k in ("name", "status", "exit_code")} for s in record["servers"]
+        ]
+        print_json(summary)
+        return
+    colour = {"SUCCESS": "green", "PARTIAL": "yellow"}.get(record["status"], "red")
+    out.print(
+        f"[bold {colour}]{record['status']}[/] {record['event']}  exit code "
+        f"{record['exit_code']}  {record['duration_s']:.2f} s (setup {record['setup_s']:.2f} s, "
+        f"execution {record['execution_s']:.2f} s)",
+        highlight=False,
+    )
+    if record.get("error"):
+        out.print(f"error: {record['error']}", highlight=False, markup=False)
+    out.print(
+        "output:",
+        json.dumps(record["output"], indent=2, ensure_ascii=False),
+        highlight=False,
+        markup=False,
+    )
+    out.print(f"condition: {json.dumps(record['condition'])}", highlight=False)
+    out.print(f"run id: {record['run_id']}", style="dim", highlight=False)

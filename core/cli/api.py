@@ -18,8 +18,8 @@ from typing import IO
 import httpx
 from prefect.settings import get_current_settings, temporary_settings
 
-from .errors import CroniumError
-from .settings import get_settings
+from cronium_prefect.errors import CroniumError
+from cronium_prefect.settings import get_settings
 
 __all__ = [
     "stack_encryption_env",
@@ -128,6 +128,7 @@ def start_prefect_server(
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         env=environment,
+        start_new_session=True,  # stopped by whoever started it, not by a terminal's Ctrl-C
     )
 
 

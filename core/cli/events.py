@@ -10,9 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from .cli_common import JsonOption, err, fail_usage, out, print_json
-from .errors import CroniumError, InvalidEvent, Problem
-from .event import Event, EventStatus
+from cronium_prefect.errors import CroniumError, InvalidEvent, Problem
+from cronium_prefect.event import Event, EventStatus
+
+from .common import JsonOption, err, fail_usage, out, print_json
 
 __all__ = ["register"]
 
@@ -94,7 +95,7 @@ def apply(
 
     Nothing is written if any definition is invalid; unchanged events are not written.
     """
-    from .loader import check_references, load_paths
+    from cronium_prefect.loader import check_references, load_paths
 
     try:
         loaded = load_paths(paths, references=False)  # checked below, with deployed events
@@ -141,9 +142,18 @@ def apply(
             soft_wrap=True,
         )
     summary = _apply(loaded, existing, prune)
+    changes = [(name, was.value, now.value) for name, was, now in summary.status_changes]
     if as_json:
-        print_json({**summary.counts(), "events": len(loaded)})
+        print_json(
+            {
+                **summary.counts(),
+                "events": len(loaded),
+                "status_changes": [{"event": n, "from": w, "to": t} for n, w, t in changes],
+            }
+        )
         return
+    for name, was, now in changes:
+        out.print(f"{name}: {was} -> {now}", highlight=False)
     counts = summary.counts()
     out.print(
         ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "unchanged", "pruned")),
@@ -163,8 +173,7 @@ def export(
     Prefect's own deploy workflow. run_event targets must be among the exported events.
     """
     from cronium_prefect.flows.project_file import project_file
-
-    from .loader import load_paths
+    from cronium_prefect.loader import load_paths
 
     try:
         loaded = load_paths(paths, references=True)

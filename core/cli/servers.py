@@ -11,8 +11,9 @@ import typer
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
 
-from .cli_common import JsonOption, err, fail, fail_usage, out, print_json
-from .errors import ConnectionFailed, CroniumError, HostKeyRejected
+from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
+
+from .common import JsonOption, err, fail, fail_usage, out, print_json
 
 __all__ = ["servers_app"]
 

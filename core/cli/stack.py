@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .cli_common import err, fail, out
+from .common import err, fail, out
 
 __all__ = ["register"]
 
@@ -57,10 +58,10 @@ def _events_folder() -> Path | None:
 
 def _docker_note() -> str | None:
     from cronium_prefect.errors import DockerUnavailable
-    from cronium_prefect.executors.docker import docker_client
+    from cronium_prefect.flows.script import configured_docker_client
 
     try:
-        docker_client().close()
+        configured_docker_client().close()
     except DockerUnavailable as exc:
         return f"{exc} Local (Docker) events will fail; SSH events work."
     return None
@@ -72,7 +73,8 @@ def up() -> None:
 
     from cronium_prefect.dashboard.launch import start_dashboard
     from cronium_prefect.settings import get_settings
-    from cronium_prefect.stack import (
+
+    from .api import (
         stack_api_url,
         stack_database_url,
         stack_encryption_env,
@@ -84,8 +86,12 @@ def up() -> None:
     home = settings.home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     configured = get_current_settings().api.url
-    children: list[subprocess.Popen] = []
+    # Started first, stopped last: (name, process) in start order.
+    children: list[tuple[str, subprocess.Popen]] = []
     env = dict(os.environ)
+    # Ctrl-C is handled here alone: the children run in sessions of their own, so the
+    # terminal's SIGINT does not stop them all at once (the server went first and the
+    # worker printed a ConnectionClosedError traceback); they are stopped in reverse order.
     try:
         if configured and configured != stack_api_url():
             api = configured
@@ -101,7 +107,7 @@ def up() -> None:
                 **stack_encryption_env(),
             }
             server = start_prefect_server(settings.stack_port, server_env, log=log)
-            children.append(server)
+            children.append(("Prefect server", server))
             err.print(f"starting the Prefect server on {home / 'prefect.db'} ...", highlight=False)
             try:
                 wait_until_healthy(api, server)
@@ -117,10 +123,14 @@ def up() -> None:
             applied = subprocess.run([*cli, "apply", str(folder)], env=env)
             if applied.returncode != 0:
                 err.print(f"warning: {folder} was not applied (see above)", style="yellow")
-        children.append(subprocess.Popen([*cli, "worker"], env=env))
+        worker = subprocess.Popen([*cli, "worker"], env=env, start_new_session=True)
+        children.append(("worker", worker))
         dashboard_log = open(home / "dashboard.log", "a")
         children.append(
-            start_dashboard("127.0.0.1", settings.dashboard_port, api, log=dashboard_log)
+            (
+                "dashboard",
+                start_dashboard("127.0.0.1", settings.dashboard_port, api, log=dashboard_log),
+            )
         )
         ui = api.removesuffix("/api")
         out.print(
@@ -136,16 +146,33 @@ def up() -> None:
             soft_wrap=True,
         )
         stop = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # handled here, not by Python's default
+        # Blocked only now: children inherit the signal mask, and must obey TERM.
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)
         signal.sigwait(stop)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C while starting
         pass
     finally:
-        for child in reversed(children):
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        err.print("stopped", highlight=False)
+        _stop_in_reverse(children)
+
+
+STOP_TIMEOUT_S = 30  # the worker's own grace for its runs' scripts is 10 s
+
+
+def _stop_in_reverse(children: list[tuple[str, subprocess.Popen]]) -> None:
+    """Dashboard, worker, then server: each one gone before the next is asked to stop,
+    so that nothing still running loses the API under it. Says how long each took."""
+    if not children:
+        return
+    err.print("stopping ...", highlight=False)
+    took = []
+    for name, child in reversed(children):
+        started = time.monotonic()
+        child.terminate()
+        try:
+            child.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            err.print(f"the {name} did not stop within {STOP_TIMEOUT_S} s: killed it")
+            child.kill()
+            child.wait()
+        took.append(f"{name} {time.monotonic() - started:.1f} s")
+    err.print(f"stopped ({', '.join(took)})", highlight=False)

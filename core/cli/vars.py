@@ -8,18 +8,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .cli_common import EXIT_FAILED, JsonOption, fail_usage, out, print_json
+from cronium_prefect.names import MASK
+
+from .common import EXIT_FAILED, JsonOption, fail_usage, out, print_json
 
 __all__ = ["vars_app"]
 
 vars_app = typer.Typer(help="Variables scripts read and write.", no_args_is_help=True)
 OwnerOption = Annotated[str | None, typer.Option("--owner", help="Owner scope; default global.")]
 RevealOption = Annotated[bool, typer.Option("--reveal", help="Show secret values.")]
-MASK = "***"
 
 
 def _store():
-    from cronium_prefect.variables import get_variable_store
+    from cronium_prefect.blocks.variable_store import get_variable_store
 
     return get_variable_store()
 

@@ -1,0 +1,92 @@
+"""The variable store: each Cronium variable a `cronium-variable` block document, read a
+page at a time, written one document per key (see `cronium_prefect.variables`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
+from cronium_prefect.variables import Entry, Visible, check_key, document_name, is_key
+
+from . import documents
+from .documents import documents_query
+from .variable import CroniumVariable
+
+__all__ = ["BlockVariableStore", "get_variable_store"]
+
+
+class BlockVariableStore:
+    """Synchronous (call it from threads or the CLI, not from a running event loop)."""
+
+    slug = CroniumVariable.get_block_type_slug()
+
+    def entries(self) -> list[Entry]:
+        found: list[Entry] = []
+        with get_client(sync_client=True) as client:
+            while True:
+                query = documents_query(self.slug, len(found), include_secrets=True)
+                page = client.request("POST", "/block_documents/filter", json=query).json()
+                for document in page:
+                    data = document["data"]
+                    if not is_key(data.get("key")):
+                        # Saved around the model (Prefect's API or UI): a key such as `../x`
+                        # would become a path when a run writes in/vars/<KEY>. Not a variable.
+                        continue
+                    text = data.get("secret_json") if data.get("secret") else data.get("value_json")
+                    found.append(
+                        Entry(
+                            data["key"],
+                            data.get("owner"),
+                            None if text is None else json.loads(text),
+                            bool(data.get("secret")),
+                        )
+                    )
+                if len(page) < documents.PAGE:
+                    return found
+
+    def visible(self, owner: str | None) -> Visible:
+        entries = self.entries()
+        seen = {e.key: e for e in entries if e.owner is None}
+        if owner is not None:
+            seen.update({e.key: e for e in entries if e.owner == owner})  # owner scope wins
+        return Visible(
+            values={key: e.value for key, e in seen.items()},
+            secret_keys={key for key, e in seen.items() if e.secret},
+        )
+
+    def get(self, key: str, owner: str | None = None) -> Entry | None:
+        """Owner scope first, then global."""
+        check_key(key)
+        entries = {(e.owner, e.key): e for e in self.entries()}
+        return entries.get((owner, key)) or entries.get((None, key))
+
+    def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None:
+        CroniumVariable.of(key, value, owner, secret).save(
+            document_name(key, owner), overwrite=True, _sync=True
+        )
+
+    def write(self, changes: dict[str, Any], owner: str | None) -> None:
+        if not changes:
+            return
+        secret_keys = self.visible(owner).secret_keys
+        for key, value in changes.items():
+            self.set(key, value, owner, secret=key in secret_keys)
+
+    def delete(self, key: str, owner: str | None = None) -> bool:
+        check_key(key)
+        with get_client(sync_client=True) as client:
+            try:
+                document = client.read_block_document_by_name(
+                    document_name(key, owner), block_type_slug=self.slug
+                )
+            except ObjectNotFound:
+                return False
+            client.delete_block_document(document.id)
+            return True
+
+
+def get_variable_store() -> BlockVariableStore:
+    return BlockVariableStore()

@@ -1,0 +1,77 @@
+"""The `cronium` application: its commands, the Prefect API every command talks to, and
+API failures as one-line errors."""
+
+from __future__ import annotations
+
+import typer
+
+from cronium_prefect.errors import CroniumError
+
+from .common import EXIT_FAILED, err
+from .events import register as register_event_commands
+from .runs import register as register_run_commands
+from .servers import servers_app
+from .stack import register as register_stack_commands
+from .vars import vars_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="cronium",
+    help="Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+register_event_commands(app)
+register_run_commands(app)
+register_stack_commands(app)
+app.add_typer(servers_app, name="server")
+app.add_typer(vars_app, name="var")
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
+    if ctx.resilient_parsing or ctx.invoked_subcommand in (None, "up", "export"):
+        return  # `up` starts (or finds) the API itself; `export` needs none
+    from .api import using_api
+
+    # Every command talks to the same API: configured, else `cronium up`'s, else a temporary
+    # one — except a worker or the dashboard, which would serve a server nobody else sees.
+    ctx.with_resource(
+        using_api(
+            lambda note: err.print(note, style="dim", highlight=False),
+            allow_ephemeral=ctx.invoked_subcommand not in ("worker", "dashboard"),
+        )
+    )
+
+
+def main() -> None:
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.settings import get_current_settings
+
+    try:
+        app()
+    except CroniumError as exc:  # raised while entering the API settings
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise SystemExit(EXIT_FAILED) from None
+    except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as exc:
+        url = get_current_settings().api.url or "the temporary Prefect server"
+        raise SystemExit(_api_failure(url, exc)) from None
+
+
+def _api_failure(url: str, exc: Exception) -> int:
+    response = getattr(exc, "response", None)
+    if response is not None and response.status_code == 401:
+        message = (
+            f"the Prefect API at {url} refused the credentials (401): set "
+            "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING"
+        )
+    else:
+        message = f"cannot talk to the Prefect API at {url}: {exc}"
+    err.print(f"error: {message}", highlight=False, markup=False)
+    return EXIT_FAILED
