@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that passes the tests on a fresh Debian machine (as root) or a laptop:
 # installs what the tests need, installs the project into .venv, starts dockerd when it is
-# not running, builds the offline test image, runs ruff and pytest. Extra arguments go to
+# not running, builds the offline test image, runs ruff, builds the docs (mkdocs --strict:
+# a broken link or page fails the run) and runs pytest. Extra arguments go to
 # pytest. Without -n of their own, the tests run in parallel: pytest-xdist workers, each
 # with its own Prefect server, sshd, ports and directories (CRONIUM_TEST_WORKERS, default
 # one more than the cores, at most 8: the tests mostly wait on Prefect, Docker and sshd). A test
@@ -54,6 +55,12 @@ phase_done image
 echo "== ruff"
 .venv/bin/ruff check "$root"
 phase_done ruff
+
+echo "== docs"
+site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site"
+rm -rf "$site"
+phase_done docs
 
 parallel=()
 case " $* " in
