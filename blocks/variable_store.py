@@ -9,6 +9,7 @@ from typing import Any
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
+from cronium_prefect.prefect_adapter import save_block_sync
 from cronium_prefect.variables import Entry, Visible, check_key, document_name, is_key
 
 from . import documents
@@ -64,8 +65,8 @@ class BlockVariableStore:
         return entries.get((owner, key)) or entries.get((None, key))
 
     def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None:
-        CroniumVariable.of(key, value, owner, secret).save(
-            document_name(key, owner), overwrite=True, _sync=True
+        save_block_sync(
+            CroniumVariable.of(key, value, owner, secret), document_name(key, owner), overwrite=True
         )
 
     def write(self, changes: dict[str, Any], owner: str | None) -> None:

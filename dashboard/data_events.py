@@ -197,15 +197,9 @@ def events_page(
 async def next_times(schedule: dict[str, Any], n: int = 5) -> list[str]:
     """The next `n` times of a deployment schedule, from Prefect's own schedule model (the
     one its scheduler runs), not a parser of ours."""
-    from prefect.server.schemas import schedules
+    from cronium_prefect.prefect_adapter import next_schedule_times
 
-    if "cron" in schedule:
-        model: Any = schedules.CronSchedule.model_validate(schedule)
-    elif "interval" in schedule:
-        model = schedules.IntervalSchedule.model_validate(schedule)
-    else:
-        model = schedules.RRuleSchedule.model_validate(schedule)
-    dates = await model.get_dates(n=n, start=datetime.now(timezone.utc))
+    dates = await next_schedule_times(schedule, datetime.now(timezone.utc), n)
     return [jsonable(d) for d in dates]
 
 

@@ -19,15 +19,14 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.sorting import LogSort
 
 from cronium_prefect.names import SCRIPT_LINE
+from cronium_prefect.prefect_adapter import ENGINE_LAST_LINE
 
 __all__ = ["follow_logs", "read_record", "record_from_markdown"]
 
 _RECORD = "## Record\n\n```json\n"
 
 
-# Prefect's engine logs this last, after the run's final state is set; from the same
-# process and queue as the run's other lines, so once it is in, every line is.
-FINISHED = "Finished in state "
+FINISHED = ENGINE_LAST_LINE  # once it is in, every line of the run is
 # How long a follower waits, after the run has ended without that line (a crash, a
 # cancellation, a worker gone), for lines still on their way.
 GRACE_SECONDS = 5.0

@@ -12,10 +12,10 @@ from typing import Any
 
 import prefect
 import yaml
-from prefect.utilities.templating import PLACEHOLDER_CAPTURE_REGEX
 
 from cronium_prefect.errors import InvalidEvent, Problem
 from cronium_prefect.event import Event
+from cronium_prefect.prefect_adapter import prefect_placeholders
 
 from .deploy import deployment_spec
 
@@ -84,7 +84,7 @@ def _deployment_entry(event: Event) -> dict[str, Any]:
 def _prefect_placeholders(value: Any, where: str) -> list[tuple[str, str]]:
     """(field, placeholder) of every `{{ name }}` that `prefect deploy` would replace."""
     if isinstance(value, str):
-        return [(where, match[0]) for match in PLACEHOLDER_CAPTURE_REGEX.findall(value)]
+        return [(where, placeholder) for placeholder in prefect_placeholders(value)]
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _prefect_placeholders(v, f"{where}.{k}")]
     if isinstance(value, list):

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from prefect.context import AsyncClientContext
 from prefect.settings import temporary_settings
+
+from cronium_prefect.prefect_adapter import loop_client
 
 __all__ = ["RunHandle", "RunLoops"]
 
@@ -88,7 +89,7 @@ class _Loop:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         try:
             with temporary_settings(self._settings):
-                async with AsyncClientContext.get_or_create():
+                async with loop_client():
                     self._context = contextvars.copy_context()
                     self.ready.set_result(None)
                     await self._stop.wait()

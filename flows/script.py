@@ -66,8 +66,10 @@ def configured_docker_client() -> Any:
         return docker_client()
     from prefect_docker import DockerHost
 
+    from cronium_prefect.prefect_adapter import load_block_sync
+
     return docker_client(
-        lambda: DockerHost.load(block_name, _sync=True).get_client(),
+        lambda: load_block_sync(DockerHost, block_name).get_client(),
         f"DockerHost block {block_name!r}",
     )
 

@@ -62,11 +62,12 @@ def check_server(name: str) -> dict[str, Any]:
     outcome is recorded as an event."""
     from cronium_prefect.blocks import SSHServer
     from cronium_prefect.event import SERVER_NAME_PATTERN
+    from cronium_prefect.prefect_adapter import load_block_sync
 
     if not re.fullmatch(SERVER_NAME_PATTERN, name):  # never into an API path: `..` goes up
         raise CroniumError(f"no server named {name!r} (see `cronium server list`)")
     try:
-        server = SSHServer.load(name, _sync=True)
+        server = load_block_sync(SSHServer, name)
     except ValueError:
         raise CroniumError(f"no server named {name!r} (see `cronium server list`)") from None
     try:

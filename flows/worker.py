@@ -31,15 +31,20 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.context import AsyncClientContext, SyncClientContext
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
-from prefect.flow_engine import run_flow_async
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from prefect.states import Cancelled, Crashed, State
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
+from cronium_prefect.prefect_adapter import (
+    run_flow_run_here,
+    shared_clients,
+    worker_logger,
+    worker_pool,
+    worker_task_group,
+)
 from cronium_prefect.settings import get_settings
 
 from .crash_detection import HEARTBEAT_SECONDS, ensure_crash_detection
@@ -88,13 +93,13 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         await super().setup()
         problem = await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
         if problem:
-            self._logger.warning("Docker events cannot run here until this is fixed: %s", problem)
+            self.log.warning("Docker events cannot run here until this is fixed: %s", problem)
         # setup runs once per `async with worker`; a worker entered twice keeps one of each.
         self._stop_background()
         for loop in (self._poll_on_new_runs, self._poll_cancellations):
             scope = anyio.CancelScope()
             self._background.append(scope)
-            self._runs_task_group.start_soon(loop, scope)
+            worker_task_group(self).start_soon(loop, scope)
 
     async def sync_with_backend(self) -> None:
         """Prefect's sync (heartbeat) — and, until it has worked once, making sure the
@@ -106,7 +111,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             await ensure_crash_detection(self.client)
             self._crash_detection_ready = True
         except Exception as exc:
-            self._logger.warning(
+            self.log.warning(
                 "crashed-run detection is not set up yet (will retry at the next sync): %s", exc
             )
 
@@ -115,9 +120,12 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         # get_client() returns the context's, where each new client costs ~20 ms of TLS
         # set-up (Prefect loads the CA bundle even for http://) and a new connection. The
         # engine would make several per run.
-        with SyncClientContext.get_or_create():
-            async with AsyncClientContext.get_or_create():
-                await super().start(*args, **kwargs)
+        async with shared_clients():
+            await super().start(*args, **kwargs)
+
+    @property
+    def log(self) -> Any:
+        return worker_logger(self)
 
     def _stop_background(self) -> None:
         for scope in self._background:
@@ -142,11 +150,11 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         running = [key for key in self._runs if key not in self._cancelling]
         if not running:
             return
-        self._logger.warning("worker stopping: stopping the scripts of %d run(s)", len(running))
+        self.log.warning("worker stopping: stopping the scripts of %d run(s)", len(running))
         try:
             await self._end_runs(running, lambda: Crashed(message=STOPPED_MESSAGE))
         except Exception as exc:
-            self._logger.warning("could not record how the stopped runs ended: %s", exc)
+            self.log.warning("could not record how the stopped runs ended: %s", exc)
 
     async def _poll_on_new_runs(self, scope: anyio.CancelScope) -> None:
         """Poll as soon as a run of this pool is scheduled, or a slot frees up while runs
@@ -186,7 +194,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
                             if await self.get_and_submit_flow_runs():
                                 break
                         except Exception as exc:  # the polling loop reports API errors
-                            self._logger.debug("event-driven poll failed: %s", exc)
+                            self.log.debug("event-driven poll failed: %s", exc)
                             break
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
@@ -201,25 +209,25 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             return False
 
     async def _listen(self, wake: Callable[[], None]) -> None:
-        while self._work_pool is None:  # known after the first sync with the API
+        while (pool := worker_pool(self)) is None:  # known after the first sync with the API
             await anyio.sleep(0.2)
         wanted = EventFilter(
             event=EventNameFilter(name=[SCHEDULED, CANCELLING]),
-            any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{self._work_pool.id}"]),
+            any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{pool.id}"]),
         )
         while True:
             try:
                 async with get_events_subscriber(filter=wanted) as subscriber:
-                    self._logger.info(LISTENING)
+                    self.log.info(LISTENING)
                     async for event in subscriber:
                         if event.event == SCHEDULED:
                             wake()
                             continue
                         key = event.resource.id.removeprefix("prefect.flow-run.")
                         if key in self._runs:
-                            self._runs_task_group.start_soon(self._cancel_running, key)
+                            worker_task_group(self).start_soon(self._cancel_running, key)
             except Exception as exc:
-                self._logger.debug("flow-run event stream lost (%s); reconnecting", exc)
+                self.log.debug("flow-run event stream lost (%s); reconnecting", exc)
             await anyio.sleep(5)
 
     async def run(
@@ -263,7 +271,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             return
         self._cancelling.add(key)
         try:
-            self._logger.info("cancelling flow run %s: stopping its scripts", key)
+            self.log.info("cancelling flow run %s: stopping its scripts", key)
             await self._end_runs(
                 [key], lambda: Cancelled(message="Cancelled: its scripts were stopped.")
             )
@@ -303,10 +311,10 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
                         )
                     )
                 except Exception as exc:
-                    self._logger.debug("cancellation poll failed: %s", exc)
+                    self.log.debug("cancellation poll failed: %s", exc)
                     continue
                 for run in found:
-                    self._runs_task_group.start_soon(self._cancel_running, str(run.id))
+                    worker_task_group(self).start_soon(self._cancel_running, str(run.id))
 
     async def kill_infrastructure(
         self,
@@ -323,9 +331,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
 
 
 async def _engine(flow: Any, flow_run: FlowRun) -> None:
-    await run_flow_async(
-        flow=flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
-    )
+    await run_flow_run_here(flow, flow_run, flow_run.parameters)
 
 
 async def serve(pool: str, limit: int, name: str | None = None) -> None:

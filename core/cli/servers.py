@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
+from cronium_prefect.prefect_adapter import load_block_sync, save_block_sync
 
 from .common import JsonOption, err, fail, fail_usage, out, print_json
 
@@ -25,7 +26,7 @@ def _load(name: str):
     from cronium_prefect.blocks import SSHServer
 
     try:
-        return SSHServer.load(name, _sync=True)
+        return load_block_sync(SSHServer, name)
     except ValueError:
         raise fail_usage(f"no server named {name!r} (see `cronium server list`)") from None
 
@@ -88,7 +89,7 @@ def add(
     transport.close()
     if server.host_key is None:
         server.host_key = f"{seen.get_name()} {seen.get_base64()}"
-    server.save(name, overwrite=True, _sync=True)
+    save_block_sync(server, name, overwrite=True)
     err.print(
         f"saved server {name!r} ({server.address}), host key {seen.get_name()} "
         f"{server.pinned_fingerprint()}",

@@ -8,7 +8,6 @@ from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
-from prefect.flow_engine import run_flow_async
 
 from cronium_prefect import parse_text
 from cronium_prefect.errors import RunFailed
@@ -16,6 +15,7 @@ from cronium_prefect.event import Event
 from cronium_prefect.flows import cronium_event
 from cronium_prefect.flows.follow import FINISHED, follow_logs
 from cronium_prefect.names import SCRIPT_LINE
+from cronium_prefect.prefect_adapter import run_flow_run_here
 
 
 def event_from(yaml_text: str) -> Event:
@@ -51,12 +51,7 @@ async def runs_at_once(calls: list[tuple[Event, Any]]) -> list[State]:
     return list(
         await asyncio.gather(
             *(
-                run_flow_async(
-                    flow=cronium_event,
-                    flow_run=run,
-                    parameters={"event": event, "input": input},
-                    return_type="state",
-                )
+                run_flow_run_here(cronium_event, run, {"event": event, "input": input})
                 for run, (event, input) in zip(flow_runs, calls, strict=True)
             )
         )

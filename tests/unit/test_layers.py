@@ -4,6 +4,7 @@ layers. Read with grimp from the package as it installs (top-level folders mappe
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -16,7 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SUBPACKAGE_FOLDERS = ["flows", "blocks", "executors", "runtime_helpers", "dashboard"]
 
 # Top first: a module may import its own layer and the layers below it, never above.
-LAYERS = ["cli", "dashboard", "flows", "blocks", "executors", "runtime_helpers", "model"]
+LAYERS = [
+    "cli",
+    "dashboard",
+    "flows",
+    "blocks",
+    "prefect_adapter",  # every non-public Prefect name: test_prefect_adapter.py
+    "executors",
+    "runtime_helpers",
+    "model",
+]
 # Entry points nobody inside imports: the package's public facade (its lazy `run_event`
 # reaches into flows) and Prefect's collection entry point.
 FACADES = {"cronium_prefect", "cronium_prefect.collection"}
@@ -130,4 +140,41 @@ def test_model_executors_and_helpers_are_free_of_prefect(graph):
 def test_a_layer_the_rules_do_not_know_fails_loudly(graph):
     """A new top-level folder must be given a layer here, not fall into the model."""
     folders = {p.name for p in (ROOT / "core").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    folders |= set(SUBPACKAGE_FOLDERS)
     assert folders <= set(LAYERS), folders - set(LAYERS)
+
+
+# Non-public Prefect: modules, a keyword and attributes that only the adapter may use.
+PRIVATE_MODULES = (
+    "prefect._internal",
+    "prefect.server",
+    "prefect.flow_engine",
+    "prefect.utilities",
+)
+PRIVATE_KEYWORDS = {"_sync"}
+PRIVATE_ATTRIBUTES = {"_runs_task_group", "_work_pool", "_logger", "_sync"}
+
+
+def test_non_public_prefect_is_used_only_in_the_adapter():
+    found = []
+    folders = [ROOT / "core", *(ROOT / f for f in SUBPACKAGE_FOLDERS)]
+    for path in sorted(p for folder in folders for p in folder.rglob("*.py")):
+        if path.name == "prefect_adapter.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PRIVATE_MODULES):
+                found.append(f"{where} from {node.module}")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prefect"):
+                found += [f"{where} {a.name}" for a in node.names if a.name.startswith("_")]
+            elif isinstance(node, ast.Import):
+                found += [
+                    f"{where} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith(PRIVATE_MODULES)
+                ]
+            elif isinstance(node, ast.keyword) and node.arg in PRIVATE_KEYWORDS:
+                found.append(f"{where} {node.arg}=")
+            elif isinstance(node, ast.Attribute) and node.attr in PRIVATE_ATTRIBUTES:
+                found.append(f"{where} .{node.attr}")
+    assert found == []

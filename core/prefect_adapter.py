@@ -1,0 +1,134 @@
+"""Every use of a non-public Prefect name, in one place.
+
+Each shim says why Prefect's public API does not do it. tests/unit/test_prefect_adapter.py
+checks what each relies on, so that a Prefect upgrade that changes it fails there, loudly,
+and not somewhere in a run. Nothing else in Cronium may use an underscored Prefect name,
+`prefect._internal`, `prefect.server` or `prefect.flow_engine`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import logging
+
+    import anyio.abc
+    from prefect.blocks.core import Block
+    from prefect.client.schemas.objects import FlowRun, WorkPool
+    from prefect.workers.base import BaseWorker
+
+__all__ = [
+    "ENGINE_LAST_LINE",
+    "load_block_sync",
+    "save_block_sync",
+    "run_flow_run_here",
+    "shared_clients",
+    "loop_client",
+    "worker_task_group",
+    "worker_pool",
+    "worker_logger",
+    "prefect_placeholders",
+    "next_schedule_times",
+]
+
+B = TypeVar("B", bound="Block")
+
+# Prefect's engine logs this last for a flow run, after its final state is set, from the
+# same process and queue as the run's other lines: once it is in, every line is. No API
+# says "all logs of this run have arrived".
+ENGINE_LAST_LINE = "Finished in state "
+
+
+def load_block_sync(block_type: type[B], name: str) -> B:
+    """`Block.load`, synchronously even where an event loop runs in this thread.
+
+    Public `load` picks sync or async from the calling context (`async_dispatch`); callers
+    here are threads and the CLI, some inside code that runs a loop. `_sync=True` is
+    Prefect's own switch for that choice; there is no public one."""
+    return block_type.load(name, _sync=True)  # type: ignore[return-value]
+
+
+def save_block_sync(block: Block, name: str, overwrite: bool = False) -> Any:
+    """`Block.save`, synchronously (see load_block_sync)."""
+    return block.save(name, overwrite=overwrite, _sync=True)
+
+
+async def run_flow_run_here(flow: Any, flow_run: FlowRun, parameters: dict[str, Any]) -> Any:
+    """Run an existing flow run's engine in this process and return its final state.
+
+    `cronium worker` runs flow runs in its own process (no interpreter per run). Prefect's
+    public way, `Runner`/`serve`, starts a subprocess per run; `run_flow_async` from
+    `prefect.flow_engine` is what that subprocess runs."""
+    from prefect.flow_engine import run_flow_async
+
+    return await run_flow_async(
+        flow=flow, flow_run=flow_run, parameters=parameters, return_type="state"
+    )
+
+
+@contextlib.asynccontextmanager
+async def shared_clients() -> AsyncIterator[None]:
+    """One sync and one async API client for everything inside (a worker's lifetime).
+
+    `get_client()` returns the context's client when there is one; otherwise each call
+    makes a new client (~20 ms of TLS set-up, a new connection), several per run. The
+    contexts are Prefect's own (`prefect.context`), not documented for this use."""
+    from prefect.context import AsyncClientContext, SyncClientContext
+
+    with SyncClientContext.get_or_create():
+        async with AsyncClientContext.get_or_create():
+            yield
+
+
+@contextlib.asynccontextmanager
+async def loop_client() -> AsyncIterator[None]:
+    """An async API client for one event loop of the worker's (see run_loops): a client
+    belongs to the loop that made it."""
+    from prefect.context import AsyncClientContext
+
+    async with AsyncClientContext.get_or_create():
+        yield
+
+
+def worker_task_group(worker: BaseWorker) -> anyio.abc.TaskGroup:
+    """The worker's task group for run-related work: tasks started in it end with the
+    worker (Prefect's own runs live there). BaseWorker has no public handle on it."""
+    return worker._runs_task_group
+
+
+def worker_pool(worker: BaseWorker) -> WorkPool | None:
+    """The worker's work pool as last read from the API (None before the first sync).
+    BaseWorker keeps it in `_work_pool`; there is no public accessor."""
+    return worker._work_pool
+
+
+def worker_logger(worker: BaseWorker) -> logging.Logger | logging.LoggerAdapter:
+    """The worker's logger (named after the worker, shown in Prefect's worker logs).
+    BaseWorker's subclasses in Prefect use `_logger`; there is no public accessor."""
+    return worker._logger
+
+
+def prefect_placeholders(text: str) -> list[str]:
+    """The `{{ ... }}` placeholders `prefect deploy` would fill in `text`, found with the
+    pattern its templating uses (`prefect.utilities.templating`, not a public API)."""
+    from prefect.utilities.templating import PLACEHOLDER_CAPTURE_REGEX
+
+    return [match[0] for match in PLACEHOLDER_CAPTURE_REGEX.findall(text)]
+
+
+async def next_schedule_times(schedule: dict[str, Any], start: Any, n: int) -> list[Any]:
+    """The next `n` times of a deployment schedule (its API JSON), from the schedule model
+    Prefect's scheduler runs (`prefect.server.schemas`): the client's schedule models
+    cannot compute dates, and a parser of ours could disagree with the scheduler."""
+    from prefect.server.schemas import schedules
+
+    if "cron" in schedule:
+        model: Any = schedules.CronSchedule.model_validate(schedule)
+    elif "interval" in schedule:
+        model = schedules.IntervalSchedule.model_validate(schedule)
+    else:
+        model = schedules.RRuleSchedule.model_validate(schedule)
+    return list(await model.get_dates(n=n, start=start))

@@ -1,0 +1,148 @@
+"""The contract of cronium_prefect.prefect_adapter: what each shim relies on of Prefect's
+non-public surface, checked against the installed Prefect (and a real server), so that an
+upgrade that changes it fails here, by name."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime, timezone
+
+import prefect
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+
+from cronium_prefect.blocks import CroniumVariable
+from cronium_prefect.prefect_adapter import (
+    ENGINE_LAST_LINE,
+    load_block_sync,
+    loop_client,
+    next_schedule_times,
+    prefect_placeholders,
+    run_flow_run_here,
+    save_block_sync,
+    shared_clients,
+    worker_logger,
+    worker_pool,
+    worker_task_group,
+)
+
+
+def test_the_tested_prefect_is_the_one_declared():
+    """pyproject.toml declares the range this contract was run on."""
+    major, minor, *_ = (int(p) for p in prefect.__version__.split(".")[:3])
+    assert (major, minor) == (3, 9), prefect.__version__
+
+
+def test_blocks_load_and_save_synchronously_even_inside_a_running_loop(prefect_api):
+    name = f"global--adapter-{uuid.uuid4().hex[:8]}"
+
+    async def inside_a_loop():
+        save_block_sync(CroniumVariable.of("ADAPTER_X", {"n": 1}), name, overwrite=True)
+        return load_block_sync(CroniumVariable, name)
+
+    loaded = asyncio.run(inside_a_loop())
+    assert isinstance(loaded, CroniumVariable) and loaded.value == {"n": 1}
+
+
+@flow(name="adapter-probe")
+async def _probe(x: int) -> int:
+    return x + 1
+
+
+def test_an_existing_flow_run_runs_here_and_its_last_line_is_the_engines(prefect_api):
+    async def go():
+        async with get_client() as client:
+            run = await client.create_flow_run(_probe, parameters={"x": 41})
+            state = await run_flow_run_here(_probe, run, {"x": 41})
+            return run.id, state, await state.result()
+
+    run_id, state, result = asyncio.run(go())
+    assert state.is_completed() and result == 42
+
+    deadline = time.monotonic() + 30
+    while not any(m.startswith(ENGINE_LAST_LINE) for m in asyncio.run(_run_logs(run_id))):
+        assert time.monotonic() < deadline, "the engine's last line never arrived"
+        time.sleep(0.2)
+    assert asyncio.run(_run_logs(run_id))[-1].startswith(ENGINE_LAST_LINE)
+
+
+async def _run_logs(run_id) -> list[str]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    async with get_client() as client:
+        logs = await client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+            sort=LogSort.TIMESTAMP_ASC,
+        )
+    return [log.message for log in logs]
+
+
+def test_one_client_per_context():
+    async def go():
+        async with shared_clients():
+            shared = get_client() is get_client()
+        async with loop_client():
+            looped = get_client() is get_client()
+        return shared, looped, get_client() is get_client()
+
+    shared, looped, outside = asyncio.run(go())
+    assert shared and looped and not outside
+
+
+class _ProbeWorker(BaseWorker[BaseJobConfiguration, BaseVariables, BaseWorkerResult]):
+    type = "cronium-adapter-probe"
+    job_configuration = BaseJobConfiguration
+    job_configuration_variables = BaseVariables
+
+    async def run(self, flow_run, configuration, task_status=None):  # never called here
+        raise AssertionError("not used")
+
+
+def test_the_worker_internals_the_cronium_worker_reads(prefect_api):
+    pool = f"adapter-probe-{uuid.uuid4().hex[:8]}"
+
+    async def go():
+        async with _ProbeWorker(work_pool_name=pool) as worker:
+            group = worker_task_group(worker)
+            await worker.sync_with_backend()
+            read = worker_pool(worker)
+            started = asyncio.Event()
+
+            async def mark():
+                started.set()
+
+            group.start_soon(mark)
+            await asyncio.wait_for(started.wait(), 10)
+            return read, worker_logger(worker)
+
+    read, logger = asyncio.run(go())
+    assert read is not None and read.name == pool
+    assert hasattr(logger, "warning") and hasattr(logger, "debug")
+
+
+def test_placeholders_prefect_deploy_would_fill():
+    text = "hello {{ name }} and {{x}}, not {{ (name) }}"
+    assert prefect_placeholders(text) == ["{{ name }}", "{{x}}"]
+
+
+def test_next_times_from_the_schedulers_own_models():
+    start = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    cron = asyncio.run(next_schedule_times({"cron": "0 3 * * *", "timezone": "UTC"}, start, 3))
+    assert [d.isoformat() for d in cron] == [
+        "2026-01-02T03:00:00+00:00",
+        "2026-01-03T03:00:00+00:00",
+        "2026-01-04T03:00:00+00:00",
+    ]
+    every = asyncio.run(
+        next_schedule_times(
+            {"interval": 900, "anchor_date": "2020-01-01T00:00:00Z", "timezone": "UTC"}, start, 2
+        )
+    )
+    assert [d.isoformat() for d in every] == [
+        "2026-01-01T12:00:00+00:00",
+        "2026-01-01T12:15:00+00:00",
+    ]
