@@ -20,7 +20,17 @@ __all__ = ["CroniumEmail"]
 
 
 class CroniumEmail(NotificationBlock):
-    """Sends each notification as an email through an SMTP server."""
+    """Sends each notification as an email through an SMTP server. Documented in
+    docs/actions.md (messages).
+
+    Example:
+        ```python
+        from cronium_prefect.blocks import CroniumEmail
+
+        email = CroniumEmail.load("BLOCK_NAME")
+        email.notify("The nightly report is ready.")
+        ```
+    """
 
     _block_type_name = "Cronium Email"
     _block_type_slug = "cronium-email"

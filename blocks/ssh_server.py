@@ -16,12 +16,13 @@ __all__ = ["SSHServer"]
 
 class SSHServer(Block):
     """An SSH server Cronium runs remote events on, with the host key it must present.
+    Documented in docs/ssh.md; `cronium server add` makes one.
 
     Example:
         ```python
         from cronium_prefect.blocks import SSHServer
 
-        server = SSHServer.load("web-1")
+        server = SSHServer.load("BLOCK_NAME")
         ```
     """
 

@@ -18,13 +18,14 @@ __all__ = ["CroniumVariable"]
 
 
 class CroniumVariable(Block):
-    """A value scripts read with `getVariable` and write with `setVariable`.
+    """A value scripts read with `getVariable` and write with `setVariable`. Documented
+    in docs/variables.md; a global variable API_TOKEN is the block `global--api-token`.
 
     Example:
         ```python
         from cronium_prefect.blocks import CroniumVariable
 
-        variable = CroniumVariable.load("global--api-token")
+        variable = CroniumVariable.load("BLOCK_NAME")
         ```
     """
 

@@ -12,8 +12,7 @@ from prefect.exceptions import ObjectNotFound
 from cronium_prefect.prefect_adapter import save_block_sync
 from cronium_prefect.variables import Entry, Visible, check_key, document_name, is_key
 
-from . import documents
-from .documents import documents_query
+from .documents import of_type, read_documents_sync
 from .variable import CroniumVariable
 
 __all__ = ["BlockVariableStore", "get_variable_store"]
@@ -25,28 +24,25 @@ class BlockVariableStore:
     slug = CroniumVariable.get_block_type_slug()
 
     def entries(self) -> list[Entry]:
-        found: list[Entry] = []
         with get_client(sync_client=True) as client:
-            while True:
-                query = documents_query(self.slug, len(found), include_secrets=True)
-                page = client.request("POST", "/block_documents/filter", json=query).json()
-                for document in page:
-                    data = document["data"]
-                    if not is_key(data.get("key")):
-                        # Saved around the model (Prefect's API or UI): a key such as `../x`
-                        # would become a path when a run writes in/vars/<KEY>. Not a variable.
-                        continue
-                    text = data.get("secret_json") if data.get("secret") else data.get("value_json")
-                    found.append(
-                        Entry(
-                            data["key"],
-                            data.get("owner"),
-                            None if text is None else json.loads(text),
-                            bool(data.get("secret")),
-                        )
-                    )
-                if len(page) < documents.PAGE:
-                    return found
+            documents = read_documents_sync(client, of_type(self.slug), include_secrets=True)
+        found: list[Entry] = []
+        for document in documents:
+            data = document["data"]
+            if not is_key(data.get("key")):
+                # Saved around the model (Prefect's API or UI): a key such as `../x` would
+                # become a path when a run writes in/vars/<KEY>. Not a variable.
+                continue
+            text = data.get("secret_json") if data.get("secret") else data.get("value_json")
+            found.append(
+                Entry(
+                    data["key"],
+                    data.get("owner"),
+                    None if text is None else json.loads(text),
+                    bool(data.get("secret")),
+                )
+            )
+        return found
 
     def visible(self, owner: str | None) -> Visible:
         entries = self.entries()

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["RunStatus", "ServerResult", "RunRecord", "STATE_NAMES"]
+__all__ = ["RunStatus", "ServerResult", "RunRecord"]
 
 
 class RunStatus(str, Enum):
@@ -17,15 +17,6 @@ class RunStatus(str, Enum):
     TIMEOUT = "TIMEOUT"
     PARTIAL = "PARTIAL"
     CANCELLED = "CANCELLED"
-
-
-# The Prefect state name each final status ends in (its type: Completed or Failed).
-STATE_NAMES = {
-    RunStatus.SUCCESS: "Completed",
-    RunStatus.FAILURE: "Failed",
-    RunStatus.TIMEOUT: "TimedOut",
-    RunStatus.PARTIAL: "Partial",
-}
 
 
 @dataclass

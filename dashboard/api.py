@@ -18,7 +18,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
 
 from cronium_prefect.errors import CroniumError
-from cronium_prefect.flows.resolve import FLOW_NAME
+from cronium_prefect.names import FLOW_NAME
 from cronium_prefect.record import RunStatus
 
 __all__ = [

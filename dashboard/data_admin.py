@@ -10,17 +10,15 @@ from typing import Any
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
-from cronium_prefect.blocks import documents as block_documents
-from cronium_prefect.blocks.documents import documents_query
+from cronium_prefect.blocks.documents import of_type, read_documents
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.blocks.variable import CroniumVariable
 from cronium_prefect.blocks.variable_store import BlockVariableStore
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import EventStatus
-from cronium_prefect.flows.deploy import SERVER_TAG, TRIGGER_TAG, set_event_status
-from cronium_prefect.flows.resolve import deployment_name
-from cronium_prefect.flows.servers import server_resource_id
-from cronium_prefect.names import MASK
+from cronium_prefect.flows.deploy import set_event_status
+from cronium_prefect.flows.resolve import run_now as run_now_by_name
+from cronium_prefect.names import MASK, SERVER_TAG, circuit_event, server_resource_id
 
 from .api import DashboardError, api_errors, call
 from .data_events import TAGGED_LIMIT, post, tagged_events
@@ -45,15 +43,12 @@ def run_now(name: str, input: Any) -> str:
     """Start a run of the event through its deployment (a worker runs it); its id."""
 
     async def fetch(client: PrefectClient) -> str:
-        deployment = await client.read_deployment_by_name(deployment_name(name))
-        run = await client.create_flow_run_from_deployment(
-            deployment.id,
-            parameters={"input": input, "trigger": "manual"},
-            tags=[f"{TRIGGER_TAG}manual"],
-        )
-        return str(run.id)
+        return str((await run_now_by_name(client, name, input)).id)
 
-    run_id = call(fetch)
+    try:
+        run_id = call(fetch)
+    except CroniumError as exc:  # no such event
+        raise DashboardError(str(exc)) from None
     _changed()
     return run_id
 
@@ -68,14 +63,7 @@ def set_status(name: str, status: str) -> None:
 
 async def _documents(client: PrefectClient, slug: str) -> list[dict[str, Any]]:
     """Every block document of a type, secrets left masked by the API."""
-    found: list[dict[str, Any]] = []
-    while True:
-        page = await post(
-            client, "/block_documents/filter", documents_query(slug, len(found), False)
-        )
-        found += page
-        if len(page) < block_documents.PAGE:
-            return found
+    return await read_documents(client, of_type(slug))
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -130,7 +118,7 @@ async def _last(client: PrefectClient, server: str, kind: str, since: str) -> di
 
 
 def _circuit(event: dict[str, Any] | None) -> str:
-    if event is None or event["event"] == "cronium.server.circuit-closed":
+    if event is None or event["event"] == circuit_event("closed"):
         return "closed"
     opened = datetime.fromisoformat(event["occurred"])
     cooldown = float(event["payload"].get("cooldown_s", 0))

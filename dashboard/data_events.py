@@ -13,16 +13,19 @@ from typing import Any
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
-from cronium_prefect.flows.deploy import (
-    CHAINS_TAG,
-    OWNER_TAG,
-    SERVER_TAG,
-    TYPE_TAG,
-)
 from cronium_prefect.flows.follow import record_from_markdown
 from cronium_prefect.flows.listing import schedule_text
 from cronium_prefect.flows.resolve import deployment_name
 from cronium_prefect.flows.status import deployed_status, status_query
+from cronium_prefect.names import (
+    CHAINS_TAG,
+    FINAL_STATE_TYPES,
+    OWNER_TAG,
+    SERVER_TAG,
+    TRIGGER_TAG,
+    TYPE_TAG,
+    run_artifact_key,
+)
 
 from .api import call, cronium_flows, jsonable, status_of
 
@@ -33,10 +36,9 @@ __all__ = [
     "tagged_events",
     "run_row",
     "next_times",
-    "FINAL_TYPES",
 ]
 
-FINAL_TYPES = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
+FINALS = list(FINAL_STATE_TYPES)
 _BATCH = 200
 TAGGED_LIMIT = 200
 
@@ -51,7 +53,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
     state = run.get("state") or {}
     tags = run.get("tags") or []
     trigger = next(
-        (t.split(":", 1)[1] for t in tags if t.startswith("cronium-trigger:")),
+        (t.removeprefix(TRIGGER_TAG) for t in tags if t.startswith(TRIGGER_TAG)),
         "schedule" if "auto-scheduled" in tags else (run.get("parameters") or {}).get("trigger"),
     )
     return {
@@ -152,7 +154,11 @@ def events_page(
         ids = [d["id"] for d in listing["results"]]
         finished, upcoming = await asyncio.gather(
             _runs_by_deployment(
-                client, ids, {"state": {"type": {"any_": FINAL_TYPES}}}, "END_TIME_DESC", last_n
+                client,
+                ids,
+                {"state": {"type": {"any_": list(FINAL_STATE_TYPES)}}},
+                "END_TIME_DESC",
+                last_n,
             ),
             _runs_by_deployment(
                 client,
@@ -229,7 +235,7 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
                 "/artifacts/filter",
                 {
                     "artifacts": {
-                        "key": {"any_": [f"cronium-{name}"]},
+                        "key": {"any_": [run_artifact_key(name)]},
                         "flow_run_id": {"any_": [r["id"] for r in runs]},
                     },
                     "limit": _BATCH,

@@ -12,9 +12,9 @@ from uuid import UUID
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
-from cronium_prefect.flows.deploy import TRIGGER_TAG
 from cronium_prefect.flows.follow import record_from_markdown
 from cronium_prefect.flows.status import status_query
+from cronium_prefect.names import FINAL_STATE_TYPES, Trigger
 
 from .api import STATUS_STATES, NotFound, call, cronium_flows, jsonable, status_of
 from .data_events import post, run_row
@@ -23,8 +23,12 @@ __all__ = ["overview", "runs_page", "run_detail", "log_lines", "checked_run_id",
 
 LOG_PAGE = 200
 LOG_LIMIT = 5_000  # lines a run page shows; the page says when there are more
-TRIGGERS = {"schedule": "auto-scheduled", "manual": f"{TRIGGER_TAG}manual"}
-TRIGGERS["action"] = f"{TRIGGER_TAG}action"
+# Prefect tags scheduled runs "auto-scheduled"; Cronium tags the others it starts.
+TRIGGERS = {
+    Trigger.SCHEDULE.value: "auto-scheduled",
+    Trigger.MANUAL.value: Trigger.MANUAL.tag,
+    Trigger.ACTION.value: Trigger.ACTION.tag,
+}
 _EVENT_STATUSES = ["active", "paused", "draft", "archived"]
 
 
@@ -198,7 +202,7 @@ def log_lines(run_id: str, since: str | None) -> dict[str, Any]:
         return {
             "lines": lines,
             "status": status_of(state.get("name"), state.get("type")),
-            "final": state.get("type") in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"),
+            "final": state.get("type") in FINAL_STATE_TYPES,
         }
 
     return call(fetch)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -30,7 +29,6 @@ __all__ = [
 
 # Longer lines are cut into pieces, each marked, so nothing is dropped by a log backend.
 MAX_LINE_BYTES = 64 * 1024
-TAIL_LINES = 50
 LineCallback = Callable[[str, str], None]  # (stream name, line)
 
 
@@ -70,8 +68,6 @@ class ExecutionResult:
     setup_s: float = 0.0
     execution_s: float = 0.0
     lines: int = 0
-    stdout_tail: list[str] = field(default_factory=list)
-    stderr_tail: list[str] = field(default_factory=list)
     collected: Collected = field(default_factory=Collected)
 
     @property
@@ -94,10 +90,6 @@ class LineSink:
         self._partial: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.count = 0
-        self.tails: dict[str, deque[str]] = {
-            "stdout": deque(maxlen=TAIL_LINES),
-            "stderr": deque(maxlen=TAIL_LINES),
-        }
 
     def feed(self, stream: str, chunk: bytes) -> None:
         with self._lock:
@@ -129,7 +121,6 @@ class LineSink:
         if continued:
             line += " [line continues]"
         self.count += 1
-        self.tails[stream].append(line)
         self._on_line(stream, line)
 
 
@@ -177,8 +168,6 @@ class Executor(ABC, Generic[H]):
         finally:
             self.cleanup(handle)
         result.lines = sink.count
-        result.stdout_tail = list(sink.tails["stdout"])
-        result.stderr_tail = list(sink.tails["stderr"])
         if result.timed_out:
             result.error = f"timed out after {_seconds(request.timeout)}; the script was killed"
         elif result.error is None:

@@ -188,12 +188,6 @@ class CircuitBreaker:
         if opening:
             self.announce(name, "open", self.failures, self.cooldown)
 
-    @property
-    def state(self) -> str:
-        if self.opened_at is None:
-            return "closed"
-        return "open" if time.monotonic() - self.opened_at < self.cooldown else "half-open"
-
 
 @dataclass
 class _Slot:

@@ -39,16 +39,22 @@ from prefect.tasks import exponential_backoff
 from prefect.types import SecretDict
 from pydantic import BaseModel, SecretStr
 
+from cronium_prefect.blocks.documents import NOTIFIERS, read_documents
 from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import ActionFailed, CroniumError
 from cronium_prefect.event import Action, Event, SendMessage, ToolMessage
+from cronium_prefect.names import (
+    MESSAGE_FLOW_NAME,
+    Trigger,
+    message_event,
+    messages_artifact_key,
+)
 from cronium_prefect.record import RunRecord
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import render, template_context
 from cronium_prefect.triggers import fires
 from cronium_prefect.variables import mask_secrets
 
-from .deploy import TRIGGER_TAG
 from .resolve import deployment_name
 
 __all__ = [
@@ -81,17 +87,9 @@ class Delivery:
 async def find_notification_block(name: str) -> str:
     """`type-slug/name` of the notification block called `name` (any type)."""
     async with get_client() as client:
-        response = await client.request(
-            "POST",
-            "/block_documents/filter",
-            json={"block_documents": {"name": {"any_": [name]}}, "limit": 20},
-        )
-        response.raise_for_status()
-    notifiers = [
-        doc["block_type"]["slug"]
-        for doc in response.json()
-        if "notify" in (doc.get("block_schema") or {}).get("capabilities", [])
-    ]
+        named = {"block_documents": {"name": {"any_": [name]}}}
+        documents = await read_documents(client, {**named, **NOTIFIERS})
+    notifiers = [doc["block_type"]["slug"] for doc in documents]
     if not notifiers:
         raise ActionFailed(
             f"no notification block named {name!r} (create one in Prefect's UI under "
@@ -146,7 +144,7 @@ def _leaves(value: Any) -> list[Any]:
     return [value]
 
 
-@flow(name="cronium-message", persist_result=False)
+@flow(name=MESSAGE_FLOW_NAME, persist_result=False)
 async def cronium_message(
     block: str, subject: str | None, message: str, event: str, run_id: str, action: str
 ) -> State:
@@ -210,7 +208,7 @@ def _emit(delivery: Delivery) -> None:
         }
     ]
     emit_event(
-        event=f"cronium.message.{delivery.status}",
+        event=message_event(delivery.status),
         resource={
             "prefect.resource.id": f"cronium.message.{delivery.run_id}.{label}",
             "prefect.resource.name": f"{delivery.event} {delivery.action}",
@@ -265,7 +263,7 @@ async def record_deliveries(event: Event, record: RunRecord, deliveries: list[De
         return
     try:
         await acreate_table_artifact(
-            key=f"cronium-messages-{event.name}",
+            key=messages_artifact_key(event.name),
             table=[asdict(d) for d in deliveries],
             description=f"Messages sent by run {record.run_id} of {event.name}",
         )
@@ -355,7 +353,7 @@ async def _start_target(
     )
     run_id = await start(
         deployment_name(action.run_event),
-        {"input": record.output, "trigger": "action", "chain": links},
+        {"input": record.output, "trigger": Trigger.ACTION.value, "chain": links},
         scheduled,
         # A task retry after a lost answer must not start the target twice; a new run of
         # this flow run (Prefect's "Retry") must.
@@ -382,6 +380,6 @@ async def _start_deployment(
         timeout=0,  # started, not awaited: it runs wherever its deployment runs
         scheduled_time=scheduled,
         idempotency_key=idempotency_key,
-        tags=[f"{TRIGGER_TAG}action"],
+        tags=[Trigger.ACTION.tag],
     )
     return str(run.id)

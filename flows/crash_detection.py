@@ -26,12 +26,12 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import PrefectHTTPStatusError
 
+from cronium_prefect.names import RETRYABLE_TAG
 from cronium_prefect.settings import get_settings
 
 __all__ = [
     "AUTOMATION_NAME",
     "RETRY_AUTOMATION_NAME",
-    "RETRYABLE_TAG",
     "RETRY_MESSAGE",
     "HEARTBEAT_SECONDS",
     "ensure_crash_detection",
@@ -39,7 +39,6 @@ __all__ = [
 
 AUTOMATION_NAME = "cronium: mark runs crashed when their worker stops"
 RETRY_AUTOMATION_NAME = "cronium: retry crashed runs of events with retries"
-RETRYABLE_TAG = "cronium-retryable"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum flow-run heartbeat interval
 # The retried run tells this automatic retry from one by hand by the state's message.
 RETRY_MESSAGE = "It crashed and its event has retries: scheduled again."

@@ -29,11 +29,19 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPS
 
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import Event, EventStatus
+from cronium_prefect.names import (
+    ACTIVATED_TAG,
+    CHAINS_TAG,
+    FLOW_NAME,
+    OWNER_TAG,
+    POOL_TYPE,
+    RETRYABLE_TAG,
+    SERVER_TAG,
+    TYPE_TAG,
+)
 from cronium_prefect.settings import get_settings
 
-from .crash_detection import RETRYABLE_TAG
 from .parameters import PARAMETER_SCHEMA
-from .resolve import FLOW_NAME
 from .status import deployed_status, lifecycle_tag
 
 __all__ = [
@@ -46,11 +54,6 @@ __all__ = [
     "PARAMETER_SCHEMA",
     "ENTRYPOINT",
     "QUEUE_PRIORITIES",
-    "TYPE_TAG",
-    "OWNER_TAG",
-    "SERVER_TAG",
-    "CHAINS_TAG",
-    "TRIGGER_TAG",
     "facet_tags",
     "activated_at",
     "set_event_status",
@@ -58,15 +61,6 @@ __all__ = [
 
 ENTRYPOINT = "cronium_prefect.flows.event_flow.cronium_event"  # a module path: any worker
 QUEUE_PRIORITIES = {"critical": 1, "high": 2, "normal": 3, "low": 4}  # lower runs first
-TYPE_TAG = "cronium-type:"
-OWNER_TAG = "cronium-owner:"
-SERVER_TAG = "cronium-server:"
-CHAINS_TAG = "cronium-runs:"  # this event's actions may start the named event
-# On flow runs: how the run was started (Prefect tags scheduled runs "auto-scheduled").
-TRIGGER_TAG = "cronium-trigger:"
-ACTIVATED_TAG = (
-    "cronium-activated:"  # when the event last became active: max_executions counts from it
-)
 _PAGE = 200  # the most Prefect's /deployments/filter returns at once (one page at a time:
 # 2, 3 or 4 at once were 5-85% slower to read 1,600 deployments on SQLite)
 # One write at a time. Prefect's server does them one at a time anyway (CPU-bound, one
@@ -164,7 +158,7 @@ async def ensure_pool(client: PrefectClient, pool: str | None = None) -> None:
     """The `cronium` work pool and one queue per priority (critical drains first)."""
     pool = pool or get_settings().work_pool
     try:
-        await client.create_work_pool(WorkPoolCreate(name=pool, type="cronium"))
+        await client.create_work_pool(WorkPoolCreate(name=pool, type=POOL_TYPE))
     except ObjectAlreadyExists:
         pass
     existing = {q.name: q for q in await client.read_work_queues(work_pool_name=pool)}

@@ -23,6 +23,7 @@ from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import CroniumError, RunFailed
 from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
+from cronium_prefect.names import Trigger
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible
@@ -109,7 +110,7 @@ async def cronium_event(
     flow_run = context.flow_run if context else None
     run_id = str(flow_run.id) if flow_run else "local"
     if trigger is None:
-        trigger = "schedule" if flow_run and flow_run.auto_scheduled else "api"
+        trigger = (Trigger.SCHEDULE if flow_run and flow_run.auto_scheduled else Trigger.API).value
     record = RunRecord(
         event="?",
         run_id=run_id,

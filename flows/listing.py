@@ -8,12 +8,13 @@ from typing import Any
 
 from prefect.client.orchestration import PrefectClient, get_client
 
+from cronium_prefect.names import FINAL_STATE_TYPES
+
 from .deploy import read_deployed_events
 from .status import deployed_status
 
 __all__ = ["list_events", "schedule_text"]
 
-_FINAL = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
 _RUNS = 200
 
 
@@ -77,7 +78,7 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
         if ids:
             next_runs, last_runs = await asyncio.gather(
                 _runs(client, ids, ["SCHEDULED"], "NEXT_SCHEDULED_START_TIME_ASC"),
-                _runs(client, ids, _FINAL, "END_TIME_DESC"),
+                _runs(client, ids, list(FINAL_STATE_TYPES), "END_TIME_DESC"),
             )
     rows = []
     for deployment in sorted(chosen, key=lambda d: d.name):

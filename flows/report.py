@@ -6,6 +6,7 @@ import json
 
 from prefect.artifacts import acreate_markdown_artifact
 
+from cronium_prefect.names import run_artifact_key
 from cronium_prefect.record import RunRecord
 
 __all__ = ["publish_run_artifact", "render_markdown"]
@@ -46,6 +47,6 @@ def render_markdown(record: RunRecord) -> str:
 async def publish_run_artifact(record: RunRecord) -> None:
     await acreate_markdown_artifact(
         markdown=render_markdown(record),
-        key=f"cronium-{record.event}",
+        key=run_artifact_key(record.event),
         description=f"Cronium run of {record.event}: {record.status.value}",
     )

@@ -1,20 +1,21 @@
-"""Turning the flow's `event` parameter (a definition or a name) into an Event."""
+"""Turning the flow's `event` parameter (a definition or a name) into an Event, and
+starting a deployed event's run by name."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
 
 from cronium_prefect.errors import EventNotFound, InvalidEvent, Problem
 from cronium_prefect.event import NAME_PATTERN, Event
+from cronium_prefect.names import FLOW_NAME, Trigger
 
-__all__ = ["resolve_event", "deployment_name"]
-
-FLOW_NAME = "cronium-event"
+__all__ = ["resolve_event", "deployment_name", "run_now", "FLOW_NAME"]
 
 
 def deployment_name(event_name: str) -> str:
@@ -49,3 +50,18 @@ def _validated(data: Any, source: str) -> Event:
                 for e in exc.errors(include_url=False)
             ]
         ) from None
+
+
+async def run_now(client: PrefectClient, name: str, input: Any = None) -> FlowRun:
+    """Start a run of the deployed event `name` through its deployment (a worker runs it):
+    "Run now", from the CLI (`cronium trigger`) and the dashboard alike. Raises
+    EventNotFound for a name no deployed event has."""
+    try:
+        deployment = await client.read_deployment_by_name(deployment_name(name))
+    except ObjectNotFound:
+        raise EventNotFound(f"no event named {name!r} (see `cronium events`)") from None
+    return await client.create_flow_run_from_deployment(
+        deployment.id,
+        parameters={"input": input, "trigger": Trigger.MANUAL.value},
+        tags=[Trigger.MANUAL.tag],
+    )

@@ -13,6 +13,7 @@ import paramiko
 from prefect.events import emit_event
 
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
+from cronium_prefect.names import SERVER_CHECKED, circuit_event, server_resource_id
 
 if TYPE_CHECKING:
     from cronium_prefect.executors.ssh_pool import ConnectionPool
@@ -25,10 +26,6 @@ _FACTS_COMMAND = (
     "awk '/^MemTotal:/ {print $2}' /proc/meminfo; cut -d' ' -f1 /proc/uptime; "
     '( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" ) || echo unknown'
 )
-
-
-def server_resource_id(name: str) -> str:
-    return f"cronium.server.{name}"
 
 
 def _read_facts(name: str, server: Any) -> dict[str, Any]:
@@ -81,7 +78,7 @@ def check_server(name: str) -> dict[str, Any]:
 
 def _record(name: str, payload: dict[str, Any]) -> None:
     emit_event(
-        event="cronium.server.checked",
+        event=SERVER_CHECKED,
         resource={"prefect.resource.id": server_resource_id(name), "prefect.resource.name": name},
         payload=payload,
     )
@@ -91,7 +88,7 @@ def announce_circuit(name: str, state: str, failures: int, cooldown: float) -> N
     """A Prefect event per breaker transition: the breaker lives in one worker process, the
     event lets the dashboard (or an automation) see it."""
     emit_event(
-        event=f"cronium.server.circuit-{state}",
+        event=circuit_event(state),
         resource={"prefect.resource.id": server_resource_id(name), "prefect.resource.name": name},
         payload={"failures": failures, "cooldown_s": cooldown},
     )

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from cronium_prefect.event import EventStatus
+from cronium_prefect.names import LIFECYCLE_TAG
 
 __all__ = ["LIFECYCLE_TAG", "lifecycle_tag", "deployed_status", "status_query"]
 
-LIFECYCLE_TAG = "cronium-lifecycle:"
 _LIVE = "live"
 _SHELVED = (EventStatus.draft, EventStatus.archived)
 

@@ -18,7 +18,6 @@ from .common import JsonOption, err, fail_usage, out, print_json
 __all__ = ["register"]
 
 PROGRESS_FROM = 50  # show a progress bar when at least this many deployments are written
-_BLOCK_PAGE = 200
 
 
 def register(app: typer.Typer) -> None:
@@ -37,41 +36,27 @@ async def _existing() -> dict[str, Any]:
 
 async def _server_names() -> set[str]:
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+
+    from cronium_prefect.blocks import SSHServer
+    from cronium_prefect.blocks.documents import of_type, read_documents
 
     async with get_client() as client:
-        try:
-            documents = await client.read_block_documents_by_type("cronium-ssh-server")
-        except ObjectNotFound:
-            return set()
-    return {d.name for d in documents if d.name}
+        documents = await read_documents(client, of_type(SSHServer.get_block_type_slug()))
+    return {d["name"] for d in documents if d.get("name")}
 
 
 async def _notification_block_names() -> dict[str, list[str]]:
     """Name -> block types of every notification block (paged: there may be many)."""
     from prefect.client.orchestration import get_client
 
+    from cronium_prefect.blocks.documents import NOTIFIERS, read_documents
+
     found: dict[str, list[str]] = {}
     async with get_client() as client:
-        offset = 0
-        while True:
-            response = await client.request(
-                "POST",
-                "/block_documents/filter",
-                json={
-                    "block_schemas": {"block_capabilities": {"all_": ["notify"]}},
-                    "limit": _BLOCK_PAGE,
-                    "offset": offset,
-                },
-            )
-            response.raise_for_status()
-            page = response.json()
-            for doc in page:
-                if doc.get("name"):
-                    found.setdefault(doc["name"], []).append(doc["block_type"]["slug"])
-            if len(page) < _BLOCK_PAGE:
-                return found
-            offset += _BLOCK_PAGE
+        for doc in await read_documents(client, NOTIFIERS):
+            if doc.get("name"):
+                found.setdefault(doc["name"], []).append(doc["block_type"]["slug"])
+    return found
 
 
 def _message_blocks(event: Event) -> list[tuple[str, str]]:

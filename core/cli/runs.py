@@ -16,6 +16,7 @@ import typer
 from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
 from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.loader import load_file
+from cronium_prefect.names import Trigger
 
 from .common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
 
@@ -46,27 +47,18 @@ def trigger(
 ) -> None:
     """Run now through the deployment: a worker picks it up (\"Run now\")."""
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
 
-    from cronium_prefect.flows.deploy import TRIGGER_TAG
     from cronium_prefect.flows.follow import follow_logs, read_record
-    from cronium_prefect.flows.resolve import deployment_name
+    from cronium_prefect.flows.resolve import run_now
 
     input_data = _parse_input(input)
 
     async def go() -> tuple[Any, dict[str, Any] | None]:
         async with get_client() as client:
             try:
-                deployment = await client.read_deployment_by_name(deployment_name(name))
+                run = await run_now(client, name, input_data)
             except EventNotFound as exc:
                 raise fail_usage(str(exc)) from None
-            except ObjectNotFound:
-                raise fail_usage(f"no event named {name!r} (see `cronium events`)") from None
-            run = await client.create_flow_run_from_deployment(
-                deployment.id,
-                parameters={"input": input_data, "trigger": "manual"},
-                tags=[f"{TRIGGER_TAG}manual"],
-            )
             err.print(f"triggered {name}: flow run {run.id}", highlight=False)
             if not wait:
                 return run, None
@@ -222,7 +214,9 @@ async def _run_now(chosen: Event | str, input_data: Any) -> dict[str, Any]:
     from cronium_prefect.flows.resolve import resolve_event
 
     event = await resolve_event(chosen)  # unknown names fail here, before any run exists
-    state = await cronium_event(event=event, input=input_data, trigger="manual", return_state=True)
+    state = await cronium_event(
+        event=event, input=input_data, trigger=Trigger.MANUAL.value, return_state=True
+    )
     result = await state.result(raise_on_failure=False)
     record = result.record if isinstance(result, RunFailed) else result
     if not isinstance(record, dict):

@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
+from cronium_prefect.event import NAME_PATTERN
 from cronium_prefect.prefect_adapter import load_block_sync, save_block_sync
 
 from .common import JsonOption, err, fail, fail_usage, out, print_json
@@ -19,7 +20,6 @@ from .common import JsonOption, err, fail, fail_usage, out, print_json
 __all__ = ["servers_app"]
 
 servers_app = typer.Typer(help="SSH servers remote events run on.", no_args_is_help=True)
-BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
 def _load(name: str):
@@ -54,7 +54,7 @@ def add(
     from cronium_prefect.blocks import SSHServer
     from cronium_prefect.executors.ssh_pool import connect
 
-    if not BLOCK_NAME.fullmatch(name):  # `$` alone would let a final newline through
+    if not re.fullmatch(NAME_PATTERN, name):  # fullmatch: `$` alone lets a final newline in
         raise fail_usage(f"server name {name!r}: use 1-100 of a-z, 0-9 and '-'")
     if (key_file is None) == (not password_stdin):
         raise fail_usage("give exactly one of --key-file or --password-stdin")
@@ -124,26 +124,21 @@ def test(name: str, as_json: JsonOption = False) -> None:
 def list_servers(as_json: JsonOption = False) -> None:
     """List the servers and their pinned host keys."""
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
 
     from cronium_prefect.blocks import SSHServer
+    from cronium_prefect.blocks.documents import of_type, read_documents_sync
 
     with get_client(sync_client=True) as client:
-        try:
-            documents = client.read_block_documents_by_type(
-                SSHServer.get_block_type_slug(), include_secrets=False
-            )
-        except ObjectNotFound:
-            documents = []
+        documents = read_documents_sync(client, of_type(SSHServer.get_block_type_slug()))
     rows = []
     for document in documents:
-        data = document.data
+        data = document["data"]
         server = SSHServer.model_construct(
             **{k: v for k, v in data.items() if k in ("host", "port", "username", "host_key")}
         )
         rows.append(
             {
-                "name": document.name,
+                "name": document["name"],
                 "host": data.get("host"),
                 "port": data.get("port"),
                 "user": data.get("username"),

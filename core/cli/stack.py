@@ -49,7 +49,7 @@ def _events_folder() -> Path | None:
     """./events, else the repository's examples (when running from a checkout)."""
     for candidate in (
         Path("events"),
-        Path(__file__).resolve().parent.parent / "examples" / "events",
+        Path(__file__).resolve().parents[2] / "examples" / "events",
     ):
         if candidate.is_dir():
             return candidate

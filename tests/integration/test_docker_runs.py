@@ -13,6 +13,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, Fl
 from prefect.client.schemas.objects import StateType
 
 from cronium_prefect.blocks.variable_store import get_variable_store
+from cronium_prefect.names import run_artifact_key
 
 from .helpers import event_from, logs_of, run_flow, script_lines
 
@@ -83,7 +84,9 @@ def test_helper_scenario_in_every_language(stack, language):
         async with get_client() as client:
             return await client.read_latest_artifacts()
 
-    found = [a for a in asyncio.run(artifact()) if a.key == f"cronium-scenario-{language}"]
+    found = [
+        a for a in asyncio.run(artifact()) if a.key == run_artifact_key(f"scenario-{language}")
+    ]
     assert found and "SUCCESS" in found[0].data and '"deep": true' in found[0].data
 
 

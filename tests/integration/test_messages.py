@@ -13,6 +13,7 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 
 from cronium_prefect.blocks import CroniumEmail
+from cronium_prefect.names import messages_artifact_key
 from cronium_prefect.record import RunStatus
 from tests.receivers import HttpReceiver, SmtpReceiver
 
@@ -100,7 +101,7 @@ def test_webhook_message_is_rendered_sent_and_recorded(prefect_api, docker_clien
     assert [r.json() for r in receiver.requests] == [
         {"subject": "msg-ok SUCCESS", "text": "rows=7 condition=True"}
     ]
-    (delivery,) = _artifact("cronium-messages-msg-ok")
+    (delivery,) = _artifact(messages_artifact_key("msg-ok"))
     assert delivery["status"] == "sent" and delivery["attempts"] == 1
     assert delivery["channel"] == "msg-hook" and delivery["subject"] == "msg-ok SUCCESS"
 
@@ -168,7 +169,7 @@ def test_a_failing_receiver_is_retried_then_recorded_and_announced(
     assert record["status"] == "SUCCESS" and state.is_completed()
     retries = int(os.environ.get("CRONIUM_MESSAGE_RETRIES", "2"))
     assert len(receiver.requests) == retries + 1
-    (delivery,) = _artifact("cronium-messages-msg-broken")
+    (delivery,) = _artifact(messages_artifact_key("msg-broken"))
     assert delivery["status"] == "failed" and delivery["attempts"] == retries + 1
     assert "500" in delivery["error"]
     emitted = _events("cronium.message.failed", f"cronium.message.{record['run_id']}")
@@ -200,7 +201,7 @@ def test_template_errors_and_sandbox_escapes_fail_the_action_not_the_run(
     state, record = run_flow(event)
     assert record["status"] == "SUCCESS" and state.is_completed()
     assert receiver.requests == []
-    deliveries = _artifact("cronium-messages-msg-tpl")
+    deliveries = _artifact(messages_artifact_key("msg-tpl"))
     assert [d["status"] for d in deliveries] == ["failed", "failed", "failed"]
     assert deliveries[0]["error"].startswith("actions[0].send_message.message: line 2:")
     assert deliveries[0]["action"] == "actions[0].send_message"
@@ -254,7 +255,7 @@ def test_slack_and_discord_payloads_in_each_services_format(
     discord = by_path["/discord/1234/tok-abc"].json()
     assert "discord says SUCCESS" in json.dumps(discord)
     assert "content" in discord or "embeds" in discord  # Discord's message format
-    deliveries = _artifact("cronium-messages-msg-chat")
+    deliveries = _artifact(messages_artifact_key("msg-chat"))
     assert [d["status"] for d in deliveries] == ["sent", "sent"]
 
 

@@ -44,6 +44,7 @@ from cronium_prefect.blocks.variable import CroniumVariable
 from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import InvalidEvent, RunFailed
 from cronium_prefect.flows import cronium_event
+from cronium_prefect.names import messages_artifact_key
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import check_key
 from tests.cli import cronium
@@ -384,7 +385,7 @@ def test_hostile_values_arrive_as_data_and_templates_stay_text(stack, ssh_server
     expected_back = separator.join([*TEXTS, nested_text])
     written_back = {key: stored.get(key) == expected_back for key in ("BACK_DOCKER", "BACK_SSH")}
     requests = [r.json() for r in receiver.requests]
-    deliveries = _artifact("cronium-messages-inject-docker-python")
+    deliveries = _artifact(messages_artifact_key("inject-docker-python"))
     refusals = [d["error"] for d in deliveries[2:]]
     found = markers()
     report(

@@ -68,3 +68,16 @@ def test_facet_tags_name_type_owner_servers_chained_events_and_retries():
     lifecycle = "cronium-lifecycle:live"  # paused lives in Prefect's paused flag alone
     assert set(deployment_spec(event)["tags"]) == {"ops", "cronium", *facet_tags(event), lifecycle}
     assert deployment_spec(event)["paused"] is True
+
+
+def test_run_and_message_artifact_keys_never_collide():
+    """`cronium-{event}` and `cronium-messages-{event}` did, for an event named
+    `messages-x`: the run of `messages-x` and the messages of `x` shared a key."""
+    from cronium_prefect.names import messages_artifact_key, run_artifact_key
+
+    names = ["x", "messages-x", "msg-x", "run-x", "run", "msg", "messages", "a-b", "0"]
+    runs = {run_artifact_key(n) for n in names}
+    messages = {messages_artifact_key(n) for n in names}
+    assert len(runs) == len(messages) == len(names)
+    assert runs.isdisjoint(messages)
+    assert run_artifact_key("messages-x") != messages_artifact_key("x")
