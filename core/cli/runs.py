@@ -4,9 +4,13 @@ workers that run them."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
+import os
 import re
 import signal
+import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -137,15 +141,38 @@ def worker(
         # Prefect ships log lines every 2 s: a line would show ~1 s late on average (up to
         # 2 s) in the UI, the dashboard and `cronium logs --follow`. bench/log_latency.py
         updates["logging.to_api.batch_interval"] = LOG_BATCH_SECONDS
-    # systemd, `docker stop` and `cronium up` stop a worker with SIGTERM, which killed it at
-    # once: stop as on Ctrl-C instead (its runs' scripts stopped and the runs marked
-    # Crashed, their last log lines sent).
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    signal.signal(signal.SIGTERM, _stop_on_term)
     with temporary_settings(updates=updates):
         try:
             asyncio.run(serve(pool or settings.work_pool, limit, name))
         except KeyboardInterrupt:
             err.print("worker stopped", highlight=False)
+
+
+# A worker stops within ~20 s (10 s for its runs' scripts to end, 10 s for their flows to
+# record it). Past this, it says what each thread is doing and exits: once one outlived
+# SIGTERM by more than 30 s (not reproduced since), and its caller gave up on it.
+STOP_DEADLINE_S = 25
+
+
+def _stop_on_term(*_: Any) -> None:
+    """systemd, `docker stop` and `cronium up` stop a worker with SIGTERM, which killed it
+    at once: stop as on Ctrl-C instead (its runs' scripts stopped and the runs marked
+    Crashed, their last log lines sent), within STOP_DEADLINE_S."""
+    watchdog = threading.Timer(STOP_DEADLINE_S, _stopped_too_slowly)
+    watchdog.daemon = True
+    watchdog.start()
+    signal.raise_signal(signal.SIGINT)
+
+
+def _stopped_too_slowly() -> None:
+    err.print(
+        f"worker: still stopping {STOP_DEADLINE_S} s after SIGTERM; what each thread is doing:",
+        highlight=False,
+    )
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    err.print("worker: exiting now (crash detection marks its unfinished runs)", highlight=False)
+    os._exit(EXIT_FAILED)
 
 
 def _parse_input(text: str | None) -> Any:
