@@ -43,11 +43,15 @@ async def follow_logs(
     """Emit every log of the run in order; with `follow`, keep going until the run has
     ended and its last line is in. Returns the run's final flow run object.
 
-    A run that ended without Prefect's last line is followed for GRACE_SECONDS more; if
-    its record then counts more script lines than arrived, `warn` says how many are
-    missing (they show in `cronium logs` once they arrive).
+    A Cronium run's record (written before its final state) counts its script lines: once
+    the run is final and they have all arrived, the follower stops, without waiting for
+    Prefect's closing line, which ships ~0.5 s later. Otherwise it stops at that line, or
+    GRACE_SECONDS after the run ended without it; then, if the record counts more script
+    lines than arrived, `warn` says how many are missing (`cronium logs` shows them once
+    they arrive).
     """
     offset, seen_script_lines, last_line_in, ended = 0, 0, False, None
+    record: dict[str, Any] | None = None
     while True:
         run = await client.read_flow_run(flow_run_id)
         while True:
@@ -69,9 +73,14 @@ async def follow_logs(
         if run.state is not None and run.state.is_final():
             if last_line_in:
                 return run
+            record = record or await read_record(client, flow_run_id)
+            # One attempt: the record's count is every script line of the run (with
+            # retries it counts the last attempt's only).
+            if record and record.get("attempts") == 1:
+                if seen_script_lines >= record.get("log_lines", 0):
+                    return run
             ended = ended or time.monotonic()
             if time.monotonic() - ended >= GRACE_SECONDS:
-                record = await read_record(client, flow_run_id)
                 missing = (record or {}).get("log_lines", 0) - seen_script_lines
                 if missing > 0:
                     warn(
