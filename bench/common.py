@@ -87,6 +87,17 @@ def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
             process.wait()
 
 
+def quantiles(values: list[float], at: tuple[float, ...] = (0.5, 0.99)) -> dict[str, float]:
+    """`p50_s`, `p99_s` (or the quantiles asked for), `max_s` and `n` of `values`."""
+    ordered = sorted(values)
+
+    def value(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    found: dict[str, float] = {f"p{round(q * 100)}_s": value(q) for q in at}
+    return {**found, "max_s": round(ordered[-1], 3), "n": len(ordered)}
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, stop, write_result  # noqa: E402
+from common import metric, prefect_api, quantiles, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     apply,
     cli_env,
@@ -42,15 +42,6 @@ from harness import (  # noqa: E402
 P50_GOAL, P99_GOAL = 0.5, 2.5
 MARK = "LAT "
 DEPLOYMENT = "cronium-event/bench-log-latency"
-
-
-def quantiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"p50_s": at(0.5), "p99_s": at(0.99), "max_s": round(ordered[-1], 3), "n": len(ordered)}
 
 
 async def watch(run_id: str, lines: int, timeout: float) -> dict[int, tuple[float, float, float]]:

@@ -27,21 +27,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, stop, write_result  # noqa: E402
+from common import metric, prefect_api, quantiles, stop, write_result  # noqa: E402
 from harness import CLI, apply, cli_env, start_worker, wait_for_workers  # noqa: E402
 
 P50_GOAL = 0.5
 EVENT = "bench-wait"
 RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def quantiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"p50_s": at(0.5), "p90_s": at(0.9), "max_s": round(ordered[-1], 3), "n": len(ordered)}
 
 
 async def _end_time(run_id: str) -> float:
@@ -104,7 +95,10 @@ def main() -> None:
                     )
             finally:
                 stop(worker)
-    figures = {"trigger_wait": quantiles(ours), "prefect_deployment_run_watch": quantiles(prefect)}
+    figures = {
+        "trigger_wait": quantiles(ours, (0.5, 0.9)),
+        "prefect_deployment_run_watch": quantiles(prefect, (0.5, 0.9)),
+    }
     row = metric(
         "run final -> `cronium trigger --wait` returned, p50",
         figures["trigger_wait"]["p50_s"],
