@@ -235,7 +235,9 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
                 "/artifacts/filter",
                 {
                     "artifacts": {
-                        "key": {"any_": [run_artifact_key(name)]},
+                        # Runs before the keys were renamed used `cronium-<event>`; only
+                        # artifacts with a record section are read as records.
+                        "key": {"any_": [run_artifact_key(name), f"cronium-{name}"]},
                         "flow_run_id": {"any_": [r["id"] for r in runs]},
                     },
                     "limit": _BATCH,

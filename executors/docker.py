@@ -24,7 +24,6 @@ from docker.models.containers import Container
 
 from cronium_prefect.errors import DockerUnavailable, ExecutorError, ImageNotFound
 from cronium_prefect.process import current_identity, is_orphan
-from cronium_prefect.settings import get_settings
 
 from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
 
@@ -41,8 +40,6 @@ COMMANDS = {
 }
 _STREAMS = {1: "stdout", 2: "stderr"}
 DRAIN_BUFFER_BYTES = 64 * 1024 * 1024  # output read from dockerd, not logged yet
-_reaped = False
-_reap_lock = threading.Lock()
 
 
 def docker_client(
@@ -169,10 +166,18 @@ def _tree_size(directory: Path, stop_above: int) -> int:
 class DockerExecutor(Executor[_Run]):
     """Runs scripts in fresh containers. One instance may serve many runs concurrently."""
 
-    def __init__(self, client: docker.DockerClient | None = None):
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        user: str = "65534:65534",
+        pull: str = "missing",
+    ):
+        """`user` runs the scripts (uid:gid); `pull` is `missing` or `never` (an image
+        not present is then an error): CRONIUM_DOCKER_USER and CRONIUM_DOCKER_PULL."""
         self.client = client or docker_client()
         self.owner = current_identity()
-        self._reap_orphans_once()
+        self.user, self.pull = user, pull
 
     def run(self, request: ExecutionRequest) -> ExecutionResult:
         try:
@@ -182,14 +187,6 @@ class DockerExecutor(Executor[_Run]):
             raise DockerUnavailable(
                 f"the Docker daemon failed during the run: {_reason(exc)}"
             ) from None
-
-    def _reap_orphans_once(self) -> None:
-        global _reaped
-        with _reap_lock:
-            if _reaped:
-                return
-            _reaped = True
-        self.reap_orphans()
 
     def reap_orphans(self) -> None:
         """Remove containers left by a process of this host that died mid-run."""
@@ -208,7 +205,7 @@ class DockerExecutor(Executor[_Run]):
 
     def _pull_missing(self, image: str) -> None:
         """Called only after the daemon said the image is absent: a present one is never pulled."""
-        if get_settings().docker_pull == "never":
+        if self.pull == "never":
             raise ImageNotFound(
                 f"image {image!r} is not present locally and pulling is off "
                 "(CRONIUM_DOCKER_PULL=never); build or load it first"
@@ -254,11 +251,10 @@ class DockerExecutor(Executor[_Run]):
             "HOME": "/tmp",
         }
         staging = str(request.staging.root)
-        settings = get_settings()
         container = self._create(
             request.image,
             command=COMMANDS[request.language],
-            user=settings.docker_user,
+            user=self.user,
             environment=env,
             working_dir="/tmp",
             labels={

@@ -3,7 +3,7 @@
 - `send_message`: the subject and message are rendered here (sandboxed Jinja2), then a
   `cronium-message` subflow delivers them through the named Prefect notification block,
   retrying with Prefect task retries. Every message is recorded — a table artifact
-  `cronium-messages-<event>` on the run that fired it, and a Prefect event
+  `cronium-msg-<event>` on the run that fired it, and a Prefect event
   `cronium.message.sent` or `cronium.message.failed` that automations can act on.
 - `run_event`: the target's deployment is started with this run's output as its input
   (`run_deployment`, so it runs where that event runs and is linked as a subflow);
@@ -257,7 +257,7 @@ async def run_actions(
 
 
 async def record_deliveries(event: Event, record: RunRecord, deliveries: list[Delivery]) -> None:
-    """The messages of one run, as the table artifact `cronium-messages-<event>` (each
+    """The messages of one run, as the table artifact `cronium-msg-<event>` (each
     message's event is already emitted, so a failure here is logged, never raised)."""
     if not deliveries:
         return

@@ -149,7 +149,7 @@ def deployment_spec(event: Event) -> dict[str, Any]:
     # The version hashes the definition, not the status: the status is compared with
     # the deployment's own paused flag (`apply_events`), which Prefect's UI may change.
     spec["version"] = "cronium-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
-    spec["tags"].append(lifecycle_tag(event.status))
+    spec["tags"] = sorted({*spec["tags"], lifecycle_tag(event.status)})
     spec["paused"] = event.status != EventStatus.active
     return spec
 

@@ -25,7 +25,6 @@ from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
 from cronium_prefect.names import Trigger
 from cronium_prefect.record import RunRecord, RunStatus
-from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import Visible
 
 from .actions import run_actions
@@ -35,7 +34,8 @@ from .outcome import fill_record
 from .report import publish_run_artifact
 from .request_events import run_http, run_tool
 from .resolve import FLOW_NAME, resolve_event
-from .script import ScriptRun, reap_leftovers, run_on_target
+from .runtime import current_runtime
+from .script import ScriptRun, run_on_target
 
 __all__ = ["cronium_event", "FLOW_NAME"]
 
@@ -157,7 +157,7 @@ async def _earlier_crashes(flow_run: Any, definition: Event, logger: logging.Log
         return 0
     if definition.run_location == RunLocation.local:
         # A dead worker's container may still run the last attempt: not two at once.
-        await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
+        await anyio.to_thread.run_sync(current_runtime().reap_leftovers)
     if crashes > definition.retries:
         raise CroniumError(
             f"the worker running it stopped {crashes} time(s); the event's retries "
@@ -184,7 +184,8 @@ async def _run(
         return await run_http(definition, input, record, logger)
     if definition.type == EventType.tool:
         return await run_tool(definition, input, record, logger)
-    settings = get_settings()
+    runtime = current_runtime()
+    settings = runtime.settings
     store = get_variable_store()
     visible: Visible = await anyio.to_thread.run_sync(store.visible, definition.owner)
     run = ScriptRun(
@@ -198,6 +199,7 @@ async def _run(
         store=store,
         log=logger,
         settings=settings,
+        runtime=runtime,
         servers={name: await _load_server(name) for name in definition.servers},
     )
     with run:  # reachable by cancel_run while it executes

@@ -40,17 +40,19 @@ async def follow_logs(
     poll_s: float = 0.2,
     warn: Callable[[str], None] = lambda message: None,
 ) -> Any:
-    """Emit every log of the run in order; with `follow`, keep going until the run has
-    ended and its last line is in. Returns the run's final flow run object.
+    """Emit every log of the run in order (each once); with `follow`, keep going until the
+    run has ended and its last line is in. Returns the run's final flow run object.
 
-    A Cronium run's record (written before its final state) counts its script lines: once
-    the run is final and they have all arrived, the follower stops, without waiting for
-    Prefect's closing line, which ships ~0.5 s later. Otherwise it stops at that line, or
-    GRACE_SECONDS after the run ended without it; then, if the record counts more script
-    lines than arrived, `warn` says how many are missing (`cronium logs` shows them once
-    they arrive).
+    A script run whose flow logs nothing after its script (no actions, no max_executions)
+    ends with its record (written before the final state), which counts the script's
+    lines: once the run is final and they have all arrived, the follower stops, without
+    waiting for Prefect's closing line, which ships ~0.5 s later. Otherwise it stops at
+    that line, or GRACE_SECONDS after the run ended without it; then, if the record counts
+    more script lines than arrived, `warn` says how many are missing (`cronium logs` shows
+    them once they arrive).
     """
     offset, seen_script_lines, last_line_in, ended = 0, 0, False, None
+    emitted: set[Any] = set()  # offset paging by timestamp can return a line twice
     record: dict[str, Any] | None = None
     while True:
         run = await client.read_flow_run(flow_run_id)
@@ -62,8 +64,13 @@ async def follow_logs(
                 offset=offset,
             )
             for log in page:
+                if log.id in emitted:
+                    continue
+                emitted.add(log.id)
                 emit(log)
-                last_line_in = last_line_in or log.message.startswith(FINISHED)
+                # The flow's own closing line; its tasks log one too, mid-run.
+                if log.task_run_id is None and log.message.startswith(FINISHED):
+                    last_line_in = True
                 seen_script_lines += bool(SCRIPT_LINE.match(log.message))
             offset += len(page)
             if len(page) < 200:
@@ -74,9 +81,7 @@ async def follow_logs(
             if last_line_in:
                 return run
             record = record or await read_record(client, flow_run_id)
-            # One attempt: the record's count is every script line of the run (with
-            # retries it counts the last attempt's only).
-            if record and record.get("attempts") == 1:
+            if record and _script_lines_are_last(run, record):
                 if seen_script_lines >= record.get("log_lines", 0):
                     return run
             ended = ended or time.monotonic()
@@ -90,6 +95,24 @@ async def follow_logs(
                     )
                 return run
         await anyio.sleep(poll_s)
+
+
+_SCRIPT_TYPES = {"bash", "python", "node"}
+
+
+def _script_lines_are_last(run: Any, record: dict[str, Any]) -> bool:
+    """Whether the record's line count is every line the run logs that matters: one
+    execution (no retry, no restart after a crash) of a script event whose flow logs
+    nothing after it (no actions, no max_executions)."""
+    event = (run.parameters or {}).get("event")
+    return (
+        isinstance(event, dict)
+        and event.get("type") in _SCRIPT_TYPES
+        and not event.get("actions")
+        and not event.get("max_executions")
+        and record.get("attempts") == 1
+        and (run.run_count or 0) <= 1
+    )
 
 
 async def read_record(client: PrefectClient, flow_run_id: UUID) -> dict[str, Any] | None:

@@ -9,84 +9,24 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.errors import ExecutorError
 from cronium_prefect.event import Event, RunLocation
 from cronium_prefect.executors.base import ExecutionRequest, ExecutionResult, Executor, Limits
-from cronium_prefect.executors.docker import DockerExecutor
 from cronium_prefect.executors.ssh import SSHExecutor
 from cronium_prefect.names import SCRIPT_LINE_FORMAT
 from cronium_prefect.runtime_helpers.host import Staging
 from cronium_prefect.settings import CroniumSettings
 from cronium_prefect.variables import VariableStore, Visible
 
-from .servers import get_pool
+from .runtime import Runtime
 
-__all__ = ["ScriptRun", "run_on_target", "cancel_run", "configured_docker_client", "LOCAL"]
+__all__ = ["ScriptRun", "run_on_target", "LOCAL"]
 
 LOCAL = "local"
-_docker: DockerExecutor | None = None
-_docker_lock = threading.Lock()
 _write_lock = threading.Lock()
-_running: dict[str, ScriptRun] = {}  # by flow run id: what `cancel_run` can reach
-
-
-def cancel_run(run_id: str) -> bool:
-    """Kill the scripts of a flow run executing in this process; False if none is."""
-    run = _running.get(run_id)
-    if run is None:
-        return False
-    run.cancel.set()
-    return True
-
-
-def _docker_executor(staging_root: Path) -> DockerExecutor:
-    """One executor per process: it holds the client; at first use, leftovers of dead
-    processes (containers, run directories) are reaped."""
-    global _docker
-    with _docker_lock:
-        if _docker is None:
-            Staging.reap_orphans(staging_root)
-            _docker = DockerExecutor(configured_docker_client())
-        return _docker
-
-
-def configured_docker_client() -> Any:
-    """The Docker daemon runs go to: the prefect-docker `DockerHost` block named by
-    CRONIUM_DOCKER_HOST_BLOCK, else the environment's (DOCKER_HOST or the local socket).
-    Raises DockerUnavailable when it does not answer."""
-    from cronium_prefect.executors.docker import docker_client
-    from cronium_prefect.settings import get_settings
-
-    block_name = get_settings().docker_host_block
-    if not block_name:
-        return docker_client()
-    from prefect_docker import DockerHost
-
-    from cronium_prefect.prefect_adapter import load_block_sync
-
-    return docker_client(
-        lambda: load_block_sync(DockerHost, block_name).get_client(),
-        f"DockerHost block {block_name!r}",
-    )
-
-
-def reap_leftovers(staging_root: Path) -> str | None:
-    """Remove what runs of dead processes left here (containers, run directories), as a
-    worker starts or a crashed run starts again; the reason when Docker cannot be reached
-    (SSH events still work)."""
-    fresh = _docker is None
-    try:
-        executor = _docker_executor(staging_root)
-    except ExecutorError as exc:
-        return str(exc)
-    if not fresh:  # a new executor has just reaped both at its creation
-        executor.reap_orphans()
-        Staging.reap_orphans(staging_root)
-    return None
 
 
 @dataclass
@@ -103,17 +43,18 @@ class ScriptRun:
     store: VariableStore
     log: logging.LoggerAdapter
     settings: CroniumSettings
+    runtime: Runtime
     servers: dict[str, SSHServer] = field(default_factory=dict)
     attempt: int = 0
     results: dict[str, ExecutionResult] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> ScriptRun:
-        _running[self.run_id] = self
+        self.runtime.running[self.run_id] = self.cancel
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _running.pop(self.run_id, None)
+        self.runtime.running.pop(self.run_id, None)
 
     @property
     def targets(self) -> list[str]:
@@ -163,11 +104,11 @@ def _container_uid(user: str) -> int | None:
 
 def _executor(run: ScriptRun, target: str) -> Executor:
     if target == LOCAL:
-        return _docker_executor(run.settings.staging_root)
+        return run.runtime.docker()
     return SSHExecutor(
         run.servers[target],
         target,
-        get_pool(),
+        run.runtime.ssh_pool,
         run.settings.ssh_remote_dir,
         say=lambda message: run.log.warning("%s", message),
     )

@@ -6,8 +6,7 @@ The CLI and the dashboard read the last of each from the API."""
 from __future__ import annotations
 
 import re
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import paramiko
 from prefect.events import emit_event
@@ -15,10 +14,7 @@ from prefect.events import emit_event
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
 from cronium_prefect.names import SERVER_CHECKED, circuit_event, server_resource_id
 
-if TYPE_CHECKING:
-    from cronium_prefect.executors.ssh_pool import ConnectionPool
-
-__all__ = ["check_server", "server_resource_id", "announce_circuit", "get_pool"]
+__all__ = ["check_server", "announce_circuit"]
 
 # Fixed command: nothing from the user is interpolated into it.
 _FACTS_COMMAND = (
@@ -92,25 +88,3 @@ def announce_circuit(name: str, state: str, failures: int, cooldown: float) -> N
         resource={"prefect.resource.id": server_resource_id(name), "prefect.resource.name": name},
         payload={"failures": failures, "cooldown_s": cooldown},
     )
-
-
-_pool: ConnectionPool | None = None
-_pool_lock = threading.Lock()
-
-
-def get_pool() -> ConnectionPool:
-    """The process's SSH connection pool, with breaker settings from CRONIUM_SSH_*
-    settings and its breakers' transitions sent as Prefect events."""
-    global _pool
-    from cronium_prefect.executors.ssh_pool import ConnectionPool
-    from cronium_prefect.settings import get_settings
-
-    with _pool_lock:
-        if _pool is None:
-            settings = get_settings()
-            _pool = ConnectionPool(
-                threshold=settings.ssh_breaker_threshold,
-                cooldown=settings.ssh_breaker_cooldown,
-                announce=announce_circuit,
-            )
-        return _pool

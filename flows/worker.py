@@ -45,11 +45,11 @@ from cronium_prefect.prefect_adapter import (
     worker_pool,
     worker_task_group,
 )
-from cronium_prefect.settings import get_settings
 
 from .crash_detection import HEARTBEAT_SECONDS, ensure_crash_detection
 from .run_loops import RunHandle, RunLoops
-from .script import cancel_run, reap_leftovers
+from .runtime import Runtime, using_runtime
+from .status import migrate_legacy_status
 
 __all__ = ["CroniumWorker", "CroniumWorkerResult"]
 
@@ -77,6 +77,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._runs: dict[str, RunHandle] = {}  # the flow runs executing here, by id
+        self.runtime = Runtime()  # docker, SSH pool, runs' scripts: closed at teardown
         # Heartbeats at Prefect's minimum interval: a run whose worker dies is marked
         # Crashed after CRONIUM_CRASH_AFTER seconds, not 3 x 180 s. Set once per run loop:
         # a settings copy per run cost ~40 ms of CPU.
@@ -91,7 +92,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
 
     async def setup(self) -> None:
         await super().setup()
-        problem = await anyio.to_thread.run_sync(reap_leftovers, get_settings().staging_root)
+        problem = await anyio.to_thread.run_sync(self.runtime.reap_leftovers)
         if problem:
             self.log.warning("Docker events cannot run here until this is fixed: %s", problem)
         # setup runs once per `async with worker`; a worker entered twice keeps one of each.
@@ -109,6 +110,9 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             return
         try:
             await ensure_crash_detection(self.client)
+            migrated = await migrate_legacy_status(self.client)
+            if migrated:
+                self.log.info("events of an earlier version migrated: %s", ", ".join(migrated))
             self._crash_detection_ready = True
         except Exception as exc:
             self.log.warning(
@@ -120,8 +124,9 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         # get_client() returns the context's, where each new client costs ~20 ms of TLS
         # set-up (Prefect loads the CA bundle even for http://) and a new connection. The
         # engine would make several per run.
-        async with shared_clients():
-            await super().start(*args, **kwargs)
+        with using_runtime(self.runtime):
+            async with shared_clients():
+                await super().start(*args, **kwargs)
 
     @property
     def log(self) -> Any:
@@ -140,6 +145,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             await super().teardown(*exc_info)
         finally:
             self._loops.close()
+            self.runtime.close()  # SSH connections, the Docker client
 
     async def _stop_runs(self) -> None:
         """The worker is stopping (Ctrl-C, SIGTERM) with runs executing: stop their scripts
@@ -283,7 +289,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         happened (each ends by itself once its scripts stop), stop what is left, then set
         the runs' state to `final()`."""
         for key in keys:
-            cancel_run(key)  # containers killed / remote process groups killed
+            self.runtime.cancel_run(key)  # containers killed / remote process groups killed
         with anyio.move_on_after(CANCEL_GRACE_SECONDS):
             while any(key in self._runs for key in keys):
                 await anyio.sleep(0.1)
@@ -324,7 +330,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
     ) -> None:
         """Called by Prefect for a run cancelled before it started here: stop it if it did."""
         flow_run_id = infrastructure_pid.rsplit(":", 1)[-1]
-        cancel_run(flow_run_id)
+        self.runtime.cancel_run(flow_run_id)
         handle = self._runs.get(flow_run_id)
         if handle is not None:
             handle.cancel()

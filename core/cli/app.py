@@ -3,8 +3,6 @@ API failures as one-line errors."""
 
 from __future__ import annotations
 
-import gc
-
 import typer
 
 from cronium_prefect.errors import CroniumError
@@ -64,11 +62,6 @@ def main() -> None:
     except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as exc:
         url = get_current_settings().api.url or "the temporary Prefect server"
         raise SystemExit(_api_failure(url, exc)) from None
-    finally:
-        # The interpreter's last collections walk every object Prefect's imports made:
-        # ~0.3 s of every command's exit, measured (bench/wait_latency.py). Frozen objects
-        # are skipped; exit hooks (Prefect's log and event queues) still run.
-        gc.freeze()
 
 
 def _api_failure(url: str, exc: Exception) -> int:

@@ -29,8 +29,10 @@ async def _existing() -> dict[str, Any]:
     from prefect.client.orchestration import get_client
 
     from cronium_prefect.flows.deploy import read_deployed_events
+    from cronium_prefect.flows.status import migrate_legacy_status
 
     async with get_client() as client:
+        await migrate_legacy_status(client)  # deployments of an earlier version
         return await read_deployed_events(client)
 
 

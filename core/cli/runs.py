@@ -147,6 +147,8 @@ def worker(
             asyncio.run(serve(pool or settings.work_pool, limit, name))
         except KeyboardInterrupt:
             err.print("worker stopped", highlight=False)
+        finally:
+            _arm(None)  # stopped: sending its last logs at exit is not the stop
 
 
 # A worker stops within ~20 s (10 s for its runs' scripts to end, 10 s for their flows to
@@ -159,10 +161,23 @@ def _stop_on_term(*_: Any) -> None:
     """systemd, `docker stop` and `cronium up` stop a worker with SIGTERM, which killed it
     at once: stop as on Ctrl-C instead (its runs' scripts stopped and the runs marked
     Crashed, their last log lines sent), within STOP_DEADLINE_S."""
-    watchdog = threading.Timer(STOP_DEADLINE_S, _stopped_too_slowly)
-    watchdog.daemon = True
-    watchdog.start()
+    if _watchdog is None or not _watchdog.is_alive():
+        _arm(threading.Timer(STOP_DEADLINE_S, _stopped_too_slowly))
     signal.raise_signal(signal.SIGINT)
+
+
+_watchdog: threading.Timer | None = None
+
+
+def _arm(timer: threading.Timer | None) -> None:
+    """Start `timer` as the stop's watchdog (None: disarm the current one)."""
+    global _watchdog
+    if _watchdog is not None:
+        _watchdog.cancel()
+    _watchdog = timer
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
 
 
 def _stopped_too_slowly() -> None:

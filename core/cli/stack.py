@@ -58,7 +58,7 @@ def _events_folder() -> Path | None:
 
 def _docker_note() -> str | None:
     from cronium_prefect.errors import DockerUnavailable
-    from cronium_prefect.flows.script import configured_docker_client
+    from cronium_prefect.flows.runtime import configured_docker_client
 
     try:
         configured_docker_client().close()
@@ -92,6 +92,9 @@ def up() -> None:
     # Ctrl-C is handled here alone: the children run in sessions of their own, so the
     # terminal's SIGINT does not stop them all at once (the server went first and the
     # worker printed a ConnectionClosedError traceback); they are stopped in reverse order.
+    # TERM and a closed terminal's HUP stop them the same way.
+    for stopping in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stopping, _interrupt)
     try:
         if configured and configured != stack_api_url():
             api = configured
@@ -145,17 +148,24 @@ def up() -> None:
             highlight=False,
             soft_wrap=True,
         )
-        stop = {signal.SIGINT, signal.SIGTERM}
         # Blocked only now: children inherit the signal mask, and must obey TERM.
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-        signal.sigwait(stop)
-    except KeyboardInterrupt:  # Ctrl-C while starting
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)
+        signal.sigwait(_STOP)
+    except KeyboardInterrupt:  # Ctrl-C, TERM or HUP while starting
         pass
     finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP)  # a second Ctrl-C waits its turn
         _stop_in_reverse(children)
 
 
 STOP_TIMEOUT_S = 30  # the worker's own grace for its runs' scripts is 10 s
+
+
+_STOP = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop_in_reverse(children: list[tuple[str, subprocess.Popen]]) -> None:

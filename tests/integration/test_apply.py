@@ -347,3 +347,51 @@ def test_events_shows_each_events_runs_when_busier_events_fill_a_batch(
     next_runs = {name: datetime.fromisoformat(rows[name]["next_run"]) for name in rows}
     assert next_runs["lr-busy"] == soon + timedelta(minutes=1)
     assert next_runs["lr-quiet"] == soon + timedelta(minutes=10)
+
+
+def test_events_deployed_by_an_earlier_version_read_right_and_are_migrated(prefect_api, tmp_path):
+    """Before the paused flag was the one truth: a `cronium-status:` tag, the status in
+    the parameters, and inactive schedules on paused events. Read right at once; the next
+    apply (or worker start) migrates them."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    from cronium_prefect.names import FLOW_NAME
+
+    async def deploy_the_old_way():
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name(FLOW_NAME)
+            for name, status in (("ap-old-draft", "draft"), ("ap-old-paused", "paused")):
+                await client.create_deployment(
+                    flow_id=flow_id,
+                    name=name,
+                    parameters={
+                        "event": {"name": name, "type": "bash", "script": "true", "status": status}
+                    },
+                    tags=["cronium", f"cronium-status:{status}", "cronium-type:bash"],
+                    paused=True,
+                    schedules=[
+                        DeploymentScheduleCreate(
+                            schedule=IntervalSchedule(interval=timedelta(hours=1)), active=False
+                        )
+                    ],
+                )
+
+    asyncio.run(deploy_the_old_way())
+    assert _listed_status("ap-old-paused") == "paused"
+    drafts = json.loads(cronium("events", "--status", "draft", "--json").stdout)
+    assert "ap-old-draft" in [row["name"] for row in drafts]
+
+    other = write_events(
+        tmp_path / "other", {"x.yaml": EVENTS["nightly.yaml"].replace("ap-nightly", "ap-other")}
+    )
+    applied = cronium("apply", str(other))
+    assert applied.returncode == 0, applied.stderr
+    found = deployed()
+    for name, status in (("ap-old-draft", "draft"), ("ap-old-paused", "live")):
+        assert f"cronium-lifecycle:{status}" in found[name].tags
+        assert not any(t.startswith("cronium-status:") for t in found[name].tags)
+        assert found[name].paused and all(s.active for s in found[name].schedules)
+    assert _listed_status("ap-old-draft") == "draft" and _listed_status("ap-old-paused") == "paused"

@@ -242,7 +242,7 @@ def test_a_first_start_neither_reaps_leftovers_nor_reads_its_history(stack, monk
     (run_count 1, not 0): it read its history too, an API call per run for nothing."""
     from prefect.client.orchestration import PrefectClient
 
-    from cronium_prefect.flows import event_flow
+    from cronium_prefect.flows.runtime import Runtime
 
     reads: list[object] = []
     history = PrefectClient.read_flow_run_states
@@ -253,7 +253,7 @@ def test_a_first_start_neither_reaps_leftovers_nor_reads_its_history(stack, monk
 
     monkeypatch.setattr(PrefectClient, "read_flow_run_states", counted)
     reaped: list[object] = []
-    monkeypatch.setattr(event_flow, "reap_leftovers", lambda root: reaped.append(root))
+    monkeypatch.setattr(Runtime, "reap_leftovers", lambda self: reaped.append(self))
     _, record = run_flow(event_from("name: first-start\ntype: bash\nscript: echo hi\n"))
     assert record["status"] == "SUCCESS"
     assert reads == [], "a first start read its state history"

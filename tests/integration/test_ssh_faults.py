@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cronium_prefect.blocks.variable_store import get_variable_store
-from cronium_prefect.flows.servers import get_pool
+from cronium_prefect.flows.runtime import current_runtime
 from tests.sshd import Sshd, run_directories
 
 from .helpers import event_from, logs_of, run_flow, runs_at_once
@@ -27,7 +27,7 @@ def flaky_sshd(sshd, tmp_path):
 
 def test_sshd_gone_mid_run_fails_fast_then_the_circuit_opens_and_closes(ssh_server, flaky_sshd):
     block = ssh_server("ssh-flaky", target=flaky_sshd)
-    breaker = get_pool().breaker(block)
+    breaker = current_runtime().ssh_pool.breaker(block)
     # Longer than any run here takes, however loaded the machine: the open circuit must
     # still be open for the run after the three failures. Ended by hand below.
     breaker.cooldown = 600.0
