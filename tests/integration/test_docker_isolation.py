@@ -16,6 +16,7 @@ import pytest
 from prefect.client.schemas.objects import StateType
 
 from cronium_prefect.executors.docker import MANAGED_LABEL, OWNER_LABEL, DockerExecutor
+from cronium_prefect.flows.runtime import Runtime, using_runtime
 from cronium_prefect.settings import get_settings
 
 from .helpers import event_from, logs_of, run_flow
@@ -144,21 +145,28 @@ def test_present_image_is_never_pulled(stack, docker_client, fake_registry, monk
     docker_client.images.get("cronium-test:bookworm").tag(local)
     monkeypatch.setenv("CRONIUM_DOCKER_PULL", "missing")
     get_settings.cache_clear()
+    # A runtime of its own: a runtime reads the settings once (the process's default one
+    # was made with the tests' CRONIUM_DOCKER_PULL=never).
+    runtime = Runtime()
     try:
-        _, record = run_flow(
-            event_from(f"name: no-pull\ntype: bash\nimage: {local}\nscript: echo hi\n")
-        )
-        assert record["status"] == "SUCCESS" and requests == []
-        # The control: an absent image is pulled, which the registry sees, and fails clearly.
-        _, record = run_flow(
-            event_from(f"name: pulls\ntype: bash\nimage: {registry}/absent:x\nscript: echo hi\n")
-        )
+        with using_runtime(runtime):
+            _, record = run_flow(
+                event_from(f"name: no-pull\ntype: bash\nimage: {local}\nscript: echo hi\n")
+            )
+            assert record["status"] == "SUCCESS" and requests == []
+            # The control: an absent image is pulled, which the registry sees, and fails.
+            _, record = run_flow(
+                event_from(
+                    f"name: pulls\ntype: bash\nimage: {registry}/absent:x\nscript: echo hi\n"
+                )
+            )
         assert requests, "dockerd never asked the registry: the check above proves nothing"
         assert (
             f"image '{registry}/absent:x' is not present locally and could not be pulled"
             in record["error"]
         )
     finally:
+        runtime.close()
         docker_client.images.remove(local)
         monkeypatch.undo()
         get_settings.cache_clear()
