@@ -65,10 +65,15 @@ class BlockVariableStore:
             CroniumVariable.of(key, value, owner, secret), document_name(key, owner), overwrite=True
         )
 
-    def write(self, changes: dict[str, Any], owner: str | None) -> None:
+    def write(
+        self, changes: dict[str, Any], owner: str | None, secret_keys: set[str] | None = None
+    ) -> None:
+        """Save a run's variable writes; a secret stays secret. `secret_keys` is what the
+        run read at its start (read again when not given)."""
         if not changes:
             return
-        secret_keys = self.visible(owner).secret_keys
+        if secret_keys is None:
+            secret_keys = self.visible(owner).secret_keys
         for key, value in changes.items():
             self.set(key, value, owner, secret=key in secret_keys)
 

@@ -17,6 +17,10 @@ A script exiting non-zero is *not* an error: it is a result (see `ExecutionResul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cronium_prefect.record import RunRecord
 
 __all__ = [
     "CroniumError",
@@ -70,19 +74,19 @@ class EventNotFound(CroniumError):
 
 
 class RunFailed(CroniumError):
-    """The result of a failed run: `state.result()` raises it, `.record` is the run record.
+    """The result of a failed run: `state.result()` raises it, `.record` is the RunRecord.
 
     Prefect keeps only the message when it stores the result as JSON, so a record read in
-    another process is None there; the run's artifact holds the full record.
+    another process is None there; the run's record artifact holds the full record.
     """
 
-    def __init__(self, record_or_message: dict | str):
-        if isinstance(record_or_message, dict):
-            self.record: dict | None = record_or_message
-            record = record_or_message
-            message = f"{record['event']} {record['status']}: {record.get('error') or ''}".strip()
+    def __init__(self, record_or_message: RunRecord | str):
+        if isinstance(record_or_message, str):
+            self.record: RunRecord | None = None
+            message = record_or_message
         else:
-            self.record, message = None, str(record_or_message)
+            self.record = record = record_or_message
+            message = f"{record.event} {record.status.value}: {record.error or ''}".strip()
         super().__init__(message)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "FINAL_STATE_TYPES",
     "run_artifact_key",
     "messages_artifact_key",
+    "RECORD_ARTIFACT_TYPE",
     "server_resource_id",
     "SERVER_CHECKED",
     "circuit_event",
@@ -77,6 +78,11 @@ def run_artifact_key(event: str) -> str:
 
 def messages_artifact_key(event: str) -> str:
     return f"cronium-msg-{event}"
+
+
+# The run record as JSON (flows/report.py): readers find it by type on the run, so it needs
+# no key of its own (the markdown summary's key already lists an event's runs).
+RECORD_ARTIFACT_TYPE = "cronium-record"
 
 
 # Prefect events.

@@ -1,10 +1,17 @@
-"""What one event run leaves behind: its status and the record SPEC §3 lists."""
+"""What one event run leaves behind: its status and the record SPEC §3 lists.
+
+The record travels as JSON (the flow's result, the run's `cronium-record` artifact, the
+CLI's --json) and is read back with `RunRecord.from_json`, so every reader gets the typed
+record, never a dict picked apart by hand.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
+
+from cronium_prefect.names import Trigger
 
 __all__ = ["RunStatus", "ServerResult", "RunRecord"]
 
@@ -18,6 +25,11 @@ class RunStatus(str, Enum):
     PARTIAL = "PARTIAL"
     CANCELLED = "CANCELLED"
 
+    @property
+    def ok(self) -> bool:
+        """The run did what it was asked: the CLI's exit code 0."""
+        return self is RunStatus.SUCCESS
+
 
 @dataclass
 class ServerResult:
@@ -28,15 +40,19 @@ class ServerResult:
     output: Any = None
     condition: bool = False
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServerResult:
+        return cls(**{**_known(cls, data), "status": RunStatus(data["status"])})
+
 
 @dataclass
 class RunRecord:
-    """The run as a JSON document: the flow's result and the artifact's content."""
+    """The run as a JSON document: the flow's result and the record artifact's content."""
 
     event: str
     run_id: str
     status: RunStatus
-    trigger: str
+    trigger: Trigger
     exit_code: int | None = None
     output: Any = None
     condition: bool = False
@@ -55,6 +71,25 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
+        data["trigger"] = self.trigger.value
         for server in data["servers"]:
             server["status"] = RunStatus(server["status"]).value
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        """The record `to_json` wrote (keys it does not know are ignored: a record written
+        by a newer version still reads)."""
+        return cls(
+            **{
+                **_known(cls, data),
+                "status": RunStatus(data["status"]),
+                "trigger": Trigger(data["trigger"]),
+                "servers": [ServerResult.from_json(s) for s in data.get("servers") or []],
+            }
+        )
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {key: value for key, value in data.items() if key in names}

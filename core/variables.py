@@ -86,6 +86,12 @@ class Visible:
     values: dict[str, Any]
     secret_keys: set[str]
 
+    def with_writes(self, changes: dict[str, Any]) -> Visible:
+        """These variables after a run saved `changes` (a secret stays secret)."""
+        if not changes:
+            return self
+        return Visible({**self.values, **changes}, self.secret_keys)
+
     @property
     def secret_values(self) -> list[str]:
         """Every text a secret can show up as in a log line: the value itself, its JSON

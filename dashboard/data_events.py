@@ -13,8 +13,8 @@ from typing import Any
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
-from cronium_prefect.flows.follow import record_from_markdown
 from cronium_prefect.flows.listing import schedule_text
+from cronium_prefect.flows.report import RECORD_TYPES, record_from_artifact
 from cronium_prefect.flows.resolve import deployment_name
 from cronium_prefect.flows.status import deployed_status, status_query
 from cronium_prefect.names import (
@@ -24,8 +24,8 @@ from cronium_prefect.names import (
     SERVER_TAG,
     TRIGGER_TAG,
     TYPE_TAG,
-    run_artifact_key,
 )
+from cronium_prefect.record import RunRecord
 
 from .api import call, cronium_flows, jsonable, status_of
 
@@ -228,25 +228,23 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
                 "limit": history,
             },
         )
-        records: dict[str, Any] = {}
+        records: dict[str, RunRecord] = {}
         if runs:
             artifacts = await post(
                 client,
                 "/artifacts/filter",
                 {
                     "artifacts": {
-                        # Runs before the keys were renamed used `cronium-<event>`; only
-                        # artifacts with a record section are read as records.
-                        "key": {"any_": [run_artifact_key(name), f"cronium-{name}"]},
+                        "type": {"any_": RECORD_TYPES},
                         "flow_run_id": {"any_": [r["id"] for r in runs]},
                     },
-                    "limit": _BATCH,
+                    "limit": 2 * _BATCH,  # a record and a summary per run
                 },
             )
             for artifact in artifacts:
-                record = record_from_markdown(artifact.get("data"))
+                record = record_from_artifact(artifact.get("type"), artifact.get("data"))
                 if record is not None:
-                    records[artifact["flow_run_id"]] = record
+                    records.setdefault(artifact["flow_run_id"], record)
         chained_from = await tagged_events(client, f"{CHAINS_TAG}{name}")
         schedules = []
         for item in deployment.schedules:
@@ -261,15 +259,17 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
         rows = []
         for run in runs:
             row = run_row(run)
-            record = records.get(run["id"]) or {}
-            row.update(
-                output=record.get("output"),
-                condition=record.get("condition"),
-                exit_code=record.get("exit_code"),
-                error=record.get("error"),
-            )
-            if record.get("duration_s") is not None:
-                row["duration_s"] = record["duration_s"]
+            record = records.get(run["id"])
+            if record is not None:
+                row.update(
+                    output=record.output,
+                    condition=record.condition,
+                    exit_code=record.exit_code,
+                    error=record.error,
+                    duration_s=record.duration_s,
+                )
+            else:
+                row.update(output=None, condition=None, exit_code=None, error=None)
             rows.append(row)
         current = next((r for r in rows if r["status"] in ("RUNNING", "PENDING")), None)
         return {

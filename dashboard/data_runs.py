@@ -12,7 +12,7 @@ from uuid import UUID
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
-from cronium_prefect.flows.follow import record_from_markdown
+from cronium_prefect.flows.report import record_from_artifact
 from cronium_prefect.flows.status import status_query
 from cronium_prefect.names import FINAL_STATE_TYPES, Trigger
 
@@ -233,17 +233,17 @@ def run_detail(run_id: str) -> dict[str, Any]:
         )
         record, messages = None, []
         for artifact in artifacts:
-            # By type: an event may itself be called "messages-...".
+            # A run has one table artifact: its messages.
             if artifact.get("type") == "table":
                 data = artifact.get("data")
                 messages = json.loads(data) if isinstance(data, str) else data or []
-            elif record is None:
-                record = record_from_markdown(artifact.get("data"))
+            else:
+                record = record or record_from_artifact(artifact.get("type"), artifact.get("data"))
         row = run_row(run)
         row["parameters_input"] = (run.get("parameters") or {}).get("input")
         return {
             "run": {k: jsonable(v) for k, v in row.items()},
-            "record": record,
+            "record": record.to_json() if record else None,
             "logs": logs,
             "logs_capped": len(logs) >= LOG_LIMIT,
             "messages": messages,

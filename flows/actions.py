@@ -21,6 +21,7 @@ import re
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
+from enum import Enum
 from typing import Any
 
 import anyio
@@ -53,7 +54,7 @@ from cronium_prefect.record import RunRecord
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import render, template_context
 from cronium_prefect.triggers import fires
-from cronium_prefect.variables import mask_secrets
+from cronium_prefect.variables import Visible, mask_secrets
 
 from .resolve import deployment_name
 
@@ -64,9 +65,15 @@ __all__ = [
     "message_context",
     "record_deliveries",
     "Delivery",
+    "DeliveryStatus",
 ]
 
 Logger = Any  # a logging.Logger, or the run logger adapter Prefect gives a flow
+
+
+class DeliveryStatus(str, Enum):
+    SENT = "sent"
+    FAILED = "failed"
 
 
 @dataclass
@@ -78,10 +85,21 @@ class Delivery:
     action: str  # where it was defined: actions[N].send_message, or tool
     channel: str
     subject: str | None
-    status: str  # sent | failed
+    status: DeliveryStatus
     error: str | None
     attempts: int
     time: str
+
+    @property
+    def sent(self) -> bool:
+        return self.status is DeliveryStatus.SENT
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Delivery:
+        return cls(**{**data, "status": DeliveryStatus(data["status"])})
 
 
 async def find_notification_block(name: str) -> str:
@@ -171,15 +189,15 @@ async def cronium_message(
         action=action,
         channel=block,
         subject=subject,
-        status="failed" if error else "sent",
+        status=DeliveryStatus.FAILED if error else DeliveryStatus.SENT,
         error=error,
         attempts=attempts,
         time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     _emit(delivery)
     if error:
-        return Failed(message=f"message through {block!r} failed: {error}", data=asdict(delivery))
-    return Completed(message=f"sent through {block!r}", data=asdict(delivery))
+        return Failed(message=f"message through {block!r} failed: {error}", data=delivery.to_json())
+    return Completed(message=f"sent through {block!r}", data=delivery.to_json())
 
 
 async def _attempts(state: State) -> int:
@@ -208,7 +226,7 @@ def _emit(delivery: Delivery) -> None:
         }
     ]
     emit_event(
-        event=message_event(delivery.status),
+        event=message_event(delivery.status.value),
         resource={
             "prefect.resource.id": f"cronium.message.{delivery.run_id}.{label}",
             "prefect.resource.name": f"{delivery.event} {delivery.action}",
@@ -216,7 +234,7 @@ def _emit(delivery: Delivery) -> None:
             "cronium.channel": delivery.channel,
         },
         related=related,
-        payload=asdict(delivery),
+        payload=delivery.to_json(),
     )
 
 
@@ -225,8 +243,10 @@ async def run_actions(
     record: RunRecord,
     chain: list[str],
     logger: Logger,
+    variables: Visible | None = None,
 ) -> list[Delivery]:
-    """Run the actions whose trigger fires for `record`; never raises for their failures."""
+    """Run the actions whose trigger fires for `record`; never raises for their failures.
+    `variables` are what the run saw, with its writes (read here when not given)."""
     fired = [
         (i, a) for i, a in enumerate(event.actions) if fires(a.on, record.status, record.condition)
     ]
@@ -239,7 +259,7 @@ async def run_actions(
                 continue
             assert action.send_message is not None
             if context is None:
-                context = await message_context(event, record)
+                context = await message_context(event, record, variables)
             if action.delay:  # a message is quick: waiting here is cheaper than a deployment
                 await anyio.sleep(action.delay)
             where = f"actions[{index}].send_message"
@@ -264,15 +284,18 @@ async def record_deliveries(event: Event, record: RunRecord, deliveries: list[De
     try:
         await acreate_table_artifact(
             key=messages_artifact_key(event.name),
-            table=[asdict(d) for d in deliveries],
+            table=[d.to_json() for d in deliveries],
             description=f"Messages sent by run {record.run_id} of {event.name}",
         )
     except Exception as exc:
         get_run_logger().warning("could not store the message record artifact: %s", exc)
 
 
-async def message_context(event: Event, record: RunRecord) -> dict[str, Any]:
-    visible = await anyio.to_thread.run_sync(get_variable_store().visible, event.owner)
+async def message_context(
+    event: Event, record: RunRecord, visible: Visible | None = None
+) -> dict[str, Any]:
+    if visible is None:
+        visible = await anyio.to_thread.run_sync(get_variable_store().visible, event.owner)
     ui = PREFECT_UI_URL.value()
     url = f"{ui.rstrip('/')}/runs/flow-run/{record.run_id}" if ui else None
     return template_context(event, record, visible.values, visible.secret_keys, url)
@@ -297,7 +320,7 @@ async def deliver(
             action=where,
             channel=spec.block,
             subject=spec.subject,
-            status="failed",
+            status=DeliveryStatus.FAILED,
             error=str(exc),
             attempts=0,
             time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -317,8 +340,8 @@ async def deliver(
     data = await state.aresult(raise_on_failure=False)
     if not isinstance(data, dict):
         raise ActionFailed(f"the message subflow ended without a record: {state.message}")
-    delivery = Delivery(**data)
-    if delivery.status == "sent":
+    delivery = Delivery.from_json(data)
+    if delivery.sent:
         logger.info("message sent through %r (%s)", spec.block, where)
     else:
         logger.warning("message through %r failed: %s", spec.block, delivery.error)

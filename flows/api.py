@@ -19,23 +19,23 @@ from prefect import task
 
 from cronium_prefect.errors import RunFailed
 from cronium_prefect.event import Event
+from cronium_prefect.names import Trigger
+from cronium_prefect.record import RunRecord
 
 from .event_flow import cronium_event
 
 __all__ = ["run_event", "docker_script", "ssh_script"]
 
 
-async def run_event(event: Event | str, input: Any = None) -> dict[str, Any]:
+async def run_event(event: Event | str, input: Any = None) -> RunRecord:
     """Run an event (a definition, or a deployed event's name) as a subflow of the calling
     flow, or as a flow of its own outside one. Returns the run record; a failed run raises
     `RunFailed` (its `.record` holds the record)."""
-    state = await cronium_event(event=event, input=input, trigger="api", return_state=True)
+    state = await cronium_event(event=event, input=input, trigger=Trigger.API, return_state=True)
     result = await state.result(raise_on_failure=False)
-    if isinstance(result, RunFailed):
-        raise result
     if isinstance(result, BaseException):
         raise result
-    return result
+    return RunRecord.from_json(result)
 
 
 def _adhoc_name(script: str, language: str) -> str:
@@ -67,7 +67,7 @@ async def docker_script(
             "resources": resources or {},
         }
     )
-    return (await run_event(event, input))["output"]
+    return (await run_event(event, input)).output
 
 
 @task(name="cronium-ssh-script")
@@ -94,6 +94,6 @@ async def ssh_script(
         }
     )
     record = await run_event(event, input)
-    if record["status"] != "SUCCESS":
+    if not record.status.ok:
         raise RunFailed(record)
-    return record["output"]
+    return record.output

@@ -31,7 +31,7 @@ from .actions import run_actions
 from .crash_detection import RETRY_MESSAGE
 from .limits import enforce_max_executions, max_executions_reached
 from .outcome import fill_record
-from .report import publish_run_artifact
+from .report import publish_run_artifacts
 from .request_events import run_http, run_tool
 from .resolve import FLOW_NAME, resolve_event
 from .runtime import current_runtime
@@ -97,7 +97,7 @@ async def _attempt(run: ScriptRun) -> State:
 async def cronium_event(
     event: Event | str,
     input: Any = None,
-    trigger: str | None = None,
+    trigger: Trigger | None = None,
     chain: list[str] | None = None,
 ) -> State:
     """Run `event` (a definition, or the name of a deployed event) with `input`.
@@ -110,7 +110,7 @@ async def cronium_event(
     flow_run = context.flow_run if context else None
     run_id = str(flow_run.id) if flow_run else "local"
     if trigger is None:
-        trigger = (Trigger.SCHEDULE if flow_run and flow_run.auto_scheduled else Trigger.API).value
+        trigger = Trigger.SCHEDULE if flow_run and flow_run.auto_scheduled else Trigger.API
     record = RunRecord(
         event="?",
         run_id=run_id,
@@ -119,16 +119,22 @@ async def cronium_event(
         input=input,
         start_time=started.isoformat(),
     )
+    deployment, variables = None, None
     try:
         definition = await resolve_event(event)
         record.event = definition.name
-        deployment_id = flow_run.deployment_id if flow_run else None
-        if await max_executions_reached(definition, deployment_id):
+        deployment = await _deployment_of(flow_run) if definition.max_executions else None
+        if await max_executions_reached(definition, deployment):
             message = f"max_executions ({definition.max_executions}) reached: not run"
             logger.warning("%s", message)
             return Cancelled(message=message)
         crashes = await _earlier_crashes(flow_run, definition, logger)
-        await _run(definition, input, record, flow_run, logger, definition.retries - crashes)
+        # Read once: the script, HTTP templates and messages all see these.
+        variables = await anyio.to_thread.run_sync(get_variable_store().visible, definition.owner)
+        written = await _run(
+            definition, input, record, flow_run, logger, definition.retries - crashes, variables
+        )
+        variables = variables.with_writes(written)  # what messages see: the run's writes too
     except CroniumError as exc:
         record.error = str(exc)
         logger.error("%s", exc)
@@ -136,12 +142,23 @@ async def cronium_event(
     record.end_time = ended.isoformat()
     record.duration_s = round((ended - started).total_seconds(), 3)
     if record.event != "?":
-        await publish_run_artifact(record)
-        if flow_run and flow_run.deployment_id:
-            await enforce_max_executions(definition, flow_run.deployment_id, logger)
+        await publish_run_artifacts(record)
+        if deployment is not None:
+            await enforce_max_executions(definition, deployment, logger)
         if definition.actions:
-            await run_actions(definition, record, chain or [], logger)
+            await run_actions(definition, record, chain or [], logger, variables)
     return _final_state(record)
+
+
+async def _deployment_of(flow_run: Any) -> Any:
+    """The run's deployment: as its worker read it to start the run, else read now."""
+    if flow_run is None or flow_run.deployment_id is None:
+        return None
+    handed_over = current_runtime().deployments.get(str(flow_run.id))
+    if handed_over is not None:
+        return handed_over
+    async with get_client() as client:
+        return await client.read_deployment(flow_run.deployment_id)
 
 
 async def _earlier_crashes(flow_run: Any, definition: Event, logger: logging.Logger) -> int:
@@ -179,15 +196,17 @@ async def _run(
     flow_run: Any,
     logger: logging.Logger,
     retries: int,
-) -> None:
+    variables: Visible,
+) -> dict[str, Any]:
+    """Run it and fill `record`; returns the variables the run wrote."""
     if definition.type == EventType.http:
-        return await run_http(definition, input, record, logger)
+        await run_http(definition, input, record, logger, variables)
+        return {}
     if definition.type == EventType.tool:
-        return await run_tool(definition, input, record, logger)
+        await run_tool(definition, input, record, logger, variables)
+        return {}
     runtime = current_runtime()
     settings = runtime.settings
-    store = get_variable_store()
-    visible: Visible = await anyio.to_thread.run_sync(store.visible, definition.owner)
     run = ScriptRun(
         event=definition,
         input=input,
@@ -195,8 +214,8 @@ async def _run(
         trigger=record.trigger,
         deployment_id=str(flow_run.deployment_id) if flow_run and flow_run.deployment_id else None,
         start_time=record.start_time,
-        variables=visible,
-        store=store,
+        variables=variables,
+        store=get_variable_store(),
         log=logger,
         settings=settings,
         runtime=runtime,
@@ -214,6 +233,7 @@ async def _run(
         raise CroniumError("the run ended before the script started")
     record.attempts = run.attempt
     fill_record(record, {t: run.results[t] for t in run.targets}, single=len(run.targets) == 1)
+    return run.written
 
 
 async def _load_server(name: str) -> SSHServer:
@@ -234,5 +254,5 @@ def _final_state(record: RunRecord) -> State:
         return Completed(data=data, name="Partial", message=record.error)
     # Failed runs carry an exception, so `state.result()` raises something meaningful.
     if record.status == RunStatus.TIMEOUT:
-        return Failed(data=RunFailed(data), name="TimedOut", message=record.error)
-    return Failed(data=RunFailed(data), message=record.error or "FAILURE")
+        return Failed(data=RunFailed(record), name="TimedOut", message=record.error)
+    return Failed(data=RunFailed(record), message=record.error or "FAILURE")

@@ -1,8 +1,7 @@
-"""Following a flow run from another process: its logs as they arrive, and its record."""
+"""Following a flow run from another process: its logs as they arrive."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,20 +9,16 @@ from uuid import UUID
 
 import anyio
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    LogFilter,
-    LogFilterFlowRunId,
-)
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.sorting import LogSort
 
 from cronium_prefect.names import SCRIPT_LINE
 from cronium_prefect.prefect_adapter import ENGINE_LAST_LINE
+from cronium_prefect.record import RunRecord
 
-__all__ = ["follow_logs", "read_record", "record_from_markdown"]
+from .report import read_record
 
-_RECORD = "## Record\n\n```json\n"
+__all__ = ["follow_logs"]
 
 
 FINISHED = ENGINE_LAST_LINE  # once it is in, every line of the run is
@@ -53,7 +48,7 @@ async def follow_logs(
     """
     offset, seen_script_lines, last_line_in, ended = 0, 0, False, None
     emitted: set[Any] = set()  # offset paging by timestamp can return a line twice
-    record: dict[str, Any] | None = None
+    record: RunRecord | None = None
     while True:
         run = await client.read_flow_run(flow_run_id)
         while True:
@@ -82,11 +77,11 @@ async def follow_logs(
                 return run
             record = record or await read_record(client, flow_run_id)
             if record and _script_lines_are_last(run, record):
-                if seen_script_lines >= record.get("log_lines", 0):
+                if seen_script_lines >= record.log_lines:
                     return run
             ended = ended or time.monotonic()
             if time.monotonic() - ended >= GRACE_SECONDS:
-                missing = (record or {}).get("log_lines", 0) - seen_script_lines
+                missing = (record.log_lines if record else 0) - seen_script_lines
                 if missing > 0:
                     warn(
                         f"{missing} of the run's script lines had not arrived "
@@ -100,7 +95,7 @@ async def follow_logs(
 _SCRIPT_TYPES = {"bash", "python", "node"}
 
 
-def _script_lines_are_last(run: Any, record: dict[str, Any]) -> bool:
+def _script_lines_are_last(run: Any, record: RunRecord) -> bool:
     """Whether the record's line count is every line the run logs that matters: one
     execution (no retry, no restart after a crash) of a script event whose flow logs
     nothing after it (no actions, no max_executions)."""
@@ -110,26 +105,6 @@ def _script_lines_are_last(run: Any, record: dict[str, Any]) -> bool:
         and event.get("type") in _SCRIPT_TYPES
         and not event.get("actions")
         and not event.get("max_executions")
-        and record.get("attempts") == 1
+        and record.attempts == 1
         and (run.run_count or 0) <= 1
     )
-
-
-async def read_record(client: PrefectClient, flow_run_id: UUID) -> dict[str, Any] | None:
-    """The run record from the run's Cronium artifact (readable from any process)."""
-    artifacts = await client.read_artifacts(
-        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-    )
-    for artifact in artifacts:
-        record = record_from_markdown(artifact.data)
-        if record is not None:
-            return record
-    return None
-
-
-def record_from_markdown(data: Any) -> dict[str, Any] | None:
-    """The run record inside a run artifact's markdown (flows/report.py), if it is one."""
-    text = data if isinstance(data, str) else ""
-    if _RECORD not in text:
-        return None
-    return json.loads(text.split(_RECORD, 1)[1].rsplit("\n```", 1)[0])

@@ -15,10 +15,11 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.exceptions import ObjectNotFound
 
 from cronium_prefect.event import Event, EventStatus
 
-from .deploy import activated_at, apply_events, read_event_deployments
+from .deploy import activated_at, apply_events
 
 __all__ = ["enforce_max_executions", "max_executions_reached"]
 
@@ -38,31 +39,35 @@ async def _finished_since_activation(client: Any, deployment: Any, limit: int) -
     return len(runs)
 
 
-async def max_executions_reached(event: Event, deployment_id: Any) -> bool:
+async def max_executions_reached(event: Event, deployment: Any) -> bool:
     """Checked before a deployed run starts: a run already queued when the limit was
     reached must not execute (it ends Cancelled instead)."""
-    if not event.max_executions or deployment_id is None:
+    if not event.max_executions or deployment is None:
         return False
     async with get_client() as client:
-        deployment = await client.read_deployment(deployment_id)
         done = await _finished_since_activation(client, deployment, event.max_executions)
     return done >= event.max_executions
 
 
-async def enforce_max_executions(event: Event, deployment_id: Any, log: logging.Logger) -> None:
-    """Called at the end of each deployed run (this run counts, though not final yet)."""
-    if not event.max_executions or deployment_id is None:
+async def enforce_max_executions(event: Event, deployment: Any, log: logging.Logger) -> None:
+    """Called at the end of each deployed run (this run counts, though not final yet), with
+    the deployment as the run read it when it started."""
+    if not event.max_executions or deployment is None:
         return
     async with get_client() as client:
-        deployment = await client.read_deployment(deployment_id)
         finished = await _finished_since_activation(client, deployment, event.max_executions) + 1
-        if finished < event.max_executions or deployment.paused:
+        if finished < event.max_executions:
             return
-        existing = await read_event_deployments(client)
+        # Read again only now: the event may have been applied anew or paused since.
+        try:
+            deployment = await client.read_deployment(deployment.id)
+        except ObjectNotFound:
+            return  # deleted while it ran
+    if deployment.paused:
+        return
     current = Event.model_validate(deployment.parameters.get("event"))
     await apply_events(
-        [current.model_copy(update={"status": EventStatus.paused})],
-        {deployment.name: existing.get(deployment.name, deployment)},
+        [current.model_copy(update={"status": EventStatus.paused})], {deployment.name: deployment}
     )
     log.warning(
         "max_executions (%d) reached after %d runs since activation: event %s paused; "

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cronium_prefect.names import Trigger
+
 __all__ = ["PARAMETER_SCHEMA"]
 
 PARAMETER_SCHEMA: dict[str, Any] = {
@@ -34,7 +36,7 @@ PARAMETER_SCHEMA: dict[str, Any] = {
             "title": "trigger",
             "position": 2,
             "default": None,
-            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "anyOf": [{"enum": [t.value for t in Trigger]}, {"type": "null"}],
         },
         "chain": {
             "title": "chain",

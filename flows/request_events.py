@@ -25,12 +25,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.errors import CroniumError, TemplateError
 from cronium_prefect.event import Event
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import render
+from cronium_prefect.variables import Visible
 from cronium_prefect.variables import mask_secrets as mask
 
 __all__ = ["run_http", "run_tool"]
@@ -56,8 +56,9 @@ def _render_all(value: Any, context: dict[str, Any], where: str) -> Any:
     return value
 
 
-async def _request_context(event: Event, input: Any, record: RunRecord) -> tuple[dict, list]:
-    visible = await anyio.to_thread.run_sync(get_variable_store().visible, event.owner)
+def _request_context(
+    event: Event, input: Any, record: RunRecord, visible: Visible
+) -> tuple[dict, list]:
     context = {
         "event": {"name": event.name, "type": event.type.value, "tags": event.tags},
         "run": {"id": record.run_id, "start_time": record.start_time},
@@ -136,10 +137,12 @@ async def _exchange(spec: Any, request: dict[str, Any], where: str, log: Any) ->
     return output
 
 
-async def run_http(event: Event, input: Any, record: RunRecord, log: Any) -> None:
+async def run_http(
+    event: Event, input: Any, record: RunRecord, log: Any, variables: Visible
+) -> None:
     spec = event.http
     assert spec is not None
-    context, secrets = await _request_context(event, input, record)
+    context, secrets = _request_context(event, input, record, variables)
     try:
         request: dict[str, Any] = {
             "method": spec.method,
@@ -173,15 +176,17 @@ async def run_http(event: Event, input: Any, record: RunRecord, log: Any) -> Non
     record.status = RunStatus.FAILURE
 
 
-async def run_tool(event: Event, input: Any, record: RunRecord, log: Any) -> None:
+async def run_tool(
+    event: Event, input: Any, record: RunRecord, log: Any, variables: Visible
+) -> None:
     from .actions import deliver, message_context, record_deliveries
 
     assert event.tool is not None
-    context = await message_context(event, record)
+    context = await message_context(event, record, variables)
     delivery = await deliver(event, record, event.tool, "tool", context, log)
     await record_deliveries(event, record, [delivery])
-    record.output = {"channel": delivery.channel, "status": delivery.status}
-    if delivery.status == "sent":
+    record.output = {"channel": delivery.channel, "status": delivery.status.value}
+    if delivery.sent:
         record.status = RunStatus.SUCCESS
     else:
         record.status = RunStatus.FAILURE

@@ -41,6 +41,9 @@ class Runtime:
         )
         # By flow run id, the cancel switch of each run executing here (`cancel_run`).
         self.running: dict[str, threading.Event] = {}
+        # By flow run id, the deployment the worker read to start the run: the run reads it
+        # from here instead of asking the API again.
+        self.deployments: dict[str, Any] = {}
         self._docker: DockerExecutor | None = None
         self._lock = threading.Lock()
 

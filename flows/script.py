@@ -16,7 +16,7 @@ from cronium_prefect.errors import ExecutorError
 from cronium_prefect.event import Event, RunLocation
 from cronium_prefect.executors.base import ExecutionRequest, ExecutionResult, Executor, Limits
 from cronium_prefect.executors.ssh import SSHExecutor
-from cronium_prefect.names import SCRIPT_LINE_FORMAT
+from cronium_prefect.names import SCRIPT_LINE_FORMAT, Trigger
 from cronium_prefect.runtime_helpers.host import Staging
 from cronium_prefect.settings import CroniumSettings
 from cronium_prefect.variables import VariableStore, Visible
@@ -36,7 +36,7 @@ class ScriptRun:
     event: Event
     input: Any
     run_id: str
-    trigger: str
+    trigger: Trigger
     deployment_id: str | None
     start_time: str
     variables: Visible
@@ -47,6 +47,7 @@ class ScriptRun:
     servers: dict[str, SSHServer] = field(default_factory=dict)
     attempt: int = 0
     results: dict[str, ExecutionResult] = field(default_factory=dict)
+    written: dict[str, Any] = field(default_factory=dict)  # the variables saved, as saved
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> ScriptRun:
@@ -73,7 +74,7 @@ class ScriptRun:
             "name": event.name,
             "type": event.type.value,
             "run_id": self.run_id,
-            "trigger": self.trigger,
+            "trigger": self.trigger.value,
             "run_location": event.run_location.value,
             "server": server,
             "owner": event.owner,
@@ -151,7 +152,9 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
         if result.collected.variables:
             try:
                 with _write_lock:  # servers of one run write in turn; the last server wins
-                    run.store.write(result.collected.variables, event.owner)
+                    changes = result.collected.variables
+                    run.store.write(changes, event.owner, run.variables.secret_keys)
+                    run.written.update(changes)
             except Exception as exc:  # the store (Prefect API) failed: say so, never drop it
                 result.error = (
                     f"could not save variables {sorted(result.collected.variables)}: {exc}"

@@ -242,17 +242,18 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         configuration: BaseJobConfiguration,
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> CroniumWorkerResult:
-        flow = await self._flow_for(flow_run)
-        loop = await self._loops.acquire()  # its own event loop: see run_loops
-        if task_status is not None:
-            # The "infrastructure" is this process; the flow run id tells runs apart.
-            task_status.started(f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}")
         key, handle = str(flow_run.id), RunHandle()
-        self._runs[key] = handle
         try:
+            flow = await self._flow_for(flow_run)
+            loop = await self._loops.acquire()  # its own event loop: see run_loops
+            if task_status is not None:
+                # The "infrastructure" is this process; the flow run id tells runs apart.
+                task_status.started(f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}")
+            self._runs[key] = handle
             await self._loops.run(loop, partial(_engine, flow, flow_run), handle)
         finally:
             self._runs.pop(key, None)
+            self.runtime.deployments.pop(key, None)
             if self._full:  # its slot is free once this returns: take a waiting run
                 self._wake()
         return CroniumWorkerResult(identifier=key, status_code=0)
@@ -264,6 +265,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         if flow_run.deployment_id is None:
             return cronium_event
         deployment = await self.client.read_deployment(flow_run.deployment_id)
+        self.runtime.deployments[str(flow_run.id)] = deployment  # the run reads it from here
         if deployment.entrypoint in (None, ENTRYPOINT):
             return cronium_event
         return await anyio.to_thread.run_sync(load_flow_from_entrypoint, deployment.entrypoint)

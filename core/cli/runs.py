@@ -21,6 +21,7 @@ from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, Ru
 from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.loader import load_file
 from cronium_prefect.names import Trigger
+from cronium_prefect.record import RunRecord, RunStatus
 
 from .common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
 
@@ -52,12 +53,13 @@ def trigger(
     """Run now through the deployment: a worker picks it up (\"Run now\")."""
     from prefect.client.orchestration import get_client
 
-    from cronium_prefect.flows.follow import follow_logs, read_record
+    from cronium_prefect.flows.follow import follow_logs
+    from cronium_prefect.flows.report import read_record
     from cronium_prefect.flows.resolve import run_now
 
     input_data = _parse_input(input)
 
-    async def go() -> tuple[Any, dict[str, Any] | None]:
+    async def go() -> tuple[Any, RunRecord | None]:
         async with get_client() as client:
             try:
                 run = await run_now(client, name, input_data)
@@ -83,7 +85,7 @@ def trigger(
     if record is None:
         raise fail(f"the run ended in {run.state.name if run.state else '?'} without a record")
     _print_record(record, as_json)
-    raise typer.Exit(0 if record["status"] == "SUCCESS" else EXIT_FAILED)
+    raise typer.Exit(0 if record.status.ok else EXIT_FAILED)
 
 
 def logs(
@@ -248,56 +250,57 @@ def run(
             raise
         raise fail(f"cannot talk to the Prefect API: {exc}") from None
     _print_record(record, as_json)
-    raise typer.Exit(0 if record["status"] == "SUCCESS" else EXIT_FAILED)
+    raise typer.Exit(0 if record.status.ok else EXIT_FAILED)
 
 
-async def _run_now(chosen: Event | str, input_data: Any) -> dict[str, Any]:
+async def _run_now(chosen: Event | str, input_data: Any) -> RunRecord:
     from cronium_prefect.flows import cronium_event
     from cronium_prefect.flows.resolve import resolve_event
 
     event = await resolve_event(chosen)  # unknown names fail here, before any run exists
     state = await cronium_event(
-        event=event, input=input_data, trigger=Trigger.MANUAL.value, return_state=True
+        event=event, input=input_data, trigger=Trigger.MANUAL, return_state=True
     )
     result = await state.result(raise_on_failure=False)
-    record = result.record if isinstance(result, RunFailed) else result
-    if not isinstance(record, dict):
+    if isinstance(result, RunFailed) and result.record is not None:
+        return result.record
+    if not isinstance(result, dict):
         raise CroniumError(f"the run ended in {state.name}: {state.message or result}")
-    return record
+    return RunRecord.from_json(result)
 
 
-def _print_record(record: dict[str, Any], as_json: bool) -> None:
+def _print_record(record: RunRecord, as_json: bool) -> None:
     if as_json:
-        keys = (
-            "event",
-            "run_id",
-            "status",
-            "exit_code",
-            "output",
-            "condition",
-            "duration_s",
-            "error",
-        )
-        summary = {key: record.get(key) for key in keys}
+        summary = {
+            "event": record.event,
+            "run_id": record.run_id,
+            "status": record.status.value,
+            "exit_code": record.exit_code,
+            "output": record.output,
+            "condition": record.condition,
+            "duration_s": record.duration_s,
+            "error": record.error,
+        }
         summary["servers"] = [
-            {k: s.get(k) for k in ("name", "status", "exit_code")} for s in record["servers"]
+            {"name": s.name, "status": s.status.value, "exit_code": s.exit_code}
+            for s in record.servers
         ]
         print_json(summary)
         return
-    colour = {"SUCCESS": "green", "PARTIAL": "yellow"}.get(record["status"], "red")
+    colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
     out.print(
-        f"[bold {colour}]{record['status']}[/] {record['event']}  exit code "
-        f"{record['exit_code']}  {record['duration_s']:.2f} s (setup {record['setup_s']:.2f} s, "
-        f"execution {record['execution_s']:.2f} s)",
+        f"[bold {colour}]{record.status.value}[/] {record.event}  exit code "
+        f"{record.exit_code}  {record.duration_s:.2f} s (setup {record.setup_s:.2f} s, "
+        f"execution {record.execution_s:.2f} s)",
         highlight=False,
     )
-    if record.get("error"):
-        out.print(f"error: {record['error']}", highlight=False, markup=False)
+    if record.error:
+        out.print(f"error: {record.error}", highlight=False, markup=False)
     out.print(
         "output:",
-        json.dumps(record["output"], indent=2, ensure_ascii=False),
+        json.dumps(record.output, indent=2, ensure_ascii=False),
         highlight=False,
         markup=False,
     )
-    out.print(f"condition: {json.dumps(record['condition'])}", highlight=False)
-    out.print(f"run id: {record['run_id']}", style="dim", highlight=False)
+    out.print(f"condition: {json.dumps(record.condition)}", highlight=False)
+    out.print(f"run id: {record.run_id}", style="dim", highlight=False)

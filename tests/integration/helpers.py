@@ -23,13 +23,23 @@ def event_from(yaml_text: str) -> Event:
     return event
 
 
+def record_json(result: Any) -> dict[str, Any]:
+    """The run record as JSON from a flow run's result: the result itself for a run that
+    completed, the `RunFailed` it raises (holding the typed record) for one that failed."""
+    if isinstance(result, RunFailed):
+        assert result.record is not None, f"a failed run without its record: {result}"
+        return result.record.to_json()
+    assert isinstance(result, dict), f"not a run record: {result!r}"
+    return result
+
+
 def run_flow(event: Event | str, input: Any = None) -> tuple[Any, dict[str, Any]]:
-    """(final state, run record) of one in-process run of the cronium-event flow."""
+    """(final state, run record as JSON) of one in-process run of the cronium-event flow."""
     state = asyncio.run(cronium_event(event=event, input=input, return_state=True))
     result = state.result(raise_on_failure=False)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)
-    return state, (result.record if isinstance(result, RunFailed) else result)
+    return state, record_json(result)
 
 
 async def runs_at_once(calls: list[tuple[Event, Any]]) -> list[State]:

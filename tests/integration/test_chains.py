@@ -12,7 +12,7 @@ from datetime import datetime
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
-from cronium_prefect.flows.follow import read_record
+from cronium_prefect.flows.report import read_record
 
 from .test_apply import cronium, write_events
 
@@ -42,7 +42,7 @@ def _finished_run(name: str, timeout: float = 90):
 def _record(run) -> dict:
     async def read():
         async with get_client() as client:
-            return await read_record(client, run.id)
+            return (await read_record(client, run.id)).to_json()
 
     return asyncio.run(read())
 

@@ -233,7 +233,7 @@ def test_a_failed_runs_result_raises_run_failed_with_the_record(stack):
     event = event_from("name: raises\ntype: bash\nscript: exit 9\n")
     with pytest.raises(RunFailed, match="raises FAILURE: exit code 9") as caught:
         asyncio.run(cronium_event(event=event))
-    assert caught.value.record["exit_code"] == 9
+    assert caught.value.record.exit_code == 9
 
 
 def test_a_first_start_neither_reaps_leftovers_nor_reads_its_history(stack, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 
-from cronium_prefect.flows.follow import read_record
+from cronium_prefect.flows.report import read_record
 from tests.receivers import HttpReceiver
 
 from .helpers import event_from, logs_of, run_flow
@@ -124,7 +124,7 @@ def test_http_output_feeds_a_chained_event(worker, receiver, tmp_path):
         async with get_client() as client:
             return await read_record(client, target.id)
 
-    assert asyncio.run(record())["output"] == {"total": 6, "status": 200}
+    assert asyncio.run(record()).output == {"total": 6, "status": 200}
 
 
 def test_tool_event_sends_its_message(prefect_api, receiver):

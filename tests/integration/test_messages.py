@@ -13,6 +13,7 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 
 from cronium_prefect.blocks import CroniumEmail
+from cronium_prefect.blocks.variable_store import BlockVariableStore, get_variable_store
 from cronium_prefect.names import messages_artifact_key
 from cronium_prefect.record import RunStatus
 from tests.receivers import HttpReceiver, SmtpReceiver
@@ -297,3 +298,47 @@ def test_apply_refuses_a_message_to_a_block_that_does_not_exist(prefect_api, rec
     assert "actions[1].send_message.block" in refused.stderr
     assert "notification block 'msg-unknown' does not exist" in refused.stderr
     assert "msg-known" not in refused.stderr
+
+
+def test_messages_see_the_runs_own_writes_from_one_read_of_the_variables(
+    prefect_api, docker_client, receiver, monkeypatch
+):
+    store = get_variable_store()
+    store.set("MSG_TOKEN", "tok-before-9c1", secret=True)
+    store.set("MSG_COUNT", 1)
+    reads = []
+    visible = BlockVariableStore.visible
+    monkeypatch.setattr(
+        BlockVariableStore,
+        "visible",
+        lambda self, owner: reads.append(owner) or visible(self, owner),
+    )
+    _webhook("msg-vars-hook", receiver)
+    event = event_from(
+        """\
+        name: msg-vars
+        type: bash
+        script: |
+          cronium_setVariable MSG_COUNT $(( $(cronium_getVariable MSG_COUNT) + 1 ))
+          cronium_setVariable MSG_TOKEN tok-after-7e4
+        actions:
+          - on: success
+            send_message:
+              block: msg-vars-hook
+              message: "count={{ var.MSG_COUNT }} token={{ var.MSG_TOKEN }}"
+          - on: success
+            send_message: {block: msg-vars-hook, message: "again {{ var.MSG_COUNT }}"}
+        """
+    )
+    state, record = run_flow(event)
+    assert record["status"] == "SUCCESS", record
+    assert sorted(record["variables_written"]) == ["MSG_COUNT", "MSG_TOKEN"]
+    # The run's write is in the message; the secret it overwrote is still masked.
+    assert [r.json()["text"] for r in receiver.requests] == [
+        "count=2 token=***",
+        "again 2",
+    ]
+    assert reads == [None], f"the variables were read {len(reads)} times in one run"
+    saved = store.get("MSG_TOKEN")
+    assert saved.secret and saved.value == "tok-after-7e4"
+    assert store.get("MSG_COUNT").value == 2

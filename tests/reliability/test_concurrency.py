@@ -22,7 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.executors.docker import RUN_LABEL
-from cronium_prefect.flows.follow import read_record
+from cronium_prefect.flows.report import read_record
 from cronium_prefect.flows.resolve import deployment_name
 from tests.cli import cronium
 from tests.integration.helpers import logs_of
@@ -87,7 +87,7 @@ async def _until_final(run_ids: list[str], timeout: float) -> list:
 
 async def _outputs(run_ids: list[str]) -> list:
     async with get_client() as client:
-        return [(await read_record(client, UUID(i)))["output"] for i in run_ids]
+        return [(await read_record(client, UUID(i))).output for i in run_ids]
 
 
 @pytest.mark.timeout(600)

@@ -21,7 +21,7 @@ from uuid import UUID
 import pytest
 from prefect.client.orchestration import get_client
 
-from cronium_prefect.flows.follow import read_record
+from cronium_prefect.flows.report import read_record
 from tests.cli import cronium
 from tests.integration.helpers import script_lines
 from tests.integration.test_apply import write_events
@@ -96,7 +96,7 @@ def test_prefect_server_restarted_mid_run_loses_no_state_output_or_line(
 
 async def _record(run_id: str) -> dict:
     async with get_client() as client:
-        return await read_record(client, UUID(run_id))
+        return (await read_record(client, UUID(run_id))).to_json()
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cronium_prefect import parse_text
-from cronium_prefect.errors import RunFailed
 from cronium_prefect.event import Event
+from tests.integration.helpers import record_json
 
 from .report import report
 
@@ -136,7 +136,7 @@ def test_helper_abuse_is_refused_clearly_and_harms_no_one(stack, marker):
         ]
         states = await runs_at_once([(event, None) for event in [normal, *abusive]])
         results = [await state.result(raise_on_failure=False) for state in states]
-        return [r.record if isinstance(r, RunFailed) else r for r in results]
+        return [record_json(r) for r in results]
 
     neighbour_record, *records = asyncio.run(everything())
     outcomes = []

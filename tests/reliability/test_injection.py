@@ -42,12 +42,13 @@ from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from cronium_prefect import parse_text
 from cronium_prefect.blocks.variable import CroniumVariable
 from cronium_prefect.blocks.variable_store import get_variable_store
-from cronium_prefect.errors import InvalidEvent, RunFailed
+from cronium_prefect.errors import InvalidEvent
 from cronium_prefect.flows import cronium_event
 from cronium_prefect.names import messages_artifact_key
 from cronium_prefect.settings import get_settings
 from cronium_prefect.variables import check_key
 from tests.cli import cronium
+from tests.integration.helpers import record_json
 from tests.receivers import HttpReceiver
 from tests.sshd import PASSWORD, USER
 
@@ -294,7 +295,7 @@ async def _run(definition: dict) -> dict:
     (event,) = parse_text(json.dumps(definition))
     state = await cronium_event(event=event, return_state=True)
     result = await state.result(raise_on_failure=False)
-    return result.record if isinstance(result, RunFailed) else result
+    return record_json(result)
 
 
 @pytest.fixture

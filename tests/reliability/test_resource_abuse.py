@@ -9,9 +9,9 @@ import json
 import time
 
 from cronium_prefect import parse_text
-from cronium_prefect.errors import RunFailed
 from cronium_prefect.executors.docker import MANAGED_LABEL, RUN_LABEL
 from cronium_prefect.flows import cronium_event
+from tests.integration.helpers import record_json
 
 from .report import report
 
@@ -44,7 +44,7 @@ async def _run(name: str, body: str) -> tuple[dict, float]:
     began = time.monotonic()
     state = await cronium_event(event=event, return_state=True)
     result = await state.result(raise_on_failure=False)
-    record = result.record if isinstance(result, RunFailed) else result
+    record = record_json(result)
     return record, time.monotonic() - began
 
 

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from cronium_prefect import parse_text
-from cronium_prefect.errors import RunFailed
 from cronium_prefect.flows import cronium_event
 from cronium_prefect.settings import get_settings
+from tests.integration.helpers import record_json
 from tests.processes import settles
 from tests.sizes import size
 from tests.sshd import processes_of_user, run_directories
@@ -53,7 +53,7 @@ async def _run_all(remote: bool) -> list[dict]:
                 event=_event(f"rel-timeout-{index}", remote), return_state=True
             )
             result = await state.result(raise_on_failure=False)
-            return result.record if isinstance(result, RunFailed) else result
+            return record_json(result)
 
     return await asyncio.gather(*(one(i) for i in range(RUNS)))
 

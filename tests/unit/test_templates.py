@@ -6,6 +6,7 @@ import pytest
 
 from cronium_prefect.errors import TemplateError
 from cronium_prefect.event import Event
+from cronium_prefect.names import Trigger
 from cronium_prefect.record import RunRecord, RunStatus, ServerResult
 from cronium_prefect.templates import render, template_context
 
@@ -16,7 +17,7 @@ def _context() -> dict:
         event="backup",
         run_id="r-1",
         status=RunStatus.FAILURE,
-        trigger="schedule",
+        trigger=Trigger.SCHEDULE,
         exit_code=3,
         output={"rows": 7, "files": ["a", "b"]},
         condition=True,
