@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 FINALS = list(FINAL_STATE_TYPES)
-_BATCH = 200
+_BATCH = 200  # the most the API returns at once
+HISTORY = 50  # runs the event page lists (two artifacts each: within one batch)
 TAGGED_LIMIT = 200
 
 
@@ -210,7 +211,7 @@ async def next_times(schedule: dict[str, Any], n: int = 5) -> list[str]:
 
 
 @st.cache_data(ttl=3, show_spinner=False)
-def event_detail(name: str, history: int = 50) -> dict[str, Any]:
+def event_detail(name: str) -> dict[str, Any]:
     """An event's deployment, schedule, recent runs with their records, and action graph."""
 
     async def fetch(client: PrefectClient) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
                     "expected_start_time": {"before_": datetime.now(timezone.utc).isoformat()},
                 },
                 "sort": "START_TIME_DESC",
-                "limit": history,
+                "limit": HISTORY,
             },
         )
         records: dict[str, RunRecord] = {}
@@ -238,7 +239,7 @@ def event_detail(name: str, history: int = 50) -> dict[str, Any]:
                         "type": {"any_": RECORD_TYPES},
                         "flow_run_id": {"any_": [r["id"] for r in runs]},
                     },
-                    "limit": 2 * _BATCH,  # a record and a summary per run
+                    "limit": 2 * HISTORY,  # a record and a summary per run
                 },
             )
             for artifact in artifacts:

@@ -164,7 +164,7 @@ def test_timeout_kills_the_container_and_ends_timed_out(stack, docker_client):
     assert state.type == StateType.FAILED and state.name == "TimedOut"
     assert record["status"] == "TIMEOUT" and "timed out after 2s" in record["error"]
     left = docker_client.containers.list(
-        all=True, filters={"label": f"io.cronium.run-id={record['run_id']}"}
+        all=True, sparse=True, filters={"label": f"io.cronium.run-id={record['run_id']}"}
     )
     assert left == []
 

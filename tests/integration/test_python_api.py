@@ -9,6 +9,8 @@ from prefect import flow
 
 from cronium_prefect import docker_script, run_event, ssh_script
 from cronium_prefect.errors import RunFailed
+from cronium_prefect.names import Trigger
+from cronium_prefect.record import RunStatus
 from tests.sshd import USER
 
 from .helpers import event_from
@@ -30,7 +32,8 @@ def test_a_user_flow_chains_a_docker_task_an_event_and_an_ssh_task(stack, ssh_se
 
     rows, record, where = asyncio.run(mine())
     assert rows == [1, 2, 3]
-    assert record["status"] == "SUCCESS" and record["output"] == [2, 4, 6]
+    assert record.status is RunStatus.SUCCESS and record.output == [2, 4, 6]
+    assert record.trigger is Trigger.API and record.event == "api-double"
     assert where == USER
 
 
@@ -42,3 +45,4 @@ def test_a_failing_script_raises_run_failed_with_the_record(stack):
     with pytest.raises(RunFailed) as caught:
         asyncio.run(mine())
     assert "exit code 6" in str(caught.value)
+    assert caught.value.record.status is RunStatus.FAILURE and caught.value.record.exit_code == 6

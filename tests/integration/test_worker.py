@@ -210,7 +210,9 @@ def test_cancelling_a_running_run_kills_its_script_and_ends_cancelled(
     run_id = json.loads(started.stdout)["run_id"]
 
     def containers() -> list:
-        return docker_client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        return docker_client.containers.list(
+            all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+        )
 
     async def state() -> str:
         async with get_client() as client:

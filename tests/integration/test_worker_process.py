@@ -114,7 +114,7 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
                 c
                 for run_id in run_ids.values()
                 for c in docker_client.containers.list(
-                    all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+                    all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"}
                 )
             ]
 
@@ -307,7 +307,9 @@ def test_a_worker_stopped_with_sigterm_ends_its_runs_and_sends_their_last_lines(
         long_id, retried_id = run_ids
         wait_until(
             lambda: all(
-                docker_client.containers.list(filters={"label": f"{RUN_LABEL}={run_id}"})
+                docker_client.containers.list(
+                    sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+                )
                 for run_id in run_ids
             ),
             60,
@@ -333,7 +335,7 @@ def test_a_worker_stopped_with_sigterm_ends_its_runs_and_sends_their_last_lines(
     assert asyncio.run(message()) == STOPPED_MESSAGE
     for run_id in run_ids:
         assert not docker_client.containers.list(
-            all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+            all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"}
         ), "a stopped run's container was left behind"
     # The retry automation puts the run of the event with retries back in the queue.
     wait_until(lambda: _state(retried_id) == "SCHEDULED", 60, "the run with retries rescheduled")

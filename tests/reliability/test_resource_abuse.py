@@ -61,8 +61,10 @@ def test_fork_bombs_and_a_memory_hog_fail_at_their_limits_and_harm_no_one(stack,
     run_ids = {r["run_id"] for r, _ in [(neighbour, 0), *outcomes]}
     left = [
         c
-        for c in docker_client.containers.list(all=True, filters={"label": MANAGED_LABEL})
-        if c.labels.get(RUN_LABEL) in run_ids
+        for c in docker_client.containers.list(
+            all=True, sparse=True, filters={"label": MANAGED_LABEL}
+        )
+        if c.attrs["Labels"].get(RUN_LABEL) in run_ids
     ]
     report(
         "resource_abuse",
