@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -18,7 +19,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s, 15m, 2h, 1d or seconds, got {value!r}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf
     elif isinstance(value, str) and value.strip():
         text = value.strip().lower().replace(" ", "")
         if re.fullmatch(r"\d+(\.\d+)?", text):
@@ -29,6 +30,8 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"expected a duration like 30s, 15m, 2h, 1d or seconds, got {value!r}")
     else:
         raise ValueError(f"expected a duration like 30s, 15m, 2h, 1d or seconds, got {value!r}")
+    if not math.isfinite(seconds):  # YAML's .inf and .nan, 1e999, a thousand-digit number
+        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
     return seconds

@@ -268,18 +268,33 @@ class SendMessage(_Strict):
     subject: str | None = None
 
 
+MAX_MESSAGE_DELAY = 3600.0
+MAX_RUN_EVENT_DELAY = 30 * 86400.0
+
+
 class Action(_Strict):
     """A conditional action: when `on` holds after a run, send a message or run an event."""
 
     on: Trigger
     send_message: SendMessage | None = None
     run_event: Annotated[str, AfterValidator(_check_name)] | None = None
-    delay: Duration | None = None
+    delay: Duration | None = Field(
+        default=None,
+        le=MAX_RUN_EVENT_DELAY,
+        description="Wait before acting: a message waits inside the run (at most 1h), a "
+        "run_event is scheduled that much later (at most 30d).",
+    )
 
     @model_validator(mode="after")
     def _one_action(self) -> Action:
         if (self.send_message is None) == (self.run_event is None):
             raise ValueError("an action needs exactly one of send_message or run_event")
+        if self.send_message is not None and (self.delay or 0) > MAX_MESSAGE_DELAY:
+            raise ValueError(
+                f"delay {self.delay:g}s: a message waits inside the run, holding its worker "
+                f"slot, for at most {MAX_MESSAGE_DELAY:g}s (1h); for longer, run_event a "
+                "`type: tool` event, which is scheduled instead"
+            )
         return self
 
 

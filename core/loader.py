@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ if getattr(yaml, "__with_libyaml__", False):
         """The same, on libyaml's parser: only the composing is in C, the rest is shared."""
 
     _Yaml12CLoader.yaml_implicit_resolvers = _Yaml12Loader.yaml_implicit_resolvers
+
+
+_TOO_LONG = f"a number with more than {sys.get_int_max_str_digits()} digits"
 
 
 class _DocumentError(Exception):
@@ -101,7 +105,10 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node)
+        try:
+            return self.loader.construct_object(node)
+        except ValueError:  # Python's cap on the digits of an int it converts from text
+            raise _DocumentError(_TOO_LONG, line, _dotted(path)) from None
 
 
 def _compose(text: str, loader_class: type) -> Iterable[tuple[Any, dict[Location, int], int]]:
@@ -142,6 +149,8 @@ def _json_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]
         data = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise _DocumentError(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+    except ValueError:  # Python's cap on the digits of an int it converts from text
+        raise _DocumentError(_TOO_LONG, None) from None
     except RecursionError:
         raise _DocumentError("nested too deeply", None) from None
     for item in data if isinstance(data, list) else [data]:

@@ -78,6 +78,18 @@ class CroniumSettings(BaseSettings):
     message_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of a message that failed to send."
     )
+    template_memory_mb: int = Field(
+        default=256, ge=16, description="Memory one template may use while it renders, in MiB."
+    )
+    template_cpu_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="CPU time one template may use while it renders."
+    )
+    template_max_chars: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Longest text a template may render to (a message, an HTTP URL, header "
+        "or body).",
+    )
     stack_port: int = Field(default=4200, description="Port of the API started by `cronium up`.")
     dashboard_port: int = Field(
         default=8501, description="Port of the dashboard started by `cronium up` (127.0.0.1)."

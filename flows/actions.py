@@ -52,11 +52,12 @@ from cronium_prefect.names import (
 )
 from cronium_prefect.record import RunRecord
 from cronium_prefect.settings import get_settings
-from cronium_prefect.templates import render, template_context
+from cronium_prefect.templates import template_context
 from cronium_prefect.triggers import fires
 from cronium_prefect.variables import Visible, mask_secrets
 
 from .resolve import deployment_name
+from .runtime import current_runtime
 
 __all__ = [
     "run_actions",
@@ -310,9 +311,14 @@ async def deliver(
     logger: Logger,
 ) -> Delivery:
     """Render and send one message (an action's, or a tool event's own); record it."""
+    render = current_runtime().templates.render
     try:
-        subject = render(spec.subject, context, f"{where}.subject") if spec.subject else None
-        message = render(spec.message, context, f"{where}.message")
+        subject = None
+        if spec.subject:
+            subject = await anyio.to_thread.run_sync(
+                render, spec.subject, context, f"{where}.subject"
+            )
+        message = await anyio.to_thread.run_sync(render, spec.message, context, f"{where}.message")
     except CroniumError as exc:
         delivery = Delivery(
             event=event.name,

@@ -29,9 +29,10 @@ from cronium_prefect.errors import CroniumError, TemplateError
 from cronium_prefect.event import Event
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
-from cronium_prefect.templates import render
 from cronium_prefect.variables import Visible
 from cronium_prefect.variables import mask_secrets as mask
+
+from .runtime import current_runtime
 
 __all__ = ["run_http", "run_tool"]
 
@@ -46,14 +47,29 @@ class _HttpFailed(CroniumError):
         self.output = output
 
 
-def _render_all(value: Any, context: dict[str, Any], where: str) -> Any:
-    if isinstance(value, str):
-        return render(value, context, where)
-    if isinstance(value, dict):
-        return {k: _render_all(v, context, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render_all(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
+def _build_request(spec: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """The request with every template in it rendered (in the runtime's sandbox)."""
+    render = current_runtime().templates.render
+
+    def render_all(value: Any, where: str) -> Any:
+        if isinstance(value, str):
+            return render(value, context, where)
+        if isinstance(value, dict):
+            return {k: render_all(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [render_all(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    request: dict[str, Any] = {
+        "method": spec.method,
+        "url": render(spec.url, context, "http.url"),
+        "headers": render_all(spec.headers, "http.headers"),
+    }
+    if isinstance(spec.body, str):
+        request["content"] = render(spec.body, context, "http.body").encode()
+    elif spec.body is not None:
+        request["json"] = render_all(spec.body, "http.body")
+    return request
 
 
 def _request_context(
@@ -144,15 +160,7 @@ async def run_http(
     assert spec is not None
     context, secrets = _request_context(event, input, record, variables)
     try:
-        request: dict[str, Any] = {
-            "method": spec.method,
-            "url": render(spec.url, context, "http.url"),
-            "headers": _render_all(spec.headers, context, "http.headers"),
-        }
-        if isinstance(spec.body, str):
-            request["content"] = render(spec.body, context, "http.body").encode()
-        elif spec.body is not None:
-            request["json"] = _render_all(spec.body, context, "http.body")
+        request = await anyio.to_thread.run_sync(_build_request, spec, context)
     except TemplateError as exc:  # its text may quote a secret's value
         raise TemplateError(mask(str(exc), secrets)) from None
     attempt = _attempt

@@ -1,5 +1,6 @@
 """What executes runs in one process, held in one object: the settings, the Docker
-executor (and its client), the SSH connection pool and the runs executing here.
+executor (and its client), the SSH connection pool, the template sandbox and the runs
+executing here.
 
 `cronium worker` makes its own, hands it to its runs (a context variable its run loops
 inherit: Prefect's engine calls the flow, so it cannot be a parameter) and closes it when
@@ -23,6 +24,7 @@ from cronium_prefect.settings import CroniumSettings, get_settings
 if TYPE_CHECKING:
     from cronium_prefect.executors.docker import DockerExecutor
     from cronium_prefect.executors.ssh_pool import ConnectionPool
+    from cronium_prefect.executors.template_sandbox import TemplateSandbox
 
 __all__ = ["Runtime", "current_runtime", "using_runtime", "configured_docker_client"]
 
@@ -45,6 +47,7 @@ class Runtime:
         # from here instead of asking the API again.
         self.deployments: dict[str, Any] = {}
         self._docker: DockerExecutor | None = None
+        self._templates: TemplateSandbox | None = None
         self._lock = threading.Lock()
 
     def docker(self) -> DockerExecutor:
@@ -62,6 +65,21 @@ class Runtime:
                 self._reap(executor)
                 self._docker = executor
             return self._docker
+
+    @property
+    def templates(self) -> TemplateSandbox:
+        """Where messages and HTTP requests are rendered (child processes, made at first
+        use)."""
+        with self._lock:
+            if self._templates is None:
+                from cronium_prefect.executors.template_sandbox import TemplateSandbox
+
+                self._templates = TemplateSandbox(
+                    memory_mb=self.settings.template_memory_mb,
+                    cpu_seconds=self.settings.template_cpu_seconds,
+                    max_chars=self.settings.template_max_chars,
+                )
+            return self._templates
 
     def reap_leftovers(self) -> str | None:
         """Remove what runs of dead processes left here (containers, run directories), as a
@@ -89,12 +107,16 @@ class Runtime:
         return True
 
     def close(self) -> None:
-        """Close what outlives runs: SSH connections, the Docker client."""
+        """Close what outlives runs: SSH connections, the Docker client, the template
+        renderers."""
         self.ssh_pool.close()
         with self._lock:
             if self._docker is not None:
                 self._docker.client.close()
                 self._docker = None
+            if self._templates is not None:
+                self._templates.close()
+                self._templates = None
 
 
 _current: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(

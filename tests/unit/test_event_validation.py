@@ -135,6 +135,51 @@ INVALID = [
         ["actions[0].on", "non-empty"],
     ),
     (
+        "action infinite delay",
+        f"{VALID}actions: [{{on: success, run_event: ok, delay: .inf}}]\n",
+        ["actions[0].delay", "finite", "inf"],
+    ),
+    (
+        "action nan delay",
+        f"{VALID}actions: [{{on: success, run_event: ok, delay: .nan}}]\n",
+        ["actions[0].delay", "finite", "nan"],
+    ),
+    (
+        "action huge number delay",
+        f"{VALID}actions: [{{on: success, run_event: ok, delay: {'9' * 400}}}]\n",
+        ["actions[0].delay", "finite"],
+    ),
+    (
+        "action huge text delay",
+        f"{VALID}actions: [{{on: success, run_event: ok, delay: '{'9' * 400}d'}}]\n",
+        ["actions[0].delay", "finite"],
+    ),
+    (
+        "run_event delay over 30 days",
+        f"{VALID}actions: [{{on: success, run_event: ok, delay: 31d}}]\n",
+        ["actions[0].delay", "2592000"],
+    ),
+    (
+        "message delay over an hour",
+        f"{VALID}actions: [{{on: success, send_message: {{block: b, message: m}}, delay: 2h}}]\n",
+        ["actions[0]", "delay 7200s", "at most 3600s"],
+    ),
+    (
+        "huge integer",
+        f"{VALID}max_executions: {'9' * 5000}\n",
+        ["f.yaml:4", "max_executions", "more than 4300 digits"],
+    ),
+    (
+        "huge integer in a list",
+        f"{VALID}tags: [a, {'7' * 5000}]\n",
+        ["f.yaml:4", "tags[1]", "more than 4300 digits"],
+    ),
+    (
+        "infinite timeout",
+        f"{VALID}timeout: .inf\n",
+        ["timeout", "finite"],
+    ),
+    (
         "action bad delay",
         f"{VALID}actions: [{{on: success, run_event: ok, delay: later}}]\n",
         ["actions[0].delay", "'later'"],
@@ -218,6 +263,17 @@ def test_json_definitions_and_duplicate_keys(tmp_path):
     path.write_text('{"name": "j1", "name": "j2", "type": "bash", "script": "x"}')
     with pytest.raises(InvalidEvent, match="duplicate key 'name'"):
         load_file(path)
+    path.write_text('{"name": "j1", "type": "bash", "script": "x", "retries": ' + "9" * 5000 + "}")
+    with pytest.raises(InvalidEvent, match="more than 4300 digits"):
+        load_file(path)
+
+
+def test_a_huge_integer_is_the_usual_exit_2_error(tmp_path):
+    (tmp_path / "big.yaml").write_text(f"{VALID}retries: {'9' * 5000}\n")
+    done = cronium("apply", str(tmp_path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "big.yaml:4" in done.stderr and "more than 4300 digits" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_yaml_on_key_is_a_word_not_a_boolean():
