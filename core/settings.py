@@ -49,6 +49,12 @@ class CroniumSettings(BaseSettings):
     output_limit: int = Field(
         default=1024 * 1024, description="Largest output a script may set, in bytes."
     )
+    input_limit: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest run input (as JSON, in bytes): --input, the dashboard's Run now, "
+        "the output a run_event action passes on, the Python API.",
+    )
     retry_backoff: float = Field(
         default=10.0, description="First retry delay in seconds; doubles with every retry."
     )

@@ -42,6 +42,7 @@ from pydantic import BaseModel, SecretStr
 
 from cronium_prefect.blocks.documents import NOTIFIERS, read_documents
 from cronium_prefect.blocks.variable_store import get_variable_store
+from cronium_prefect.caps import cap_text, check_input
 from cronium_prefect.errors import ActionFailed, CroniumError
 from cronium_prefect.event import Action, Event, SendMessage, ToolMessage
 from cronium_prefect.names import (
@@ -191,7 +192,7 @@ async def cronium_message(
         channel=block,
         subject=subject,
         status=DeliveryStatus.FAILED if error else DeliveryStatus.SENT,
-        error=error,
+        error=cap_text(error),
         attempts=attempts,
         time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
@@ -327,7 +328,7 @@ async def deliver(
             channel=spec.block,
             subject=spec.subject,
             status=DeliveryStatus.FAILED,
-            error=str(exc),
+            error=cap_text(str(exc)),
             attempts=0,
             time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
@@ -370,10 +371,11 @@ async def _start_target(
             f"run_event chain {' -> '.join([*links, action.run_event])} is longer than "
             f"CRONIUM_CHAIN_LIMIT ({limit}): {action.run_event} not started"
         )
+    settings = get_settings()
+    check_input(record.output, settings.input_limit, f"the output of {event.name}")
     scheduled = (
         datetime.now(timezone.utc) + timedelta(seconds=action.delay) if action.delay else None
     )
-    settings = get_settings()
     start = _start_deployment.with_options(
         retries=settings.message_retries,
         retry_delay_seconds=exponential_backoff(settings.retry_backoff)(settings.message_retries)

@@ -17,10 +17,12 @@ from typing import Any
 
 from prefect import task
 
+from cronium_prefect.caps import check_input
 from cronium_prefect.errors import RunFailed
 from cronium_prefect.event import Event
 from cronium_prefect.names import Trigger
 from cronium_prefect.record import RunRecord
+from cronium_prefect.settings import get_settings
 
 from .event_flow import cronium_event
 
@@ -31,6 +33,7 @@ async def run_event(event: Event | str, input: Any = None) -> RunRecord:
     """Run an event (a definition, or a deployed event's name) as a subflow of the calling
     flow, or as a flow of its own outside one. Returns the run record; a failed run raises
     `RunFailed` (its `.record` holds the record)."""
+    check_input(input, get_settings().input_limit, "the input")
     state = await cronium_event(event=event, input=input, trigger=Trigger.API, return_state=True)
     result = await state.result(raise_on_failure=False)
     if isinstance(result, BaseException):

@@ -20,6 +20,7 @@ from prefect.tasks import exponential_backoff
 
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.blocks.variable_store import get_variable_store
+from cronium_prefect.caps import cap_text
 from cronium_prefect.errors import CroniumError, RunFailed
 from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
@@ -138,6 +139,7 @@ async def cronium_event(
     except CroniumError as exc:
         record.error = str(exc)
         logger.error("%s", exc)
+    record.error = cap_text(record.error)  # it is also the state's message
     ended = _now()
     record.end_time = ended.isoformat()
     record.duration_s = round((ended - started).total_seconds(), 3)

@@ -11,9 +11,11 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
 
+from cronium_prefect.caps import check_input
 from cronium_prefect.errors import EventNotFound, InvalidEvent, Problem
 from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.names import FLOW_NAME, Trigger
+from cronium_prefect.settings import get_settings
 
 __all__ = ["resolve_event", "deployment_name", "run_now", "FLOW_NAME"]
 
@@ -56,6 +58,7 @@ async def run_now(client: PrefectClient, name: str, input: Any = None) -> FlowRu
     """Start a run of the deployed event `name` through its deployment (a worker runs it):
     "Run now", from the CLI (`cronium trigger`) and the dashboard alike. Raises
     EventNotFound for a name no deployed event has."""
+    check_input(input, get_settings().input_limit, "the input")
     try:
         deployment = await client.read_deployment_by_name(deployment_name(name))
     except ObjectNotFound:

@@ -17,11 +17,13 @@ from typing import Annotated, Any
 
 import typer
 
+from cronium_prefect.caps import InputTooLarge, check_input
 from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
 from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.loader import load_file
 from cronium_prefect.names import Trigger
 from cronium_prefect.record import RunRecord, RunStatus
+from cronium_prefect.settings import get_settings
 
 from .common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
 
@@ -63,7 +65,7 @@ def trigger(
         async with get_client() as client:
             try:
                 run = await run_now(client, name, input_data)
-            except EventNotFound as exc:
+            except (EventNotFound, InputTooLarge) as exc:
                 raise fail_usage(str(exc)) from None
             err.print(f"triggered {name}: flow run {run.id}", highlight=False)
             if not wait:
@@ -241,7 +243,7 @@ def run(
         record = asyncio.run(_run_now(chosen, input_data))
     except InvalidEvent as exc:
         raise fail_usage(f"invalid definition:\n{exc}") from None
-    except EventNotFound as exc:
+    except (EventNotFound, InputTooLarge) as exc:
         raise fail_usage(str(exc)) from None
     except CroniumError as exc:
         raise fail(str(exc)) from None
@@ -258,6 +260,7 @@ async def _run_now(chosen: Event | str, input_data: Any) -> RunRecord:
     from cronium_prefect.flows.resolve import resolve_event
 
     event = await resolve_event(chosen)  # unknown names fail here, before any run exists
+    check_input(input_data, get_settings().input_limit, "--input")
     state = await cronium_event(
         event=event, input=input_data, trigger=Trigger.MANUAL, return_state=True
     )
