@@ -7,11 +7,13 @@ record, never a dict picked apart by hand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
 from cronium_prefect.names import Trigger
+from cronium_prefect.variables import mask_value
 
 __all__ = ["RunStatus", "ServerResult", "RunRecord"]
 
@@ -67,6 +69,16 @@ class RunRecord:
     log_lines: int = 0
     variables_written: list[str] = field(default_factory=list)
     servers: list[ServerResult] = field(default_factory=list)
+
+    def mask(self, secrets: Sequence[str]) -> None:
+        """Mask every secret text in what the run returned (input, output, errors, each
+        server's output), before the record is stored, shown or passed on."""
+        self.input = mask_value(self.input, secrets)
+        self.output = mask_value(self.output, secrets)
+        self.error = mask_value(self.error, secrets)
+        for server in self.servers:
+            server.output = mask_value(server.output, secrets)
+            server.error = mask_value(server.error, secrets)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -10,9 +10,12 @@ of a secret global is created).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
+import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +26,7 @@ __all__ = [
     "Visible",
     "VariableStore",
     "mask_secrets",
+    "mask_value",
     "KEY_PATTERN",
     "VALUE_LIMIT",
     "check_key",
@@ -102,7 +106,7 @@ class Visible:
         return sorted(t for t in texts if t)
 
 
-def mask_secrets(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+def mask_secrets(text: str, secrets: Sequence[str]) -> str:
     """Replace every secret text with the mask (***), longest first (so a secret that
     contains another is masked whole); `secrets` is Visible.secret_values."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
@@ -110,14 +114,53 @@ def mask_secrets(text: str, secrets: list[str] | tuple[str, ...]) -> str:
     return text
 
 
+def mask_value(value: Any, secrets: Sequence[str]) -> Any:
+    """A JSON value with every secret text masked in its strings and keys, and a number
+    or boolean-free scalar that is itself a secret replaced by the mask: what a script or
+    an HTTP server returns as output, before it is stored or shown anywhere."""
+    if not secrets:
+        return value
+    known = set(secrets)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return mask_secrets(item, secrets)
+        if isinstance(item, dict):
+            return {mask_secrets(str(k), secrets): walk(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            return MASK if json.dumps(item) in known else item
+        return item
+
+    return walk(value)
+
+
 # Shorter fragments of a secret (a line, a leaf) would mask ordinary words everywhere.
 _MIN_FRAGMENT = 4
+
+
+def _encodings(text: str) -> set[str]:
+    """The common ways a secret is re-encoded on its way out: URL-encoded (a query string,
+    a form), base64 (a Basic auth header, a token file) and JSON-escaped (inside a JSON
+    document). Base64 of a secret inside a longer base64 text is not findable this way."""
+    raw = text.encode()
+    found = {
+        urllib.parse.quote(text, safe=""),
+        urllib.parse.quote_plus(text),
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+    }
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        found.update((encoded.decode(), encoded.decode().rstrip("=")))
+    return {f for f in found if f != text and len(f) >= _MIN_FRAGMENT}
 
 
 def _secret_texts(value: Any, into: set[str], top: bool = False) -> None:
     if isinstance(value, str):
         if top or len(value) >= _MIN_FRAGMENT:
             into.add(value)
+            into.update(_encodings(value))
         into.update(
             line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_FRAGMENT
         )
@@ -135,7 +178,9 @@ def _secret_texts(value: Any, into: set[str], top: bool = False) -> None:
 class VariableStore(Protocol):
     def visible(self, owner: str | None) -> Visible: ...
 
-    def write(self, changes: dict[str, Any], owner: str | None) -> None: ...
+    def write(
+        self, changes: dict[str, Any], owner: str | None, secret_keys: set[str] | None = None
+    ) -> None: ...
 
     def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None: ...
 

@@ -87,6 +87,10 @@ class LineSink:
     def __init__(self, on_line: LineCallback, secrets: Sequence[str] = ()):
         self._on_line = on_line
         self._secrets = tuple(secrets)
+        self._secret_bytes = tuple({s.encode() for s in secrets if s})
+        # A piece is cut off a long line only once the bytes after the cut are in too, so
+        # that a secret across the cut is seen whole.
+        self._lookahead = max((len(s) for s in self._secret_bytes), default=0)
         self._partial: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self.count = 0
@@ -97,9 +101,10 @@ class LineSink:
             *lines, rest = buffer.split(b"\n")
             for line in lines:
                 self._emit(stream, line)
-            while len(rest) > MAX_LINE_BYTES:
-                self._emit(stream, rest[:MAX_LINE_BYTES], continued=True)
-                rest = rest[MAX_LINE_BYTES:]
+            while len(rest) > MAX_LINE_BYTES + self._lookahead:
+                cut = self._cut_point(rest)
+                self._emit(stream, rest[:cut], continued=True)
+                rest = rest[cut:]
             self._partial[stream] = rest
 
     def close(self) -> None:
@@ -113,10 +118,24 @@ class LineSink:
     def mask(self, text: str) -> str:
         return mask_secrets(text, self._secrets)
 
+    def _cut_point(self, data: bytes) -> int:
+        """Where to cut a line longer than MAX_LINE_BYTES: at the limit, or earlier so that
+        no secret is split between two pieces (each piece is masked on its own)."""
+        cut = MAX_LINE_BYTES
+        moved = True
+        while moved:
+            moved = False
+            for secret in self._secret_bytes:
+                start = data.find(secret, max(0, cut - len(secret) + 1), cut + len(secret) - 1)
+                if 0 < start < cut < start + len(secret):
+                    cut, moved = start, True
+        return cut
+
     def _emit(self, stream: str, raw: bytes, continued: bool = False) -> None:
         while len(raw) > MAX_LINE_BYTES:
-            self._emit(stream, raw[:MAX_LINE_BYTES], continued=True)
-            raw = raw[MAX_LINE_BYTES:]
+            cut = self._cut_point(raw)
+            self._emit(stream, raw[:cut], continued=True)
+            raw = raw[cut:]
         line = self.mask(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
         if continued:
             line += " [line continues]"

@@ -139,6 +139,8 @@ async def cronium_event(
     except CroniumError as exc:
         record.error = str(exc)
         logger.error("%s", exc)
+    if variables is not None:  # what a script or an HTTP server returned may hold a secret
+        record.mask(variables.secret_values)
     record.error = cap_text(record.error)  # it is also the state's message
     ended = _now()
     record.end_time = ended.isoformat()

@@ -123,6 +123,27 @@ async def _attempt(event: Event, request: dict[str, Any], secrets: list[str], lo
         raise _HttpFailed(f"{where}: {reason}") from None
 
 
+class _RedirectRefused(Exception):
+    pass
+
+
+def _guard_redirects(first: httpx.URL, own_headers: dict[str, Any]) -> Any:
+    """A request hook (called for the first request and every redirect): a redirect from
+    https to plain http is refused, and one to another origin loses the event's own
+    headers, as httpx drops Authorization (they may carry a secret: `X-Api-Key: {{ var.KEY }}`)."""
+    names = {name.lower() for name in own_headers}
+
+    async def guard(request: httpx.Request) -> None:
+        url = request.url
+        if first.scheme == "https" and url.scheme != "https":
+            raise _RedirectRefused(f"refused a redirect from https to plain http ({url})")
+        if (url.scheme, url.host, url.port) != (first.scheme, first.host, first.port):
+            for name in [n for n in request.headers if n.lower() in names]:
+                del request.headers[name]
+
+    return guard
+
+
 async def _exchange(spec: Any, request: dict[str, Any], where: str, log: Any) -> Any:
     started = time.monotonic()
     limit = get_settings().output_limit
@@ -130,7 +151,10 @@ async def _exchange(spec: Any, request: dict[str, Any], where: str, log: Any) ->
     # cannot keep the run going.
     with anyio.fail_after(spec.timeout):
         async with httpx.AsyncClient(
-            follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=spec.timeout
+            follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
+            timeout=spec.timeout,
+            event_hooks={"request": [_guard_redirects(httpx.URL(request["url"]), spec.headers)]},
         ) as client:
             async with client.stream(**request) as response:
                 raw, size = await _read_limited(response, limit)

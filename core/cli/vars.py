@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -35,14 +36,38 @@ def _checked(call, *args: Any) -> Any:
 @vars_app.command("set")
 def set_variable(
     key: str,
-    value: Annotated[str, typer.Argument(help="JSON when it parses, else kept as text.")],
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="JSON when it parses, else kept as text. Leave it out (or give -) to read it "
+            "from standard input, or to be asked for it at a terminal: a secret then stays "
+            "out of `ps` and the shell's history."
+        ),
+    ] = None,
     secret: Annotated[bool, typer.Option("--secret", help="Mask it in logs and listings.")] = False,
     owner: OwnerOption = None,
 ) -> None:
     """Set a variable."""
     from cronium_prefect.runtime_helpers.host import parse_text_value
 
+    if value is None or value == "-":
+        value = _value_from_stdin(key)
     _checked(_store().set, key, parse_text_value(value), owner, secret)
+
+
+def _value_from_stdin(key: str) -> str:
+    from cronium_prefect.variables import VALUE_LIMIT
+
+    if sys.stdin.isatty():
+        return typer.prompt(f"value of {key}", hide_input=True)
+    text = sys.stdin.read(VALUE_LIMIT + 2)  # the value and a final newline, then one more
+    if text.endswith("\n"):
+        text = text[:-1]
+    if len(text) > VALUE_LIMIT:
+        raise fail_usage(f"the value on standard input is over {VALUE_LIMIT} characters")
+    if not text:
+        raise fail_usage("no value: give one, or pipe it in (`... | cronium var set KEY --secret`)")
+    return text
 
 
 @vars_app.command("get")

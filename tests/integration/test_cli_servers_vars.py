@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from tests.cli import cronium
 from tests.sshd import PASSWORD, USER
 
@@ -104,3 +106,28 @@ def test_var_rejects_bad_keys_and_huge_values(prefect_api):
     assert reserved.returncode == 2 and "reserved prefix" in reserved.stderr
     huge = cronium("var", "set", "HUGE", "x" * 20000)
     assert huge.returncode == 2 and "over the limit of 10000" in huge.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "stored"),
+    [
+        (["--secret"], "tok-from-pipe\n", "tok-from-pipe"),  # `echo tok | cronium var set K`
+        (["-", "--secret"], "tok-dash", "tok-dash"),  # no final newline (printf)
+        (["--secret"], "line one\nline two\n", "line one\nline two"),  # a PEM-like value
+        ([], '{"json": true}\n', {"json": True}),  # JSON when it parses, as ever
+    ],
+    ids=["piped", "dash", "multi-line", "json"],
+)
+def test_var_set_reads_the_value_from_stdin(prefect_api, args, stdin, stored):
+    done = cronium("var", "set", "CLI_STDIN", *args, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(cronium("var", "get", "CLI_STDIN", "--reveal").stdout) == stored
+    assert cronium("var", "delete", "CLI_STDIN").returncode == 0
+
+
+def test_var_set_from_stdin_refuses_nothing_and_too_much(prefect_api):
+    empty = cronium("var", "set", "CLI_STDIN_X", "--secret", stdin="")
+    assert empty.returncode == 2 and "no value" in empty.stderr
+    huge = cronium("var", "set", "CLI_STDIN_X", "--secret", stdin="x" * 20_000)
+    assert huge.returncode == 2 and "over 10000 characters" in huge.stderr
+    assert cronium("var", "get", "CLI_STDIN_X").returncode == 1

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 
+from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.flows.report import read_record
-from tests.receivers import HttpReceiver
+from tests.receivers import HttpReceiver, self_signed
 
 from .helpers import event_from, logs_of, run_flow
 from .test_apply import cronium, write_events
@@ -175,3 +177,64 @@ def test_http_errors_never_show_a_secret_and_big_bodies_are_cut(prefect_api, rec
     assert record["status"] == "SUCCESS"
     assert record["output"]["body_truncated"] is True
     assert len(record["output"]["body"]) == limit
+
+
+TOKEN = "tok-redirect-77"
+OWN_HEADERS = (
+    '{X-Api-Key: "{{ var.REDIRECT_TOKEN }}", X-Trace: plain, '
+    'Authorization: "Bearer {{ var.REDIRECT_TOKEN }}"}'
+)
+
+
+def _redirecting(to: str, status: int = 302, **options) -> HttpReceiver:
+    return HttpReceiver(status=status, reply=b"", headers={"Location": to}, **options).start()
+
+
+def _http_event(name: str, url: str) -> Any:
+    return event_from(
+        f"name: {name}\ntype: http\nhttp: {{method: GET, url: '{url}', headers: {OWN_HEADERS}}}\n"
+    )
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_to_another_origin_loses_the_events_own_headers(prefect_api, status):
+    get_variable_store().set("REDIRECT_TOKEN", TOKEN, secret=True)
+    landing = HttpReceiver().start()
+    away = _redirecting(landing.url("/landed"), status)
+    home = HttpReceiver(status=status, reply=b"").start()
+    # The same origin: the headers go along (it redirects for ever, so that run fails).
+    home.headers["Location"] = "/landed"
+    try:
+        for name, start in (("http-hop-away", away), ("http-hop-home", home)):
+            state, record = run_flow(_http_event(name, start.url("/start")))
+            assert record["status"] == ("SUCCESS" if start is away else "FAILURE"), record
+        (landed,) = landing.requests
+        assert not {"x-api-key", "x-trace", "authorization"} & {k.lower() for k in landed.headers}
+        came_home = [r for r in home.requests if r.path == "/landed"]
+        assert came_home and came_home[0].headers.get("X-Api-Key") == TOKEN
+        assert came_home[0].headers.get("X-Trace") == "plain"
+    finally:
+        for server in (landing, away, home):
+            server.stop()
+
+
+def test_a_redirect_from_https_to_plain_http_is_refused(prefect_api, tmp_path, monkeypatch):
+    get_variable_store().set("REDIRECT_TOKEN", TOKEN, secret=True)
+    certificate = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))  # the client trusts it
+    plain = HttpReceiver().start()
+    secure = HttpReceiver(certfile=certificate).start()
+    to_plain = _redirecting(plain.url("/landed"), certfile=certificate)
+    to_secure = _redirecting(secure.url("/landed"), certfile=certificate)
+    try:
+        state, refused = run_flow(_http_event("http-tls-down", to_plain.url("/start")))
+        assert refused["status"] == "FAILURE"
+        assert "refused a redirect from https to plain http" in refused["error"]
+        assert plain.requests == []  # nothing went out in the clear
+        state, followed = run_flow(_http_event("http-tls-up", to_secure.url("/start")))
+        assert followed["status"] == "SUCCESS", followed
+        (landed,) = secure.requests
+        assert landed.path == "/landed" and landed.headers.get("X-Api-Key") is None
+    finally:
+        for server in (plain, secure, to_plain, to_secure):
+            server.stop()

@@ -1,5 +1,7 @@
 """Lines reach the callback whole, in order, masked, and never dropped."""
 
+import pytest
+
 from cronium_prefect.executors.base import MAX_LINE_BYTES, LineSink
 
 
@@ -54,3 +56,61 @@ def test_multi_line_and_structured_secrets_are_masked_by_their_parts():
     sink, lines = _sink(secrets=visible.secret_values)
     sink.feed("stdout", b"AAAAsecretline\npass=p4ssw0rd! user=svc\nvalue public\n")
     assert lines == [("stdout", "***"), ("stdout", "pass=*** user=svc"), ("stdout", "value public")]
+
+
+SECRET = "s3cr3t-t0ken-value"
+
+
+@pytest.mark.parametrize("before_cut", [1, 2, len(SECRET) // 2, len(SECRET) - 1])
+@pytest.mark.parametrize("chunked", [False, True], ids=["one chunk", "byte by byte tail"])
+def test_a_secret_across_the_line_cut_is_masked_whole(before_cut, chunked):
+    sink, lines = _sink(secrets=[SECRET])
+    line = b"x" * (MAX_LINE_BYTES - before_cut) + SECRET.encode() + b"y" * 100 + b"\n"
+    if chunked:
+        head, tail = line[: MAX_LINE_BYTES - 50], line[MAX_LINE_BYTES - 50 :]
+        sink.feed("stdout", head)
+        for i in range(len(tail)):
+            sink.feed("stdout", tail[i : i + 1])
+    else:
+        sink.feed("stdout", line)
+    text = "".join(piece.removesuffix(" [line continues]") for _, piece in lines)
+    assert SECRET not in text and text.count("***") == 1
+    assert not any(SECRET[:6] in piece or SECRET[-6:] in piece for _, piece in lines)
+    assert text.replace("***", "") == "x" * (MAX_LINE_BYTES - before_cut) + "y" * 100
+
+
+def test_two_secrets_meeting_at_the_cut_are_both_masked():
+    sink, lines = _sink(secrets=["first-secret", "second-secret"])
+    sink.feed(
+        "stdout",
+        b"x" * (MAX_LINE_BYTES - 20) + b"first-secretsecond-secret" + b"z" * 10 + b"\n",
+    )
+    text = "".join(piece for _, piece in lines)
+    assert "secret" not in text.replace("***", "")
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        "p%40ss%2Fw0rd%20%26more",  # URL-encoded (a query string)
+        "p%40ss%2Fw0rd+%26more",  # form-encoded
+        "cEBzcy93MHJkICZtb3Jl",  # base64 (a Basic auth header)
+        "cEBzcy93MHJkICZtb3Jl",  # urlsafe base64, no padding needed here
+    ],
+)
+def test_common_encodings_of_a_secret_are_masked(shown):
+    from cronium_prefect.variables import Visible
+
+    visible = Visible(values={"PW": "p@ss/w0rd &more"}, secret_keys={"PW"})
+    sink, lines = _sink(secrets=visible.secret_values)
+    sink.feed("stdout", f"got {shown} here\n".encode())
+    assert lines == [("stdout", "got *** here")]
+
+
+def test_a_json_escaped_secret_is_masked():
+    from cronium_prefect.variables import Visible
+
+    visible = Visible(values={"PW": 'quo"te\\back\nline'}, secret_keys={"PW"})
+    sink, lines = _sink(secrets=visible.secret_values)
+    sink.feed("stdout", b'{"pw": "quo\\"te\\\\back\\nline"}\n')
+    assert lines == [("stdout", '{"pw": "***"}')]
