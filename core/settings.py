@@ -49,6 +49,15 @@ class CroniumSettings(BaseSettings):
     output_limit: int = Field(
         default=1024 * 1024, description="Largest output a script may set, in bytes."
     )
+    out_max_files: int = Field(
+        default=1000,
+        ge=10,
+        description="Most entries (files and directories) a script may leave in its out/ "
+        "directory; more stops the run.",
+    )
+    max_variable_writes: int = Field(
+        default=100, ge=1, description="Most variables one run may write (none saved beyond)."
+    )
     input_limit: int = Field(
         default=1024 * 1024,
         ge=1024,

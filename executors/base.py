@@ -53,6 +53,8 @@ class ExecutionRequest:
     on_line: LineCallback = lambda stream, line: None
     secrets: Sequence[str] = ()
     output_limit: int = 1024 * 1024
+    out_max_files: int = 1000  # entries in out/ (files and directories)
+    max_variables: int = 100  # variables one run may write
     image: str = ""
     limits: Limits | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -191,7 +193,9 @@ class Executor(ABC, Generic[H]):
             result.error = f"timed out after {_seconds(request.timeout)}; the script was killed"
         elif result.error is None:
             try:
-                result.collected = request.staging.collect(request.output_limit)
+                result.collected = request.staging.collect(
+                    request.output_limit, request.max_variables
+                )
             except HelperProtocolError as exc:
                 result.error = sink.mask(str(exc))
         if result.error is None and result.exit_code not in (0, None):

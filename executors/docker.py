@@ -125,22 +125,34 @@ class _Run:
 
 
 class _OutWatcher(threading.Thread):
-    """The run's out/ is a host directory the script can write: watch its size and stop
-    the container when it outgrows what the protocol can ever need (disk protection)."""
+    """The run's out/ is a host directory the script can write: watch its size (apparent,
+    so a sparse file counts whole) and its number of entries (empty files and directories
+    cost inodes), and stop the container when either outgrows what the protocol can ever
+    need (disk protection). Each look stops at the limit, so it stays cheap."""
 
     INTERVAL_S = 0.2
 
-    def __init__(self, directory: Path, limit: int, container: Container):
+    def __init__(self, directory: Path, limit: int, max_files: int, container: Container):
         super().__init__(daemon=True, name="cronium-out-watcher")
-        self.directory, self.limit, self.container = directory, limit, container
+        self.directory, self.limit, self.max_files = directory, limit, max_files
+        self.container = container
         self.stopped = threading.Event()
-        self.overflow: int | None = None
+        self.overflow: str | None = None  # what it outgrew, said for the run's error
 
     def run(self) -> None:
         while not self.stopped.wait(self.INTERVAL_S):
-            size = _tree_size(self.directory, self.limit)
+            size, count = _tree_size(self.directory, self.limit, self.max_files)
             if size > self.limit:
-                self.overflow = size
+                self.overflow = (
+                    f"the script wrote over {size} bytes into its output directory "
+                    f"(limit {self.limit})"
+                )
+            elif count > self.max_files:
+                self.overflow = (
+                    f"the script made over {self.max_files} files and directories in its "
+                    "output directory (CRONIUM_OUT_MAX_FILES)"
+                )
+            if self.overflow:
                 try:
                     self.container.kill()
                 except docker.errors.APIError:
@@ -148,19 +160,23 @@ class _OutWatcher(threading.Thread):
                 return
 
 
-def _tree_size(directory: Path, stop_above: int) -> int:
-    total, pending = 0, [directory]
-    while pending and total <= stop_above:
+def _tree_size(directory: Path, stop_above: int, max_entries: int) -> tuple[int, int]:
+    """(apparent bytes, entries) under `directory`, counted until either passes its limit."""
+    total, count, pending = 0, 0, [directory]
+    while pending and total <= stop_above and count <= max_entries:
         try:
             with os.scandir(pending.pop()) as entries:
                 for entry in entries:
+                    count += 1
                     if entry.is_dir(follow_symlinks=False):
                         pending.append(Path(entry.path))
                     else:
                         total += entry.stat(follow_symlinks=False).st_size
+                    if count > max_entries or total > stop_above:
+                        break
         except OSError:
             continue  # removed while we looked
-    return total
+    return total, count
 
 
 class DockerExecutor(Executor[_Run]):
@@ -292,7 +308,7 @@ class DockerExecutor(Executor[_Run]):
             container.remove(force=True)
             raise ExecutorError(f"cannot start the container: {_reason(exc)}") from None
         limit = max(4 * request.output_limit, 4 * 1024 * 1024)
-        watcher = _OutWatcher(request.staging.root / "out", limit, container)
+        watcher = _OutWatcher(request.staging.root / "out", limit, request.out_max_files, container)
         watcher.start()
         return _Run(container, frames, watcher)
 
@@ -328,10 +344,7 @@ class DockerExecutor(Executor[_Run]):
         if handle.watcher is not None:
             handle.watcher.stopped.set()
             if handle.watcher.overflow is not None:
-                result.error = (
-                    f"the script wrote over {handle.watcher.overflow} bytes into its output "
-                    f"directory (limit {handle.watcher.limit}); it was stopped"
-                )
+                result.error = f"{handle.watcher.overflow}; it was stopped"
                 return
         if result.exit_code == 0:
             return  # an OOM kill never exits 0; skip the inspect call

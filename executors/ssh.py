@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import paramiko
 
-from cronium_prefect.errors import ConnectionFailed
+from cronium_prefect.errors import ConnectionFailed, HelperProtocolError
 from cronium_prefect.servers import SSHTarget
 from cronium_prefect.variables import VALUE_LIMIT
 
@@ -32,6 +32,7 @@ __all__ = ["SSHExecutor"]
 _CHUNK = 32 * 1024
 _OUT_NAME = re.compile(r"^(output\.json|output\.txt|condition|[A-Z_][A-Z0-9_]{0,99}\.(json|txt))$")
 _LOCAL_LAYOUT = ("lib", "in", "in/vars")
+COLLECT_TIMEOUT_S = 30.0  # for each SFTP request while the script's files are read back
 
 
 @dataclass
@@ -40,6 +41,7 @@ class _RemoteRun:
     sftp: paramiko.SFTPClient
     local_out: Path  # the local staging's out/, where collect() puts what the script wrote
     output_limit: int
+    max_files: int
     directory: str = ""  # absolute path on the server
     channel: paramiko.Channel | None = None
     lost: bool = False
@@ -77,7 +79,11 @@ class SSHExecutor(Executor[_RemoteRun]):
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise ConnectionFailed(f"{self.name}: cannot open SFTP: {exc}") from None
         handle = _RemoteRun(
-            self._transport, sftp, request.staging.root / "out", request.output_limit
+            self._transport,
+            sftp,
+            request.staging.root / "out",
+            request.output_limit,
+            request.out_max_files,
         )
         try:
             handle.directory = self._make_directory(sftp)
@@ -193,14 +199,70 @@ class SSHExecutor(Executor[_RemoteRun]):
             return
         if handle.signalled and result.error is None:
             result.error = "the script was killed by a signal (no exit status)"
-        # Only the protocol's own names, each read through an open handle whose type and
-        # size are checked there: a link to /dev/zero or a growing file cannot stall us.
+        # Under a deadline (every SFTP request times out), listed without following links,
+        # and only regular files of the protocol's names opened: a FIFO, a device or a link
+        # planted in out/ is never opened (opening a FIFO blocks the SFTP server for ever).
+        handle.sftp.get_channel().settimeout(COLLECT_TIMEOUT_S)
+        try:
+            self._fetch_out(handle)
+        except HelperProtocolError as exc:
+            result.error = str(exc)
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # socket.timeout included
+            result.error = (
+                f"collecting the script's files from server {self.name!r} failed after "
+                f"{COLLECT_TIMEOUT_S:g} s at most: {str(exc) or type(exc).__name__}"
+            )
+
+    def _fetch_out(self, handle: _RemoteRun) -> None:
+        if not self._entries_within(handle):
+            raise HelperProtocolError(
+                f"out/ holds more than {handle.max_files} entries (CRONIUM_OUT_MAX_FILES); "
+                "nothing was kept"
+            )
         limit = max(handle.output_limit, 4 * VALUE_LIMIT)
         for sub in ("", "vars"):
             remote = f"{handle.directory}/out{'/' + sub if sub else ''}"
-            for name in handle.sftp.listdir(remote):
-                if _OUT_NAME.match(name):
-                    _fetch(handle.sftp, f"{remote}/{name}", handle.local_out / sub / name, limit)
+            try:
+                # Fully read (bounded: counted above). paramiko's listdir_iter hung at the
+                # end of a listing with its read-aheads outstanding.
+                entries = handle.sftp.listdir_attr(remote)
+                for entry in entries:
+                    if not _OUT_NAME.match(entry.filename):
+                        continue
+                    mode = entry.st_mode or 0
+                    if stat.S_ISLNK(mode):
+                        raise HelperProtocolError(
+                            f"out/{sub}{'/' if sub else ''}{entry.filename} is a link; links "
+                            "are never followed"
+                        )
+                    if not stat.S_ISREG(mode):
+                        raise HelperProtocolError(
+                            f"out/{sub}{'/' if sub else ''}{entry.filename} is not a regular file"
+                        )
+                    _fetch(
+                        handle.sftp,
+                        f"{remote}/{entry.filename}",
+                        handle.local_out / sub / entry.filename,
+                        limit,
+                    )
+            except FileNotFoundError:
+                continue  # no vars/ (or the script removed out/ itself)
+
+    def _entries_within(self, handle: _RemoteRun) -> bool:
+        """Whether the whole out/ tree (many empty files, a deep tree) holds at most
+        max_files entries: counted on the server, stopping one past the limit."""
+        out = shlex.quote(f"{handle.directory}/out")
+        most = handle.max_files
+        count = f"find {out} -mindepth 1 2>/dev/null | head -n {most + 1} | wc -l"
+        command = f'[ "$({count})" -le {most} ]'
+        channel = handle.transport.open_session(timeout=self.server.connect_timeout)
+        try:
+            channel.exec_command(posix(command))
+            if not channel.status_event.wait(COLLECT_TIMEOUT_S):
+                raise TimeoutError("counting the entries of out/ did not finish")
+            return channel.recv_exit_status() == 0
+        finally:
+            channel.close()
 
     def cleanup(self, handle: _RemoteRun) -> None:
         """Kill whatever the script left running, then remove its directory; if the

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cronium_prefect.errors import ExecutorError
@@ -26,7 +27,13 @@ if TYPE_CHECKING:
     from cronium_prefect.executors.ssh_pool import ConnectionPool
     from cronium_prefect.executors.template_sandbox import TemplateSandbox
 
-__all__ = ["Runtime", "current_runtime", "using_runtime", "configured_docker_client"]
+__all__ = [
+    "Runtime",
+    "current_runtime",
+    "using_runtime",
+    "configured_docker_client",
+    "private_directories",
+]
 
 
 class Runtime:
@@ -36,6 +43,7 @@ class Runtime:
         from .servers import announce_circuit
 
         self.settings = settings or get_settings()
+        private_directories(self.settings.home, _results_directory())
         self.ssh_pool: ConnectionPool = ConnectionPool(
             threshold=self.settings.ssh_breaker_threshold,
             cooldown=self.settings.ssh_breaker_cooldown,
@@ -147,6 +155,23 @@ def using_runtime(runtime: Runtime) -> Iterator[Runtime]:
         yield runtime
     finally:
         _current.reset(token)
+
+
+def private_directories(*paths: Path) -> None:
+    """Make each directory owner-only (0700), tightening an existing one: Cronium's
+    home holds run directories and the encryption key, and Prefect's result files hold
+    run records. A directory of 0700 keeps every file under it from other users, whatever
+    the file's own mode (Prefect writes results 0644)."""
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+
+
+def _results_directory() -> Path:
+    from prefect.settings import get_current_settings
+
+    return Path(get_current_settings().results.local_storage_path).expanduser()
 
 
 def configured_docker_client(settings: CroniumSettings | None = None) -> Any:

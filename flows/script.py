@@ -139,6 +139,8 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
             on_line=lambda stream, line: run.log.info(SCRIPT_LINE_FORMAT, tag, stream, line),
             secrets=run.variables.secret_values,
             output_limit=run.settings.output_limit,
+            out_max_files=run.settings.out_max_files,
+            max_variables=run.settings.max_variable_writes,
             image=run.image(),
             limits=run.limits(),
             labels={"io.cronium.event": event.name, "io.cronium.attempt": str(attempt)},

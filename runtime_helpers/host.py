@@ -18,10 +18,10 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import socket
 import stat
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,7 +31,14 @@ from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.process import current_identity, is_orphan
 from cronium_prefect.variables import VALUE_LIMIT, check_key, check_value
 
-__all__ = ["Staging", "Collected", "HELPER_FILES", "SCRIPT_NAMES", "parse_text_value"]
+__all__ = [
+    "Staging",
+    "Collected",
+    "HELPER_FILES",
+    "SCRIPT_NAMES",
+    "parse_text_value",
+    "remove_tree",
+]
 
 HELPER_FILES = ("cronium.py", "cronium.js", "cronium.sh")
 SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
@@ -120,7 +127,7 @@ class Staging:
     def script_name(self) -> str:
         return SCRIPT_NAMES[self.language]
 
-    def collect(self, output_limit: int) -> Collected:
+    def collect(self, output_limit: int, max_variables: int = 100) -> Collected:
         """Read back output, condition and variable writes; bad files are HelperProtocolError.
 
         The script owns `out/`, so every path is opened without following symlinks: a
@@ -141,7 +148,13 @@ class Staging:
         vars_dir = out / "vars"
         if vars_dir.is_symlink():
             raise HelperProtocolError("out/vars was replaced by a link; variables not saved")
-        for path in sorted(vars_dir.iterdir()) if vars_dir.is_dir() else []:
+        written = sorted(vars_dir.iterdir()) if vars_dir.is_dir() else []
+        if len(written) > max_variables:
+            raise HelperProtocolError(
+                f"the script wrote {len(written)} variables, over the limit of {max_variables} "
+                "a run (CRONIUM_MAX_VARIABLE_WRITES); none was saved"
+            )
+        for path in written:
             key, _, suffix = path.name.rpartition(".")
             if suffix not in ("json", "txt"):
                 raise HelperProtocolError(f"unexpected file out/vars/{path.name}")
@@ -155,7 +168,7 @@ class Staging:
         return collected
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
 
     @staticmethod
     def reap_orphans(parent: Path) -> int:
@@ -165,9 +178,47 @@ class Staging:
         for path in parent.glob("run-*-*-*") if parent.is_dir() else []:
             _, pid, ticks, _ = path.name.split("-", 3)
             if is_orphan(f"{host}/{pid}/{ticks}"):
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
                 removed += 1
         return removed
+
+
+def remove_tree(top: Path) -> None:
+    """Remove a directory tree a script may have shaped: never following links, and
+    without recursion or long paths (shutil.rmtree recurses, and a tree 1,500 deep raised
+    RecursionError). Each subdirectory is first moved up beside the others under `top`, so
+    no path grows deeper than two levels. Errors are ignored, as rmtree's were."""
+    if top.is_symlink() or not top.is_dir():
+        return
+    token, moved = uuid.uuid4().hex[:8], 0
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        except OSError:
+            continue
+        for name, is_dir in names:
+            try:
+                if is_dir:
+                    moved += 1
+                    flat = top / f".remove-{token}-{moved}"
+                    os.rename(folder / name, flat)
+                    pending.append(flat)
+                else:
+                    os.unlink(folder / name)
+            except OSError:
+                pass
+        if folder != top:  # emptied: its files unlinked, its folders moved up
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+    try:
+        top.rmdir()
+    except OSError:
+        pass
 
 
 def _read_private(path: Path, limit: int, what: str) -> str | None:

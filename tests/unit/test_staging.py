@@ -91,3 +91,31 @@ def test_run_directories_of_dead_processes_are_reaped_and_live_ones_kept(tmp_pat
     (parent / f"run-{dead.pid}-1-abcd").mkdir()
     assert Staging.reap_orphans(parent) == 1
     assert [p.name for p in parent.iterdir()] == [mine.root.name]
+
+
+def test_remove_tree_takes_a_tree_thousands_deep_and_never_follows_links(tmp_path):
+    from cronium_prefect.runtime_helpers.host import remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    top = tmp_path / "run"
+    top.mkdir()
+    # 3,000 deep: past the recursion limit, and past PATH_MAX as one path, so it is built
+    # level by level from inside, as a script would.
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(3000):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY, dir_fd=fd)
+            with open(os.open("f", os.O_WRONLY | os.O_CREAT, dir_fd=child), "w") as f:
+                f.write("x")
+            os.close(fd)
+            fd = child
+        os.symlink(outside, "link", dir_fd=fd)
+    finally:
+        os.close(fd)
+    (top / "empty").mkdir()
+    remove_tree(top)
+    assert not top.exists()
+    assert (outside / "keep.txt").read_text() == "keep"
