@@ -68,12 +68,12 @@ class BlockVariableStore:
     def write(
         self, changes: dict[str, Any], owner: str | None, secret_keys: set[str] | None = None
     ) -> None:
-        """Save a run's variable writes; a secret stays secret. `secret_keys` is what the
-        run read at its start (read again when not given)."""
+        """Save a run's variable writes; a secret stays secret. The secrets are read again
+        now (one made secret while the run went must not be saved in clear), and those in
+        `secret_keys` (what the run read at its start) stay secret too."""
         if not changes:
             return
-        if secret_keys is None:
-            secret_keys = self.visible(owner).secret_keys
+        secret_keys = (secret_keys or set()) | self.visible(owner).secret_keys
         for key, value in changes.items():
             self.set(key, value, owner, secret=key in secret_keys)
 

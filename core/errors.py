@@ -17,10 +17,7 @@ A script exiting non-zero is *not* an error: it is a result (see `ExecutionResul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from cronium_prefect.record import RunRecord
+from typing import Any
 
 __all__ = [
     "CroniumError",
@@ -80,9 +77,11 @@ class RunFailed(CroniumError):
     another process is None there; the run's record artifact holds the full record.
     """
 
-    def __init__(self, record_or_message: RunRecord | str):
+    # `Any`: a cronium_prefect.record.RunRecord, not imported here (the record module
+    # imports the caps, which raise these errors: a cycle).
+    def __init__(self, record_or_message: Any):
         if isinstance(record_or_message, str):
-            self.record: RunRecord | None = None
+            self.record: Any = None
             message = record_or_message
         else:
             self.record = record = record_or_message

@@ -166,7 +166,9 @@ class Schedule(_Strict):
     """When the event runs by itself. Cron and timezones are checked by Prefect's own models."""
 
     cron: str | None = Field(default=None, description="Cron expression, e.g. `0 3 * * *`.")
-    interval: Duration | None = Field(default=None, description="Every N: 30s, 15m, 2h, 1d.")
+    interval: Duration | None = Field(
+        default=None, le=366 * 86400, description="Every N: 30s, 15m, 2h, 1d (at most a year)."
+    )
     timezone: str = Field(default="UTC", description="IANA timezone for cron and start_time.")
     start_time: Annotated[datetime, BeforeValidator(_not_a_number)] | None = Field(
         default=None, description="First run at that time; alone, the event runs once then."
@@ -239,7 +241,7 @@ class HttpRequest(_Strict):
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = Field(
         default=None, description="Statuses that count as success; default any 2xx."
     )
-    timeout: Duration = Field(default=30.0, gt=0)
+    timeout: Duration = Field(default=30.0, gt=0, le=86400)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -405,6 +407,12 @@ class Event(_Strict):
                 problems.append("image is only used with run_location: local")
         elif self.servers:
             problems.append("servers is only used with run_location: remote")
+        waits = sum(a.delay or 0 for a in self.actions if a.send_message is not None)
+        if waits > MAX_MESSAGE_DELAY:  # the messages' waits follow one another in the run
+            problems.append(
+                f"the send_message delays add up to {waits:g}s; a run waits for them one "
+                f"after another, holding its worker slot, for at most {MAX_MESSAGE_DELAY:g}s"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

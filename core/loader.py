@@ -92,7 +92,7 @@ class _Builder:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise _DocumentError("mapping keys must be plain values", line, _dotted(path))
-                key = self.loader.construct_object(key_node)
+                key = self._construct(key_node, (*path, "<key>"))
                 key_line = key_node.start_mark.line + 1
                 if key in result:
                     raise _DocumentError(
@@ -105,10 +105,16 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._construct(node, path)
+
+    def _construct(self, node: yaml.Node, path: Location) -> Any:
+        """A scalar's value; a value Python refuses to build (a 5,000-digit integer, the
+        date 2024-02-30) is a document error on its line, not a traceback."""
         try:
             return self.loader.construct_object(node)
-        except ValueError:  # Python's cap on the digits of an int it converts from text
-            raise _DocumentError(_TOO_LONG, line, _dotted(path)) from None
+        except ValueError as exc:
+            message = _TOO_LONG if "integer string conversion" in str(exc) else str(exc)
+            raise _DocumentError(message, node.start_mark.line + 1, _dotted(path)) from None
 
 
 def _compose(text: str, loader_class: type) -> Iterable[tuple[Any, dict[Location, int], int]]:
@@ -149,8 +155,9 @@ def _json_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]
         data = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise _DocumentError(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
-    except ValueError:  # Python's cap on the digits of an int it converts from text
-        raise _DocumentError(_TOO_LONG, None) from None
+    except ValueError as exc:  # Python's cap on the digits of an int it converts from text
+        message = _TOO_LONG if "integer string conversion" in str(exc) else str(exc)
+        raise _DocumentError(message, None) from None
     except RecursionError:
         raise _DocumentError("nested too deeply", None) from None
     for item in data if isinstance(data, list) else [data]:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from cronium_prefect.caps import cap_text
 from cronium_prefect.names import Trigger
 from cronium_prefect.variables import mask_value
 
@@ -70,15 +71,17 @@ class RunRecord:
     variables_written: list[str] = field(default_factory=list)
     servers: list[ServerResult] = field(default_factory=list)
 
-    def mask(self, secrets: Sequence[str]) -> None:
-        """Mask every secret text in what the run returned (input, output, errors, each
-        server's output), before the record is stored, shown or passed on."""
+    def make_safe(self, secrets: Sequence[str]) -> None:
+        """Before the record is stored, shown or passed on: mask every secret text in what
+        the run returned (input, output, errors, each server's output), and cut the error
+        texts at ERROR_CHARS (the run's error is also its state's message)."""
         self.input = mask_value(self.input, secrets)
         self.output = mask_value(self.output, secrets)
         self.error = mask_value(self.error, secrets)
         for server in self.servers:
             server.output = mask_value(server.output, secrets)
-            server.error = mask_value(server.error, secrets)
+            server.error = cap_text(mask_value(server.error, secrets))
+        self.error = cap_text(self.error)  # it is also the state's message
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,8 +93,9 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        """The record `to_json` wrote (keys it does not know are ignored: a record written
-        by a newer version still reads)."""
+        """The record `to_json` wrote. Keys it does not know are ignored; a status or
+        trigger it does not know raises ValueError (readers of stored records use
+        flows.report.record_from_artifact, which skips such a record)."""
         return cls(
             **{
                 **_known(cls, data),

@@ -98,8 +98,9 @@ class Visible:
 
     @property
     def secret_values(self) -> list[str]:
-        """Every text a secret can show up as in a log line: the value itself, its JSON
-        form, each line of a multi-line value, and the leaves of a structured one."""
+        """Every text a secret can show up as: the value itself, its JSON form, each line
+        of a multi-line value, the leaves of a structured one, and the URL-encoded, base64
+        and JSON-escaped forms of each text."""
         texts: set[str] = set()
         for key in self.secret_keys:
             _secret_texts(self.values.get(key), texts, top=True)
@@ -118,6 +119,9 @@ def mask_value(value: Any, secrets: Sequence[str]) -> Any:
     """A JSON value with every secret text masked in its strings and keys, and a number
     or boolean-free scalar that is itself a secret replaced by the mask: what a script or
     an HTTP server returns as output, before it is stored or shown anywhere."""
+    # A secret of 1-3 characters ("1", "off") would turn ordinary data into masks, and
+    # the output is passed on as the next event's input: those are masked in logs only.
+    secrets = [s for s in secrets if len(s) >= _MIN_FRAGMENT]
     if not secrets:
         return value
     known = set(secrets)
@@ -126,7 +130,13 @@ def mask_value(value: Any, secrets: Sequence[str]) -> Any:
         if isinstance(item, str):
             return mask_secrets(item, secrets)
         if isinstance(item, dict):
-            return {mask_secrets(str(k), secrets): walk(v) for k, v in item.items()}
+            masked: dict[str, Any] = {}
+            for key, inner in item.items():
+                name = mask_secrets(str(key), secrets)
+                while name in masked:  # two keys masked alike: keep both entries
+                    name += "'"
+                masked[name] = walk(inner)
+            return masked
         if isinstance(item, list):
             return [walk(v) for v in item]
         if isinstance(item, int | float) and not isinstance(item, bool):

@@ -239,6 +239,7 @@ def event_detail(name: str) -> dict[str, Any]:
                         "type": {"any_": RECORD_TYPES},
                         "flow_run_id": {"any_": [r["id"] for r in runs]},
                     },
+                    "sort": "CREATED_DESC",  # the newest record of a run comes first
                     "limit": 2 * HISTORY,  # a record and a summary per run
                 },
             )

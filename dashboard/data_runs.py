@@ -227,7 +227,12 @@ def run_detail(run_id: str) -> dict[str, Any]:
             post(
                 client,
                 "/artifacts/filter",
-                {"artifacts": {"flow_run_id": {"any_": [run_id]}}, "limit": 50},
+                # Newest first: a run started again after a crash has two records.
+                {
+                    "artifacts": {"flow_run_id": {"any_": [run_id]}},
+                    "sort": "CREATED_DESC",
+                    "limit": 50,
+                },
             ),
             _logs(client, run_id, LOG_LIMIT),
         )

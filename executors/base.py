@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.runtime_helpers.host import Collected, Staging
+from cronium_prefect.terminal import visible
 from cronium_prefect.variables import mask_secrets
 
 __all__ = [
@@ -138,7 +139,9 @@ class LineSink:
             cut = self._cut_point(raw)
             self._emit(stream, raw[:cut], continued=True)
             raw = raw[cut:]
+        # Masked first (a control character cannot hide a secret), then made safe to show.
         line = self.mask(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+        line = visible(line, keep_colours=True)
         if continued:
             line += " [line continues]"
         self.count += 1

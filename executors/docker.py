@@ -138,9 +138,21 @@ class _OutWatcher(threading.Thread):
         self.container = container
         self.stopped = threading.Event()
         self.overflow: str | None = None  # what it outgrew, said for the run's error
+        self.killed = False
 
     def run(self) -> None:
         while not self.stopped.wait(self.INTERVAL_S):
+            if self.look():
+                self.killed = True
+                try:
+                    self.container.kill()
+                except docker.errors.APIError:
+                    pass  # it ended meanwhile
+                return
+
+    def look(self) -> bool:
+        """Whether out/ has outgrown a limit (said in `overflow`)."""
+        if self.overflow is None:
             size, count = _tree_size(self.directory, self.limit, self.max_files)
             if size > self.limit:
                 self.overflow = (
@@ -152,12 +164,7 @@ class _OutWatcher(threading.Thread):
                     f"the script made over {self.max_files} files and directories in its "
                     "output directory (CRONIUM_OUT_MAX_FILES)"
                 )
-            if self.overflow:
-                try:
-                    self.container.kill()
-                except docker.errors.APIError:
-                    pass  # it ended meanwhile
-                return
+        return self.overflow is not None
 
 
 def _tree_size(directory: Path, stop_above: int, max_entries: int) -> tuple[int, int]:
@@ -343,8 +350,10 @@ class DockerExecutor(Executor[_Run]):
     def collect(self, handle: _Run, result: ExecutionResult) -> None:
         if handle.watcher is not None:
             handle.watcher.stopped.set()
+            handle.watcher.look()  # once more: the script may have ended between two looks
             if handle.watcher.overflow is not None:
-                result.error = f"{handle.watcher.overflow}; it was stopped"
+                ending = "it was stopped" if handle.watcher.killed else "nothing was kept"
+                result.error = f"{handle.watcher.overflow}; {ending}"
                 return
         if result.exit_code == 0:
             return  # an OOM kill never exits 0; skip the inspect call

@@ -208,12 +208,19 @@ class SSHExecutor(Executor[_RemoteRun]):
         except HelperProtocolError as exc:
             result.error = str(exc)
         except (OSError, EOFError, paramiko.SSHException) as exc:  # socket.timeout included
-            result.error = (
-                f"collecting the script's files from server {self.name!r} failed after "
-                f"{COLLECT_TIMEOUT_S:g} s at most: {str(exc) or type(exc).__name__}"
-            )
+            reason = str(exc) or f"no answer within {COLLECT_TIMEOUT_S:g} s"
+            result.error = f"reading the script's files from server {self.name!r} failed: {reason}"
 
     def _fetch_out(self, handle: _RemoteRun) -> None:
+        # What the script left running could go on writing: stop it before counting.
+        run_fixed(handle.transport, kill_command(handle.directory), self.server.connect_timeout)
+        for sub in ("out", "out/vars"):  # real directories, never links to elsewhere
+            try:
+                mode = handle.sftp.lstat(f"{handle.directory}/{sub}").st_mode or 0
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(mode):
+                raise HelperProtocolError(f"{sub} was replaced by a link or a file; nothing kept")
         if not self._entries_within(handle):
             raise HelperProtocolError(
                 f"out/ holds more than {handle.max_files} entries (CRONIUM_OUT_MAX_FILES); "

@@ -57,12 +57,20 @@ class TemplateSandbox:
             {"template": template, "context": context, "where": where}, default=str
         ).encode()
         with self._slots:
-            child = self._take()
+            try:
+                child = self._take()
+            except OSError as exc:  # no process could be started (EMFILE, ENOMEM, ...)
+                raise TemplateError(f"{where}: cannot start the template renderer: {exc}") from None
             try:
                 reply = child.ask(request, self._deadline(), self._max_reply())
             except _ChildFailed as exc:
                 child.kill()
                 raise TemplateError(f"{where}: {exc}") from None
+            except BaseException as exc:  # a bad reply, an interrupt: never keep the child
+                child.kill()
+                if isinstance(exc, Exception):
+                    raise TemplateError(f"{where}: the template renderer failed: {exc}") from None
+                raise
             if "text" in reply:
                 self._give_back(child)
                 return reply["text"]
@@ -85,7 +93,9 @@ class TemplateSandbox:
         return time.monotonic() + 2 * self.cpu_seconds + 2.0
 
     def _max_reply(self) -> int:
-        return 4 * self.max_chars + 4096  # UTF-8 and JSON escaping of the capped text
+        # The capped text as JSON in UTF-8: at most 6 bytes a character (`\u001b` for a
+        # control character; others take 1 to 4).
+        return 6 * self.max_chars + 4096
 
     def _take(self) -> _Child:
         with self._lock:
@@ -137,24 +147,35 @@ class _Child:
         if not self.started:  # the first answer also waits for the child's imports
             deadline += _STARTUP_SECONDS
             self.started = True
-        assert self.process.stdin is not None and self.process.stdout is not None
-        try:
-            self.process.stdin.write(len(request).to_bytes(_HEADER, "big") + request)
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise _ChildFailed(self._died()) from None
+        self._write(len(request).to_bytes(_HEADER, "big") + request, deadline)
         size = int.from_bytes(self._read(_HEADER, deadline), "big")
         if size > max_reply:
             raise _ChildFailed(f"the renderer answered {size} bytes (limit {max_reply})")
         return json.loads(self._read(size, deadline))
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        """All of `data` to the child's stdin by the deadline (a child that stopped reading
+        must not hold this thread)."""
+        assert self.process.stdin is not None
+        fd = self.process.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(data)
+        while view:
+            if not _ready(fd, select.POLLOUT, deadline):
+                raise _ChildFailed("the template renderer did not take the request in time")
+            try:
+                view = view[os.write(fd, view[: 1 << 16]) :]
+            except BlockingIOError:
+                continue
+            except OSError:  # BrokenPipeError: it died
+                raise _ChildFailed(self._died()) from None
 
     def _read(self, size: int, deadline: float) -> bytes:
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
         chunks, got = [], 0
         while got < size:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if not _ready(fd, select.POLLIN, deadline):
                 raise _ChildFailed("rendering took too long and was stopped")
             chunk = os.read(fd, min(size - got, 1 << 20))
             if not chunk:
@@ -164,7 +185,10 @@ class _Child:
         return b"".join(chunks)
 
     def _died(self) -> str:
-        code = self.process.wait(timeout=5)
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the template renderer stopped answering"
         return f"the template renderer stopped (exit code {code})"
 
     def kill(self) -> None:
@@ -174,6 +198,15 @@ class _Child:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+
+
+def _ready(fd: int, event: int, deadline: float) -> bool:
+    """Whether `fd` is ready for `event` (or hung up) before the deadline; poll, not
+    select, which fails on descriptors above 1023."""
+    poller = select.poll()
+    poller.register(fd, event)
+    left = deadline - time.monotonic()
+    return left > 0 and bool(poller.poll(left * 1000))
 
 
 # The child's side.
@@ -241,7 +274,7 @@ def _serve(memory_mb: int, cpu_seconds: float, max_chars: int) -> None:
                 "(CRONIUM_TEMPLATE_MEMORY_MB)",
                 "limit": True,
             }
-        data = json.dumps(reply).encode()
+        data = json.dumps(reply, ensure_ascii=False).encode("utf-8", "replace")  # lone surrogates
         stdout.write(len(data).to_bytes(_HEADER, "big") + data)
         stdout.flush()
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import inspect
 import re
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from enum import Enum
 from typing import Any
 
 import anyio
@@ -57,6 +55,7 @@ from cronium_prefect.templates import template_context
 from cronium_prefect.triggers import fires
 from cronium_prefect.variables import Visible, mask_secrets
 
+from .delivery import Delivery, DeliveryStatus
 from .resolve import deployment_name
 from .runtime import current_runtime
 
@@ -66,42 +65,9 @@ __all__ = [
     "deliver",
     "message_context",
     "record_deliveries",
-    "Delivery",
-    "DeliveryStatus",
 ]
 
 Logger = Any  # a logging.Logger, or the run logger adapter Prefect gives a flow
-
-
-class DeliveryStatus(str, Enum):
-    SENT = "sent"
-    FAILED = "failed"
-
-
-@dataclass
-class Delivery:
-    """One message, as recorded in the artifact and the emitted event."""
-
-    event: str
-    run_id: str
-    action: str  # where it was defined: actions[N].send_message, or tool
-    channel: str
-    subject: str | None
-    status: DeliveryStatus
-    error: str | None
-    attempts: int
-    time: str
-
-    @property
-    def sent(self) -> bool:
-        return self.status is DeliveryStatus.SENT
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status.value}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Delivery:
-        return cls(**{**data, "status": DeliveryStatus(data["status"])})
 
 
 async def find_notification_block(name: str) -> str:
@@ -198,7 +164,9 @@ async def cronium_message(
     )
     _emit(delivery)
     if error:
-        return Failed(message=f"message through {block!r} failed: {error}", data=delivery.to_json())
+        return Failed(
+            message=f"message through {block!r} failed: {delivery.error}", data=delivery.to_json()
+        )
     return Completed(message=f"sent through {block!r}", data=delivery.to_json())
 
 

@@ -84,7 +84,7 @@ async def _attempt(run: ScriptRun) -> State:
             group.start_soon(on, target)
     failed = [t for t in targets if not run.results[t].succeeded]
     if failed:
-        return Failed(message="; ".join(f"{t}: {run.results[t].error}" for t in failed))
+        return Failed(message=cap_text("; ".join(f"{t}: {run.results[t].error}" for t in failed)))
     return Completed()
 
 
@@ -120,7 +120,7 @@ async def cronium_event(
         input=input,
         start_time=started.isoformat(),
     )
-    deployment, variables = None, None
+    deployment, variables, secrets = None, None, set()
     try:
         definition = await resolve_event(event)
         record.event = definition.name
@@ -132,21 +132,24 @@ async def cronium_event(
         crashes = await _earlier_crashes(flow_run, definition, logger)
         # Read once: the script, HTTP templates and messages all see these.
         variables = await anyio.to_thread.run_sync(get_variable_store().visible, definition.owner)
+        secrets.update(variables.secret_values)
         written = await _run(
             definition, input, record, flow_run, logger, definition.retries - crashes, variables
         )
         variables = variables.with_writes(written)  # what messages see: the run's writes too
+        secrets.update(variables.secret_values)  # a secret's new value, and its old one
     except CroniumError as exc:
         record.error = str(exc)
         logger.error("%s", exc)
-    if variables is not None:  # what a script or an HTTP server returned may hold a secret
-        record.mask(variables.secret_values)
-    record.error = cap_text(record.error)  # it is also the state's message
+    record.make_safe(sorted(secrets))  # what a script or an HTTP server returned may hold one
     ended = _now()
     record.end_time = ended.isoformat()
     record.duration_s = round((ended - started).total_seconds(), 3)
     if record.event != "?":
-        await publish_run_artifacts(record)
+        try:
+            await publish_run_artifacts(record)
+        except Exception as exc:  # the run's state and result still hold the record
+            logger.error("could not store the run's record artifacts: %s", exc)
         if deployment is not None:
             await enforce_max_executions(definition, deployment, logger)
         if definition.actions:

@@ -58,13 +58,20 @@ async def enforce_max_executions(event: Event, deployment: Any, log: logging.Log
         finished = await _finished_since_activation(client, deployment, event.max_executions) + 1
         if finished < event.max_executions:
             return
-        # Read again only now: the event may have been applied anew or paused since.
+        # Read again only now: the event may have been applied anew, paused or resumed
+        # since (a resume starts a new count: count again from it).
+        started_with = activated_at(deployment.tags)
         try:
             deployment = await client.read_deployment(deployment.id)
         except ObjectNotFound:
             return  # deleted while it ran
-    if deployment.paused:
-        return
+        if deployment.paused:
+            return
+        if activated_at(deployment.tags) != started_with:
+            since = await _finished_since_activation(client, deployment, event.max_executions)
+            finished = since + 1
+            if finished < event.max_executions:
+                return
     current = Event.model_validate(deployment.parameters.get("event"))
     await apply_events(
         [current.model_copy(update={"status": EventStatus.paused})], {deployment.name: deployment}

@@ -4,6 +4,7 @@ reading the record back from any process."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     ArtifactFilterType,
 )
+from prefect.client.schemas.sorting import ArtifactSort
 
 from cronium_prefect.names import RECORD_ARTIFACT_TYPE, run_artifact_key
 from cronium_prefect.record import RunRecord
@@ -27,11 +29,13 @@ __all__ = [
     "RECORD_TYPES",
 ]
 
+_log = logging.getLogger("cronium.records")
 _PREVIEW_CHARS = 20_000
 # Runs made before the record had an artifact of its own kept it in the markdown summary,
 # under this heading; they are still read.
 _LEGACY_RECORD = "## Record\n\n```json\n"
 RECORD_TYPES = [RECORD_ARTIFACT_TYPE, "markdown"]  # the artifact types a record is read from
+RECORD_BYTES = 16 * 1024 * 1024  # the record artifact's cap (many servers, 1 MiB output each)
 
 
 def render_markdown(record: RunRecord) -> str:
@@ -70,20 +74,47 @@ async def publish_run_artifacts(record: RunRecord) -> None:
     markdown = MarkdownArtifact(
         key=run_artifact_key(record.event), markdown=render_markdown(record), description=summary
     )
-    data = Artifact(type=RECORD_ARTIFACT_TYPE, data=record.to_json(), description=summary)
+    data = Artifact(type=RECORD_ARTIFACT_TYPE, data=_within_limit(record), description=summary)
     async with anyio.create_task_group() as group:
         group.start_soon(markdown.acreate)
         group.start_soon(data.acreate)
 
 
-def record_from_artifact(type: str | None, data: Any) -> RunRecord | None:
-    """The record an artifact holds (its type and data as the API returns them), if any."""
-    if type == RECORD_ARTIFACT_TYPE:
-        return RunRecord.from_json(json.loads(data) if isinstance(data, str) else data)
-    if type == "markdown" and isinstance(data, str) and _LEGACY_RECORD in data:
-        return RunRecord.from_json(
-            json.loads(data.split(_LEGACY_RECORD, 1)[1].rsplit("\n```", 1)[0])
+def _within_limit(record: RunRecord) -> dict[str, Any]:
+    """The record's JSON, at most RECORD_BYTES: past it, each server's output is left out
+    (the record's output holds them all: the one server's, or a map by server), then, as a
+    last resort, the output itself, saying so."""
+    data = record.to_json()
+    if _size(data) <= RECORD_BYTES:
+        return data
+    for server in data["servers"]:
+        server["output"] = "(left out here: the record's output holds it)"
+    size = _size(data)
+    if size > RECORD_BYTES:
+        data["output"] = (
+            f"(left out: the record was {size} bytes of JSON, over its limit of "
+            f"{RECORD_BYTES}; each server's status and error are below)"
         )
+    return data
+
+
+def _size(data: Any) -> int:
+    return len(json.dumps(data, ensure_ascii=False).encode())
+
+
+def record_from_artifact(type: str | None, data: Any) -> RunRecord | None:
+    """The record an artifact holds (its type and data as the API returns them), if any;
+    None for one this version cannot read (a trigger or status of a newer version, or
+    data edited by hand): one such run must not take a page or a command down."""
+    try:
+        if type == RECORD_ARTIFACT_TYPE:
+            return RunRecord.from_json(json.loads(data) if isinstance(data, str) else data)
+        if type == "markdown" and isinstance(data, str) and _LEGACY_RECORD in data:
+            return RunRecord.from_json(
+                json.loads(data.split(_LEGACY_RECORD, 1)[1].rsplit("\n```", 1)[0])
+            )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        _log.warning("a run record this version cannot read: %s", exc)
     return None
 
 
@@ -93,8 +124,11 @@ async def read_record(client: PrefectClient, flow_run_id: UUID) -> RunRecord | N
         artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             type=ArtifactFilterType(any_=RECORD_TYPES),
-        )
+        ),
+        sort=ArtifactSort.CREATED_DESC,  # a run started again after a crash has two
     )
-    found = {a.type: record_from_artifact(a.type, a.data) for a in artifacts}
-    # The JSON artifact; a legacy summary's record only when there is none.
-    return found.get(RECORD_ARTIFACT_TYPE) or found.get("markdown")
+    records = [(a.type, record_from_artifact(a.type, a.data)) for a in artifacts]
+    # The newest JSON artifact; a legacy summary's record only when there is none.
+    return next((r for t, r in records if r and t == RECORD_ARTIFACT_TYPE), None) or next(
+        (r for _, r in records if r), None
+    )

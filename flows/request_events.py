@@ -129,8 +129,9 @@ class _RedirectRefused(Exception):
 
 def _guard_redirects(first: httpx.URL, own_headers: dict[str, Any]) -> Any:
     """A request hook (called for the first request and every redirect): a redirect from
-    https to plain http is refused, and one to another origin loses the event's own
-    headers, as httpx drops Authorization (they may carry a secret: `X-Api-Key: {{ var.KEY }}`)."""
+    https to plain http is refused; one to another origin loses the event's own headers, as
+    httpx drops Authorization (they may carry a secret: `X-Api-Key: {{ var.KEY }}`), and is
+    refused when it would send the body again (307/308 keep it; it may carry a secret)."""
     names = {name.lower() for name in own_headers}
 
     async def guard(request: httpx.Request) -> None:
@@ -138,6 +139,13 @@ def _guard_redirects(first: httpx.URL, own_headers: dict[str, Any]) -> Any:
         if first.scheme == "https" and url.scheme != "https":
             raise _RedirectRefused(f"refused a redirect from https to plain http ({url})")
         if (url.scheme, url.host, url.port) != (first.scheme, first.host, first.port):
+            if request.headers.get("content-length", "0") != "0" or (
+                "transfer-encoding" in request.headers
+            ):
+                raise _RedirectRefused(
+                    f"refused a redirect to another origin ({url}) that would send the "
+                    "request body there again"
+                )
             for name in [n for n in request.headers if n.lower() in names]:
                 del request.headers[name]
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from cronium_prefect.executors.docker import DockerExecutor
     from cronium_prefect.executors.ssh_pool import ConnectionPool
     from cronium_prefect.executors.template_sandbox import TemplateSandbox
+
+_log = logging.getLogger("cronium.runtime")
 
 __all__ = [
     "Runtime",
@@ -163,9 +167,15 @@ def private_directories(*paths: Path) -> None:
     run records. A directory of 0700 keeps every file under it from other users, whatever
     the file's own mode (Prefect writes results 0644)."""
     for path in paths:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            info = path.stat()
+            # Only what is ours, and never the user's home itself (CRONIUM_HOME=$HOME).
+            if info.st_mode & 0o077 and info.st_uid == os.getuid() and path != Path.home():
+                path.chmod(0o700)
+                _log.warning("made %s private (0700): it was open to other users", path)
+        except OSError as exc:
+            _log.warning("could not make %s private: %s", path, exc)
 
 
 def _results_directory() -> Path:

@@ -10,7 +10,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from cronium_prefect.terminal import visible
+
 __all__ = [
+    "visible",
     "out",
     "err",
     "EXIT_FAILED",
@@ -21,8 +24,18 @@ __all__ = [
     "JsonOption",
 ]
 
-out = Console()
-err = Console(stderr=True)
+
+class _Console(Console):
+    """A console that passes no control character but colour through in a string it prints:
+    log lines, outputs, errors and server facts come from scripts and servers."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        shown = (visible(o, keep_colours=True) if isinstance(o, str) else o for o in objects)
+        super().print(*shown, **options)
+
+
+out = _Console()
+err = _Console(stderr=True)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -32,7 +45,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout."
 
 def _error(message: str) -> None:
     # User text may contain brackets: never let Rich read it as markup.
-    err.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
+    line = Text("error: ", style="red") + Text(visible(message))
+    err.print(line, highlight=False, soft_wrap=True)
 
 
 def fail_usage(message: str) -> typer.Exit:

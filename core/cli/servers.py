@@ -10,12 +10,13 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
 from cronium_prefect.event import NAME_PATTERN
 from cronium_prefect.prefect_adapter import load_block_sync, save_block_sync
 
-from .common import JsonOption, err, fail, fail_usage, out, print_json
+from .common import JsonOption, err, fail, fail_usage, out, print_json, visible
 
 __all__ = ["servers_app"]
 
@@ -117,6 +118,7 @@ def test(name: str, as_json: JsonOption = False) -> None:
         f"{name}: {facts['os']} ({facts['kernel']}), {facts['cpus']} CPUs, "
         f"{memory} memory, up {uptime}",
         highlight=False,
+        markup=False,  # the OS name is the server's to choose: never read as markup
     )
 
 
@@ -151,10 +153,11 @@ def list_servers(as_json: JsonOption = False) -> None:
         return
     table = Table("name", "address", "host key", "description")
     for row in rows:
-        table.add_row(
+        cells = (
             row["name"],
             f"{row['user']}@{row['host']}:{row['port']}",
             row["host_key"] or "-",
             row["description"],
         )
+        table.add_row(*(Text(visible(str(cell))) for cell in cells))  # text, not markup
     out.print(table)

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cronium_prefect.names import MASK
 
-from .common import EXIT_FAILED, JsonOption, fail_usage, out, print_json
+from .common import EXIT_FAILED, JsonOption, fail_usage, out, print_json, visible
 
 __all__ = ["vars_app"]
 
@@ -49,8 +50,10 @@ def set_variable(
 ) -> None:
     """Set a variable."""
     from cronium_prefect.runtime_helpers.host import parse_text_value
+    from cronium_prefect.variables import check_key
 
-    if value is None or value == "-":
+    _checked(check_key, key)  # before the user types or pipes a secret in
+    if value is None or value == "-":  # a value of "-" itself: give it as JSON, '"-"'
         value = _value_from_stdin(key)
     _checked(_store().set, key, parse_text_value(value), owner, secret)
 
@@ -60,9 +63,11 @@ def _value_from_stdin(key: str) -> str:
 
     if sys.stdin.isatty():
         return typer.prompt(f"value of {key}", hide_input=True)
-    text = sys.stdin.read(VALUE_LIMIT + 2)  # the value and a final newline, then one more
-    if text.endswith("\n"):
-        text = text[:-1]
+    try:
+        text = sys.stdin.read(VALUE_LIMIT + 3)  # the value, a final CR LF, then one more
+    except UnicodeDecodeError:
+        raise fail_usage("the value on standard input is not UTF-8 text") from None
+    text = text.removesuffix("\n").removesuffix("\r")
     if len(text) > VALUE_LIMIT:
         raise fail_usage(f"the value on standard input is over {VALUE_LIMIT} characters")
     if not text:
@@ -97,7 +102,9 @@ def list_variables(as_json: JsonOption = False, reveal: RevealOption = False) ->
     table = Table("key", "scope", "value")
     for row in rows:
         shown = row["value"] if row["value"] == MASK else json.dumps(row["value"])
-        table.add_row(row["key"], row["owner"] or "global", shown[:80])
+        if len(shown) > 80:
+            shown = f"{shown[:77]}... ({len(shown)} characters; `cronium var get` shows all)"
+        table.add_row(row["key"], row["owner"] or "global", Text(visible(shown)))
     out.print(table)
 
 

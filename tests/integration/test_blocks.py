@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -65,3 +66,18 @@ def test_more_variables_than_a_page_are_all_read_and_the_read_ends(prefect_api, 
         store.set(key, key.lower(), owner="pager")
     entries = [e for e in store.entries() if e.owner == "pager"]
     assert sorted(e.key for e in entries) == keys
+
+
+@pytest.mark.parametrize("scope", [None, "carol@example.com"], ids=["global", "owner"])
+def test_a_runs_write_keeps_a_variable_made_secret_while_it_ran(prefect_api, scope):
+    """The run read the variables (no secret then); someone made it secret meanwhile; the
+    run's write must not save it in clear."""
+    store = get_variable_store()
+    key = f"MIDRUN_{uuid.uuid4().hex[:8].upper()}"
+    store.set(key, "plain-at-start")
+    started_with = store.visible(scope)
+    assert key not in started_with.secret_keys
+    store.set(key, "now-a-secret", secret=True)  # `cronium var set KEY --secret` meanwhile
+    store.write({key: "written-by-the-run"}, scope, started_with.secret_keys)
+    entry = store.get(key, scope)
+    assert entry.value == "written-by-the-run" and entry.secret

@@ -238,3 +238,22 @@ def test_a_redirect_from_https_to_plain_http_is_refused(prefect_api, tmp_path, m
     finally:
         for server in (plain, secure, to_plain, to_secure):
             server.stop()
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_redirect_to_another_origin_that_would_resend_the_body_is_refused(prefect_api, status):
+    get_variable_store().set("REDIRECT_TOKEN", TOKEN, secret=True)
+    elsewhere = HttpReceiver().start()
+    away = _redirecting(elsewhere.url("/token"), status)
+    try:
+        event = event_from(
+            f"name: http-body-away\ntype: http\nhttp: {{method: POST, url: '{away.url('/t')}', "
+            "body: {client_secret: '{{ var.REDIRECT_TOKEN }}'}}\n"
+        )
+        state, record = run_flow(event)
+        assert record["status"] == "FAILURE"
+        assert "would send the request body there again" in record["error"]
+        assert elsewhere.requests == []  # the secret body never left for the other origin
+    finally:
+        elsewhere.stop()
+        away.stop()

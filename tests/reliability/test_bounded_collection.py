@@ -36,18 +36,24 @@ CASES = [
     ),
     (
         "100 GB sparse output",
-        'truncate -s 100G "$CRONIUM_DIR/out/output.json"; sleep 1',
+        'truncate -s 100G "$CRONIUM_DIR/out/output.json"',
         ("over the limit", "bytes into its output directory"),
     ),
     (
         "5,000 empty files",
-        'cd "$CRONIUM_DIR/out" && seq 5000 | xargs touch; sleep 1',
+        'cd "$CRONIUM_DIR/out" && seq 5000 | xargs touch',
         ("more than 1000 entries", "over 1000 files and directories"),
     ),
     (
         "a directory tree 1,500 deep",
-        'cd "$CRONIUM_DIR/out" && for i in $(seq 1500); do mkdir d && cd d; done; sleep 1',
+        'cd "$CRONIUM_DIR/out" && for i in $(seq 1500); do mkdir d && cd d; done',
         ("more than 1000 entries", "over 1000 files and directories"),
+    ),
+    (
+        "vars replaced by a link to 3,000 files elsewhere",
+        "mkdir -p /tmp/x && (cd /tmp/x && seq 3000 | xargs touch) && "
+        'rm -rf "$CRONIUM_DIR/out/vars" && ln -s /tmp/x "$CRONIUM_DIR/out/vars"',
+        "out/vars was replaced by a link",
     ),
     (
         "150 variables",

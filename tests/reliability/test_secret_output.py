@@ -71,7 +71,10 @@ def test_a_secret_in_output_is_masked_wherever_the_output_goes(worker, tmp_path)
             "  'json': json.dumps({'k': s}),\n"
             "  s: 'the secret as a key',\n"
             "  'number': cronium.getVariable('REL_OUT_NUMBER'),\n"
+            "  'rotated': s[::-1],\n"
             "})\n"
+            # The run rotates the secret: its old value and its new one both stay masked.
+            "cronium.setVariable('REL_OUT_SECRET', s[::-1])\n"
         )
         folder = write_events(
             tmp_path / "events",
@@ -109,6 +112,7 @@ def test_a_secret_in_output_is_masked_wherever_the_output_goes(worker, tmp_path)
         assert src["output"]["number"] == "***" and "***" in src["output"]
         assert all(src["output"][k] == "***" for k in ("url", "form", "base64", "base64url"))
         assert json.loads(src["output"]["json"]) == {"k": "***"}
+        assert src["output"]["rotated"] == "***"
 
         async def chained_done() -> bool:
             async with get_client() as client:
@@ -134,7 +138,11 @@ def test_a_secret_in_output_is_masked_wherever_the_output_goes(worker, tmp_path)
     sources["messages"] = "\n".join(r.body.decode(errors="replace") for r in hook.requests)
     found = {
         f"{form} in {source}": text.count(value)
-        for form, value in {**ENCODED, "number": str(NUMBER_SECRET)}.items()
+        for form, value in {
+            **ENCODED,
+            "number": str(NUMBER_SECRET),
+            "rotated": SECRET[::-1],
+        }.items()
         for source, text in sources.items()
         if value in text
     }

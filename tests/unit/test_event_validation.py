@@ -175,6 +175,27 @@ INVALID = [
         ["f.yaml:4", "tags[1]", "more than 4300 digits"],
     ),
     (
+        "huge integer as a key",
+        f"{VALID}env:\n  ? {'5' * 5000}\n  : x\n",  # an explicit key: past 1024 characters
+        ["f.yaml:5", "more than 4300 digits"],
+    ),
+    (
+        "impossible date",
+        f"{VALID}status: active\nschedule: {{interval: 1h, start_time: 2024-02-30}}\n",
+        ["f.yaml:5", "day is out of range"],
+    ),
+    (
+        "message delays adding up to over an hour",
+        f"{VALID}actions:\n"
+        + "  - {on: success, send_message: {block: b, message: m}, delay: 40m}\n" * 2,
+        ["delays add up to 4800s", "at most 3600s"],
+    ),
+    (
+        "interval over a year",
+        f"{VALID}status: active\nschedule: {{interval: 100000000000}}\n",
+        ["schedule.interval", "31622400"],
+    ),
+    (
         "infinite timeout",
         f"{VALID}timeout: .inf\n",
         ["timeout", "finite"],

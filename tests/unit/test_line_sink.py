@@ -95,7 +95,6 @@ def test_two_secrets_meeting_at_the_cut_are_both_masked():
         "p%40ss%2Fw0rd%20%26more",  # URL-encoded (a query string)
         "p%40ss%2Fw0rd+%26more",  # form-encoded
         "cEBzcy93MHJkICZtb3Jl",  # base64 (a Basic auth header)
-        "cEBzcy93MHJkICZtb3Jl",  # urlsafe base64, no padding needed here
     ],
 )
 def test_common_encodings_of_a_secret_are_masked(shown):
@@ -105,6 +104,20 @@ def test_common_encodings_of_a_secret_are_masked(shown):
     sink, lines = _sink(secrets=visible.secret_values)
     sink.feed("stdout", f"got {shown} here\n".encode())
     assert lines == [("stdout", "got *** here")]
+
+
+@pytest.mark.parametrize(
+    "shown",
+    ["az8/Pj5rPz8+Pg==", "az8_Pj5rPz8-Pg==", "az8_Pj5rPz8-Pg"],
+    ids=["base64 with + and /", "urlsafe base64", "urlsafe base64 unpadded"],
+)
+def test_both_base64_alphabets_are_masked(shown):
+    from cronium_prefect.variables import Visible
+
+    visible = Visible(values={"PW": "k??>>k??>>"}, secret_keys={"PW"})
+    sink, lines = _sink(secrets=visible.secret_values)
+    sink.feed("stdout", f"token={shown};\n".encode())
+    assert lines == [("stdout", "token=***;")]
 
 
 def test_a_json_escaped_secret_is_masked():

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cronium_prefect.errors import RunFailed
-from cronium_prefect.flows.actions import Delivery, DeliveryStatus
+from cronium_prefect.flows.delivery import Delivery, DeliveryStatus
 from cronium_prefect.flows.report import record_from_artifact, render_markdown
 from cronium_prefect.names import RECORD_ARTIFACT_TYPE, Trigger
 from cronium_prefect.record import RunRecord, RunStatus, ServerResult
@@ -105,3 +105,47 @@ def test_a_delivery_round_trips_with_its_status_typed():
     back = Delivery.from_json(data)
     assert back == delivery and back.sent
     assert not Delivery.from_json(data | {"status": "failed"}).sent
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"trigger": "webhook-v9"},
+        {"status": "SKIPPED"},
+        {"servers": [{"name": "x"}]},
+        {"event": None},
+    ],
+    ids=["unknown trigger", "unknown status", "server without status", "no event"],
+)
+def test_a_record_this_version_cannot_read_is_skipped_not_raised(change):
+    data = _record().to_json() | change
+    if change.get("event", "") is None:
+        data.pop("event")
+    assert record_from_artifact(RECORD_ARTIFACT_TYPE, json.dumps(data)) is None
+    assert record_from_artifact(RECORD_ARTIFACT_TYPE, "{not json") is None
+
+
+def test_making_safe_masks_every_place_a_secret_can_sit_and_cuts_errors():
+    from cronium_prefect.caps import ERROR_CHARS
+    from cronium_prefect.variables import Visible
+
+    secrets = Visible(
+        {"TOKEN": "tok-9f8e7d", "OTHER": "oth-1234", "PIN": 48213377, "SHORT": "on"},
+        {"TOKEN", "OTHER", "PIN", "SHORT"},
+    ).secret_values
+    record = _record(
+        input={"given": "tok-9f8e7d"},
+        output={"tok-9f8e7d": 1, "oth-1234": 2, "pin": 48213377, "text": "turn on", "n": 1},
+        error="failed with tok-9f8e7d " + "e" * ERROR_CHARS,
+    )
+    record.servers[0].output = ["tok-9f8e7d"]
+    record.servers[1].error = "x" * (ERROR_CHARS + 1)
+    record.make_safe(secrets)
+    assert record.input == {"given": "***"}
+    # Two keys masked alike both stay; a short secret ("on") leaves data alone.
+    assert record.output == {"***": 1, "***'": 2, "pin": "***", "text": "turn on", "n": 1}
+    assert record.error.startswith("failed with *** ") and record.error.endswith(
+        "characters in all]"
+    )
+    assert record.servers[0].output == ["***"]
+    assert record.servers[1].error.endswith("characters in all]")
