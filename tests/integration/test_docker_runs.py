@@ -9,7 +9,13 @@ import time
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
 from prefect.client.schemas.objects import StateType
 
 from cronium_prefect.blocks.variable_store import get_variable_store
@@ -90,13 +96,19 @@ def test_helper_scenario_in_every_language(stack, language):
     assert found and "SUCCESS" in found[0].data and '"deep": true' in found[0].data
 
 
-def _running_flow_run_id(timeout: float = 60) -> str:
+def _running_flow_run_id(timeout: float = 60, event: str | None = None) -> str:
+    """The id of a running flow run (of `event`'s deployment, when given: another test's
+    run may still be running on the same server)."""
+
     async def find():
         async with get_client() as client:
             runs = await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
-                )
+                ),
+                deployment_filter=(
+                    DeploymentFilter(name=DeploymentFilterName(any_=[event])) if event else None
+                ),
             )
             return [str(r.id) for r in runs]
 

@@ -68,7 +68,7 @@ def test_prefect_server_restarted_mid_run_loses_no_state_output_or_line(
         stderr=subprocess.PIPE,
         text=True,
     )
-    run_id = _running_flow_run_id()
+    run_id = _running_flow_run_id(event="fault-restart")
     time.sleep(1)  # a few lines are out and in the API
     began = time.monotonic()
     prefect_server.restart(down_for=2)
