@@ -4,6 +4,7 @@ CLI shows control characters as `\\xNN` (colours stay) and brackets as text."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from cronium_prefect.blocks import SSHServer
@@ -17,7 +18,7 @@ _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 SCRIPT = r"""
 printf 'clear\033[2J\033[Hscreen\n'
 printf 'title\033]0;pwned\007 and clipboard \033]52;c;ZXZpbA==\033\\\n'
-printf 'eight-bit \2332J csi\n'
+printf 'eight-bit \302\2332J csi\n'
 printf 'over\rwrite and back\b\b\bspace\n'
 printf '\033[32mgreen is fine\033[0m\n'
 echo '[red]markup[/] and a lone [/] closing tag'
@@ -61,7 +62,7 @@ def test_server_list_shows_a_description_as_text(prefect_api):
         username="nobody",
         description="[/] [bold]loud[/bold] \x1b]0;title\x07",
     ).save("term-server", overwrite=True, _sync=True)
-    listed = cronium("server", "list")
+    listed = cronium("server", "list", env={**os.environ, "COLUMNS": "300"})  # no wrapping
     assert listed.returncode == 0, listed.stderr
     assert "[/] [bold]loud[/bold]" in listed.stdout and "\\x1b]0;title\\x07" in listed.stdout
     assert _acting(listed.stdout) == []
