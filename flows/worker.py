@@ -21,6 +21,7 @@ import socket
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 import anyio
 import anyio.abc
@@ -289,7 +290,10 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
     async def _end_runs(self, keys: list[str], final: Callable[[], State]) -> None:
         """Kill the scripts of these runs, give their flows a moment to record what
         happened (each ends by itself once its scripts stop), stop what is left, then set
-        the runs' state to `final()`."""
+        the runs' state to `final()`. A run already final in the API is left alone: its
+        flow ended just before its slot was given back (forcing `final()` over it turned a
+        Completed run Crashed when the worker stopped at that moment)."""
+        keys = [key for key in keys if not await self._is_final(key)]
         for key in keys:
             self.runtime.cancel_run(key)  # containers killed / remote process groups killed
         with anyio.move_on_after(CANCEL_GRACE_SECONDS):
@@ -300,6 +304,10 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             if handle is not None:  # e.g. waiting between retries
                 handle.cancel()
             await self.client.set_flow_run_state(key, final(), force=True)
+
+    async def _is_final(self, key: str) -> bool:
+        state = (await self.client.read_flow_run(UUID(key))).state
+        return state is not None and state.is_final()
 
     async def _poll_cancellations(self, scope: anyio.CancelScope) -> None:
         """The fallback for a missed Cancelling event: look at this worker's runs."""

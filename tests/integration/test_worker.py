@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
+from tests.processes import wait_until
+
 from .test_apply import cronium, write_events
 
 
@@ -304,8 +306,12 @@ def test_automatic_retries_after_crashes_are_bounded_and_a_retry_by_hand_is_not(
         by_hand = asyncio.run(crashed_run("wk-no-retries", ["Retry from the UI"]))
     finally:
         asyncio.run(retry_automation(pause=False))
+    # Each run was started more than once: an earlier start's closing line may be in
+    # before the last start's lines, so wait for the line itself.
     assert asyncio.run(final(within)) == "Completed"
-    assert any("started again after its worker stopped (crash 1" in m for m in logs_of(within))
+    said = "started again after its worker stopped (crash 1"
+    wait_until(lambda: any(said in m for m in logs_of(within)), 30, f"{said!r} in the logs")
     assert asyncio.run(final(past)) == "Failed"
-    assert any("stopped 2 time(s); the event's retries (1) are used up" in m for m in logs_of(past))
+    said = "stopped 2 time(s); the event's retries (1) are used up"
+    wait_until(lambda: any(said in m for m in logs_of(past)), 30, f"{said!r} in the logs")
     assert asyncio.run(final(by_hand)) == "Completed"

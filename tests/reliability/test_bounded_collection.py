@@ -51,8 +51,9 @@ CASES = [
     ),
     (
         "vars replaced by a link to 3,000 files elsewhere",
-        "mkdir -p /tmp/x && (cd /tmp/x && seq 3000 | xargs touch) && "
-        'rm -rf "$CRONIUM_DIR/out/vars" && ln -s /tmp/x "$CRONIUM_DIR/out/vars"',
+        # A directory of its own (/tmp/x may be another SSH user's, from another run).
+        'x=$(mktemp -d) && (cd "$x" && seq 3000 | xargs touch) && '
+        'rm -rf "$CRONIUM_DIR/out/vars" && ln -s "$x" "$CRONIUM_DIR/out/vars"',
         "out/vars was replaced by a link",
     ),
     (
