@@ -227,33 +227,26 @@ class SSHExecutor(Executor[_RemoteRun]):
                 "nothing was kept"
             )
         limit = max(handle.output_limit, 4 * VALUE_LIMIT)
-        for sub in ("", "vars"):
-            remote = f"{handle.directory}/out{'/' + sub if sub else ''}"
+        for sub in ("out", "out/vars"):
             try:
                 # Fully read (bounded: counted above). paramiko's listdir_iter hung at the
                 # end of a listing with its read-aheads outstanding.
-                entries = handle.sftp.listdir_attr(remote)
-                for entry in entries:
-                    if not _OUT_NAME.match(entry.filename):
-                        continue
-                    mode = entry.st_mode or 0
-                    if stat.S_ISLNK(mode):
-                        raise HelperProtocolError(
-                            f"out/{sub}{'/' if sub else ''}{entry.filename} is a link; links "
-                            "are never followed"
-                        )
-                    if not stat.S_ISREG(mode):
-                        raise HelperProtocolError(
-                            f"out/{sub}{'/' if sub else ''}{entry.filename} is not a regular file"
-                        )
-                    _fetch(
-                        handle.sftp,
-                        f"{remote}/{entry.filename}",
-                        handle.local_out / sub / entry.filename,
-                        limit,
-                    )
+                entries = handle.sftp.listdir_attr(f"{handle.directory}/{sub}")
             except FileNotFoundError:
                 continue  # no vars/ (or the script removed out/ itself)
+            for entry in entries:
+                name, mode = f"{sub}/{entry.filename}", entry.st_mode or 0
+                if not _OUT_NAME.match(entry.filename):
+                    continue
+                if stat.S_ISLNK(mode):
+                    raise HelperProtocolError(f"{name} is a link; links are never followed")
+                if not stat.S_ISREG(mode):
+                    raise HelperProtocolError(f"{name} is not a regular file")
+                target = handle.local_out.parent / name  # the local staging's out/ mirrors it
+                try:
+                    _fetch(handle.sftp, f"{handle.directory}/{name}", target, limit)
+                except FileNotFoundError:
+                    continue  # gone since the listing
 
     def _entries_within(self, handle: _RemoteRun) -> bool:
         """Whether the whole out/ tree (many empty files, a deep tree) holds at most
