@@ -4,6 +4,7 @@ page at a time, written one document per key (see `cronium_prefect.variables`)."
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from prefect.client.orchestration import get_client
@@ -23,13 +24,23 @@ class BlockVariableStore:
 
     slug = CroniumVariable.get_block_type_slug()
 
-    def entries(self) -> list[Entry]:
+    def entries(
+        self, keys: Collection[str] | None = None, owner: str | None = None
+    ) -> list[Entry]:
+        """Every variable; with `keys`, only those keys, global and in `owner`'s scope
+        (one request whatever the number of variables)."""
+        where = of_type(self.slug)
+        if keys is not None and not keys:
+            return []
+        if keys is not None:
+            names = {document_name(check_key(k), o) for k in keys for o in {None, owner}}
+            where = {**where, "block_documents": {"name": {"any_": sorted(names)}}}
         with get_client(sync_client=True) as client:
-            documents = read_documents_sync(client, of_type(self.slug), include_secrets=True)
+            documents = read_documents_sync(client, where, include_secrets=True)
         found: list[Entry] = []
         for document in documents:
             data = document["data"]
-            if not is_key(data.get("key")):
+            if not is_key(data.get("key")) or (keys is not None and data["key"] not in keys):
                 # Saved around the model (Prefect's API or UI): a key such as `../x` would
                 # become a path when a run writes in/vars/<KEY>. Not a variable.
                 continue
@@ -44,8 +55,9 @@ class BlockVariableStore:
             )
         return found
 
-    def visible(self, owner: str | None) -> Visible:
-        entries = self.entries()
+    def visible(self, owner: str | None, keys: Collection[str] | None = None) -> Visible:
+        """What a run of `owner`'s may see: with `keys` (the event's `variables`), only those."""
+        entries = self.entries(keys, owner)
         seen = {e.key: e for e in entries if e.owner is None}
         if owner is not None:
             seen.update({e.key: e for e in entries if e.owner == owner})  # owner scope wins
@@ -56,8 +68,7 @@ class BlockVariableStore:
 
     def get(self, key: str, owner: str | None = None) -> Entry | None:
         """Owner scope first, then global."""
-        check_key(key)
-        entries = {(e.owner, e.key): e for e in self.entries()}
+        entries = {(e.owner, e.key): e for e in self.entries([key], owner)}
         return entries.get((owner, key)) or entries.get((None, key))
 
     def set(self, key: str, value: Any, owner: str | None = None, secret: bool = False) -> None:
@@ -73,7 +84,7 @@ class BlockVariableStore:
         `secret_keys` (what the run read at its start) stay secret too."""
         if not changes:
             return
-        secret_keys = (secret_keys or set()) | self.visible(owner).secret_keys
+        secret_keys = (secret_keys or set()) | self.visible(owner, changes).secret_keys
         for key, value in changes.items():
             self.set(key, value, owner, secret=key in secret_keys)
 

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .durations import Duration
+from .variables import check_key
 
 __all__ = [
     "Event",
@@ -322,6 +323,12 @@ class Event(_Strict):
     timeout: Duration = Field(default=3600.0, gt=0, le=7 * 86400)
     retries: StrictInt = Field(default=0, ge=0, le=10)
     env: dict[str, Annotated[str, BeforeValidator(_env_value)]] = Field(default_factory=dict)
+    variables: list[Annotated[str, AfterValidator(check_key)]] | None = Field(
+        default=None,
+        description="The variables and secrets the event reads and writes: only these are "
+        "read and shipped to where it runs, and writing any other fails the run. Absent: "
+        "every variable its owner can see (as before this field existed).",
+    )
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     owner: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")] | None = None
     priority: Priority = Priority.normal
@@ -344,13 +351,13 @@ class Event(_Strict):
                 raise ValueError(f"environment variable {key!r}: the CRONIUM_ prefix is reserved")
         return env
 
-    @field_validator("servers")
+    @field_validator("servers", "variables")
     @classmethod
-    def _unique_servers(cls, servers: list[str]) -> list[str]:
-        duplicates = sorted({s for s in servers if servers.count(s) > 1})
+    def _listed_once(cls, names: list[str] | None, info: Any) -> list[str] | None:
+        duplicates = sorted({n for n in names or () if names.count(n) > 1})  # type: ignore[union-attr]
         if duplicates:
-            raise ValueError(f"server listed twice: {', '.join(duplicates)}")
-        return servers
+            raise ValueError(f"{info.field_name}: listed twice: {', '.join(duplicates)}")
+        return names
 
     @model_validator(mode="before")
     @classmethod

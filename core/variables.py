@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -186,7 +186,7 @@ def _secret_texts(value: Any, into: set[str], top: bool = False) -> None:
 
 
 class VariableStore(Protocol):
-    def visible(self, owner: str | None) -> Visible: ...
+    def visible(self, owner: str | None, keys: Collection[str] | None = None) -> Visible: ...
 
     def write(
         self, changes: dict[str, Any], owner: str | None, secret_keys: set[str] | None = None

@@ -265,7 +265,9 @@ async def message_context(
     event: Event, record: RunRecord, visible: Visible | None = None
 ) -> dict[str, Any]:
     if visible is None:
-        visible = await anyio.to_thread.run_sync(get_variable_store().visible, event.owner)
+        visible = await anyio.to_thread.run_sync(
+            get_variable_store().visible, event.owner, event.variables
+        )
     ui = PREFECT_UI_URL.value()
     url = f"{ui.rstrip('/')}/runs/flow-run/{record.run_id}" if ui else None
     return template_context(event, record, visible.values, visible.secret_keys, url)

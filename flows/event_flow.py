@@ -131,7 +131,9 @@ async def cronium_event(
             return Cancelled(message=message)
         crashes = await _earlier_crashes(flow_run, definition, logger)
         # Read once: the script, HTTP templates and messages all see these.
-        variables = await anyio.to_thread.run_sync(get_variable_store().visible, definition.owner)
+        variables = await anyio.to_thread.run_sync(
+            get_variable_store().visible, definition.owner, definition.variables
+        )
         secrets.update(variables.secret_values)
         written = await _run(
             definition, input, record, flow_run, logger, definition.retries - crashes, variables

@@ -151,7 +151,11 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
         except ExecutorError as exc:
             run.log.error("%s%s", f"{target}: " if tag else "", exc)
             return ExecutionResult(error=str(exc))
-        if result.collected.variables:
+        undeclared = _undeclared(event, result.collected.variables)
+        if undeclared:
+            result.error = undeclared
+            run.log.error("%s", undeclared)
+        elif result.collected.variables:
             try:
                 with _write_lock:  # servers of one run write in turn; the last server wins
                     changes = result.collected.variables
@@ -167,3 +171,17 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
         return result
     finally:
         staging.remove()
+
+
+def _undeclared(event: Event, written: dict[str, Any]) -> str | None:
+    """Why the run's writes are refused when it wrote a variable its event does not
+    declare (all or nothing, as for the cap on writes)."""
+    if event.variables is None:
+        return None
+    extra = sorted(set(written) - set(event.variables))
+    if not extra:
+        return None
+    return (
+        f"the script wrote {', '.join(extra)}, not in the event's variables "
+        f"({', '.join(event.variables) or 'none'}); none of its variable writes was saved"
+    )

@@ -311,7 +311,7 @@ def test_messages_see_the_runs_own_writes_from_one_read_of_the_variables(
     monkeypatch.setattr(
         BlockVariableStore,
         "visible",
-        lambda self, owner: reads.append(owner) or visible(self, owner),
+        lambda self, owner, keys=None: reads.append(owner) or visible(self, owner, keys),
     )
     _webhook("msg-vars-hook", receiver)
     event = event_from(
