@@ -46,6 +46,7 @@ class _RemoteRun:
     channel: paramiko.Channel | None = None
     lost: bool = False
     signalled: bool = False
+    stopped: bool = False  # what the script left running was killed after it ended
 
 
 class SSHExecutor(Executor[_RemoteRun]):
@@ -212,8 +213,7 @@ class SSHExecutor(Executor[_RemoteRun]):
             result.error = f"reading the script's files from server {self.name!r} failed: {reason}"
 
     def _fetch_out(self, handle: _RemoteRun) -> None:
-        # What the script left running could go on writing: stop it before counting.
-        run_fixed(handle.transport, kill_command(handle.directory), self.server.connect_timeout)
+        within = self._stop_and_count(handle)  # what the script left could go on writing
         for sub in ("out", "out/vars"):  # real directories, never links to elsewhere
             try:
                 mode = handle.sftp.lstat(f"{handle.directory}/{sub}").st_mode or 0
@@ -221,7 +221,7 @@ class SSHExecutor(Executor[_RemoteRun]):
                 continue
             if not stat.S_ISDIR(mode):
                 raise HelperProtocolError(f"{sub} was replaced by a link or a file; nothing kept")
-        if not self._entries_within(handle):
+        if not within:
             raise HelperProtocolError(
                 f"out/ holds more than {handle.max_files} entries (CRONIUM_OUT_MAX_FILES); "
                 "nothing was kept"
@@ -248,29 +248,34 @@ class SSHExecutor(Executor[_RemoteRun]):
                 except FileNotFoundError:
                     continue  # gone since the listing
 
-    def _entries_within(self, handle: _RemoteRun) -> bool:
-        """Whether the whole out/ tree (many empty files, a deep tree) holds at most
-        max_files entries: counted on the server, stopping one past the limit."""
+    def _stop_and_count(self, handle: _RemoteRun) -> bool:
+        """Kill what the script left running, then say whether the whole out/ tree (many
+        empty files, a deep tree) holds at most max_files entries: counted on the server,
+        stopping one past the limit. One command, one round trip."""
         out = shlex.quote(f"{handle.directory}/out")
         most = handle.max_files
         count = f"find {out} -mindepth 1 2>/dev/null | head -n {most + 1} | wc -l"
-        command = f'[ "$({count})" -le {most} ]'
+        command = f'{kill_command(handle.directory)}; [ "$({count})" -le {most} ]'
         channel = handle.transport.open_session(timeout=self.server.connect_timeout)
         try:
             channel.exec_command(posix(command))
             if not channel.status_event.wait(COLLECT_TIMEOUT_S):
                 raise TimeoutError("counting the entries of out/ did not finish")
+            handle.stopped = True
             return channel.recv_exit_status() == 0
         finally:
             channel.close()
 
     def cleanup(self, handle: _RemoteRun) -> None:
-        """Kill whatever the script left running, then remove its directory; if the
-        connection is gone, the pool does both on its next connection to this server."""
+        """Kill whatever the script left running (unless collecting did just that), then
+        remove its directory; if the connection is gone, the pool does both on its next
+        connection to this server."""
         if handle.channel is not None:
             handle.channel.close()
         if handle.directory:
-            command = f"{kill_command(handle.directory)}; rm -rf -- {shlex.quote(handle.directory)}"
+            command = f"rm -rf -- {shlex.quote(handle.directory)}"
+            if not handle.stopped:
+                command = f"{kill_command(handle.directory)}; {command}"
             if not run_fixed(handle.transport, command, self.server.connect_timeout):
                 self.pool.defer(self.server, command)
         try:

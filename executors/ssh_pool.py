@@ -70,6 +70,9 @@ def connect(server: SSHTarget, trust_unknown: bool = False) -> paramiko.Transpor
         sock = socket.create_connection((server.host, server.port), timeout=server.connect_timeout)
     except OSError as exc:
         raise ConnectionFailed(f"cannot connect to {where}: {exc.strerror or exc}") from None
+    # Each SFTP request and exec is a small write awaiting an answer: Nagle's algorithm
+    # held them for the peer's delayed ACK (about 20 ms per request on loopback).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
     transport.banner_timeout = transport.auth_timeout = server.connect_timeout
     try:
