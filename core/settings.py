@@ -77,6 +77,13 @@ class CroniumSettings(BaseSettings):
         default=".cronium/runs",
         description="Where run directories are made on SSH servers (relative: to the home).",
     )
+    ssh_stale_after: float = Field(
+        default=600.0,
+        ge=10,
+        description="Seconds after which a run directory on an SSH server that no worker "
+        "touched is a dead worker's: the next worker to connect kills what is left of it "
+        "and removes it (a live worker touches its runs' every quarter of this).",
+    )
     work_pool: str = Field(default="cronium", description="Work pool event deployments use.")
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often `cronium worker` asks for new runs."

@@ -42,7 +42,9 @@ class _RemoteRun:
     local_out: Path  # the local staging's out/, where collect() puts what the script wrote
     output_limit: int
     max_files: int
+    lease_s: float  # how often the run's directory is touched, to show it is not abandoned
     directory: str = ""  # absolute path on the server
+    touched: float = 0.0  # time.monotonic() of the last touch
     channel: paramiko.Channel | None = None
     lost: bool = False
     signalled: bool = False
@@ -59,12 +61,15 @@ class SSHExecutor(Executor[_RemoteRun]):
         pool: ConnectionPool,
         remote_dir: str,
         say: Say = lambda message: None,
+        stale_after: float = 600.0,
     ):
         self.server, self.name, self.pool = server, name, pool
-        self.remote_dir, self.say = remote_dir, say
+        self.remote_dir, self.say, self.stale_after = remote_dir, say, stale_after
 
     def run(self, request: ExecutionRequest) -> ExecutionResult:
-        with self.pool.transport(self.server, self.name, self.say) as transport:
+        # A new connection first removes what dead workers left on this server.
+        reap = reap_command(self.remote_dir, self.stale_after)
+        with self.pool.transport(self.server, self.name, self.say, reap) as transport:
             self._transport = transport
             try:
                 return super().run(request)
@@ -85,9 +90,11 @@ class SSHExecutor(Executor[_RemoteRun]):
             request.staging.root / "out",
             request.output_limit,
             request.out_max_files,
+            self.stale_after / 4,
         )
         try:
             handle.directory = self._make_directory(sftp)
+            handle.touched = time.monotonic()
             self._upload(sftp, request, handle.directory)
             handle.channel = self._transport.open_session(timeout=self.server.connect_timeout)
             handle.channel.exec_command(
@@ -163,7 +170,18 @@ class SSHExecutor(Executor[_RemoteRun]):
             if not handle.transport.is_active():
                 handle.lost = True
                 return
+            if time.monotonic() - handle.touched > handle.lease_s:
+                self._touch(handle)
             time.sleep(0.005)
+
+    @staticmethod
+    def _touch(handle: _RemoteRun) -> None:
+        """Renew the run's lease: a directory untouched for the stale time is reaped."""
+        handle.touched = time.monotonic()
+        try:
+            handle.sftp.utime(handle.directory, None)
+        except FileNotFoundError:
+            pass  # the script removed its own directory
 
     @staticmethod
     def _drain(channel: paramiko.Channel, sink: LineSink) -> None:
@@ -255,7 +273,10 @@ class SSHExecutor(Executor[_RemoteRun]):
         out = shlex.quote(f"{handle.directory}/out")
         most = handle.max_files
         count = f"find {out} -mindepth 1 2>/dev/null | head -n {most + 1} | wc -l"
-        command = f'{kill_command(handle.directory)}; [ "$({count})" -le {most} ]'
+        command = (
+            f"touch -c -- {shlex.quote(handle.directory)}; "  # the lease, through collection
+            f'{kill_command(handle.directory)}; [ "$({count})" -le {most} ]'
+        )
         channel = handle.transport.open_session(timeout=self.server.connect_timeout)
         try:
             channel.exec_command(posix(command))
@@ -289,17 +310,33 @@ def kill_command(directory: str) -> str:
     then every process still carrying the run's token in its environment: one started
     with setsid or as a daemon has left the session but not the environment. Twice, for
     what was forked in between."""
-    pid_file = shlex.quote(f"{directory}/pid")
-    token = shlex.quote(f"CRONIUM_RUN_TOKEN={PurePosixPath(directory).name}")
-    sweep = (
-        f"grep -lzxF {token} /proc/[0-9]*/environ 2>/dev/null | "
-        'while IFS=/ read -r _ _ p _; do kill -KILL "$p" 2>/dev/null; done'
-    )
+    return f"d={shlex.quote(directory)}; {_KILL_RUN_IN_D}"
+
+
+def reap_command(remote_dir: str, stale_after: float) -> str:
+    """Kill what is left of, and remove, every run directory under `remote_dir` that no
+    worker touched for `stale_after` seconds: its worker died (a live one touches its
+    runs' directories every quarter of that, and as it collects). Times are the server's."""
+    base = shlex.quote(remote_dir.rstrip("/") or ".")
     return (
-        f'read -r g s < {pid_file} 2>/dev/null && [ -n "$s" ] && '
-        f'{{ kill -KILL -- "-$g" 2>/dev/null; pkill -KILL -s "$s" 2>/dev/null; }}; '
-        f"{sweep}; {sweep}; true"
+        f"now=$(date +%s); for d in {base}/run-*; do "
+        '[ -d "$d" ] && [ ! -L "$d" ] || continue; '
+        't=$(stat -c %Y -- "$d" 2>/dev/null) || continue; '
+        f"[ $((now - t)) -gt {int(stale_after)} ] || continue; "
+        f'{_KILL_RUN_IN_D}; rm -rf -- "$d"; done; true'
     )
+
+
+# The kill of the run whose directory is in $d (its name is the run's token).
+_SWEEP = (
+    'grep -lzxF "CRONIUM_RUN_TOKEN=${d##*/}" /proc/[0-9]*/environ 2>/dev/null | '
+    'while IFS=/ read -r _ _ p _; do kill -KILL "$p" 2>/dev/null; done'
+)
+_KILL_RUN_IN_D = (
+    'read -r g s < "$d/pid" 2>/dev/null && [ -n "$s" ] && '
+    '{ kill -KILL -- "-$g" 2>/dev/null; pkill -KILL -s "$s" 2>/dev/null; }; '
+    f"{_SWEEP}; {_SWEEP}; true"
+)
 
 
 def _fetch(sftp: paramiko.SFTPClient, remote: str, target: Path, limit: int) -> None:

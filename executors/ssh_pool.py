@@ -233,8 +233,11 @@ class ConnectionPool:
             )
 
     @contextmanager
-    def transport(self, server: SSHTarget, name: str, say: Say) -> Iterator[paramiko.Transport]:
-        """Lend a live transport to one run; connect when none has room."""
+    def transport(
+        self, server: SSHTarget, name: str, say: Say, on_connect: str | None = None
+    ) -> Iterator[paramiko.Transport]:
+        """Lend a live transport to one run; connect when none has room, then run our own
+        fixed `on_connect` command on the new connection (its failure is not the run's)."""
         key = server.connection_key()
         slot = self._reserve(key)
         if slot is None:
@@ -246,6 +249,8 @@ class ConnectionPool:
                 breaker.failed(name, say)
                 raise
             breaker.succeeded(name, say)
+            if on_connect is not None:
+                run_fixed(transport, on_connect, server.connect_timeout)
             slot = _Slot(transport, runs=1)
             with self._lock:
                 self._slots.setdefault(key, []).append(slot)

@@ -112,6 +112,7 @@ def _executor(run: ScriptRun, target: str) -> Executor:
         run.runtime.ssh_pool,
         run.settings.ssh_remote_dir,
         say=lambda message: run.log.warning("%s", message),
+        stale_after=run.settings.ssh_stale_after,
     )
 
 
