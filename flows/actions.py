@@ -156,7 +156,7 @@ async def cronium_message(
         run_id=run_id,
         action=action,
         channel=block,
-        subject=subject,
+        subject=cap_text(subject),
         status=DeliveryStatus.FAILED if error else DeliveryStatus.SENT,
         error=cap_text(error),
         attempts=attempts,
@@ -237,10 +237,14 @@ async def run_actions(
                 await deliver(event, record, action.send_message, where, context, logger)
             )
         except CroniumError as exc:
-            logger.warning("action %d (on %s) failed: %s", index, action.on, exc)
+            logger.warning("action %d (on %s) failed: %s", index, action.on, cap_text(str(exc)))
         except Exception as exc:  # e.g. the target deployment deleted since apply
             logger.warning(
-                "action %d (on %s) failed: %s: %s", index, action.on, type(exc).__name__, exc
+                "action %d (on %s) failed: %s: %s",
+                index,
+                action.on,
+                type(exc).__name__,
+                cap_text(str(exc)),
             )
     await record_deliveries(event, record, deliveries)
     return deliveries
@@ -303,7 +307,7 @@ async def deliver(
             time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         _emit(delivery)
-        logger.warning("message of %s not sent: %s", where, exc)
+        logger.warning("message of %s not sent: %s", where, delivery.error)
         return delivery
     state = await cronium_message(
         block=spec.block,

@@ -141,8 +141,8 @@ async def cronium_event(
         variables = variables.with_writes(written)  # what messages see: the run's writes too
         secrets.update(variables.secret_values)  # a secret's new value, and its old one
     except CroniumError as exc:
-        record.error = str(exc)
-        logger.error("%s", exc)
+        record.error = cap_text(str(exc))
+        logger.error("%s", record.error)
     record.make_safe(sorted(secrets))  # what a script or an HTTP server returned may hold one
     ended = _now()
     record.end_time = ended.isoformat()

@@ -11,6 +11,7 @@ from typing import Any
 import paramiko
 from prefect.events import emit_event
 
+from cronium_prefect.caps import cap_text
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
 from cronium_prefect.names import SERVER_CHECKED, circuit_event, server_resource_id
 
@@ -24,6 +25,10 @@ _FACTS_COMMAND = (
 )
 
 
+FACTS_BYTES = 4096  # five short lines
+FACT_CHARS = 200  # each shown fact (kernel, OS name)
+
+
 def _read_facts(name: str, server: Any) -> dict[str, Any]:
     from cronium_prefect.executors.ssh_pool import connect
 
@@ -32,8 +37,8 @@ def _read_facts(name: str, server: Any) -> dict[str, Any]:
         channel = transport.open_session(timeout=server.connect_timeout)
         channel.settimeout(server.connect_timeout)
         channel.exec_command(_FACTS_COMMAND)
-        text = channel.makefile("r").read().decode(errors="replace")
-        channel.recv_exit_status()
+        # A hostile server could answer for ever: read a bounded amount.
+        text = channel.makefile("r").read(FACTS_BYTES).decode(errors="replace")
     except (paramiko.SSHException, OSError, EOFError) as exc:
         raise ConnectionFailed(f"{server.address}: the connection failed: {exc}") from None
     finally:
@@ -41,8 +46,8 @@ def _read_facts(name: str, server: Any) -> dict[str, Any]:
     lines = (text.splitlines() + [""] * 5)[:5]
     return {
         "server": name,
-        "kernel": lines[0],
-        "os": lines[4],
+        "kernel": cap_text(lines[0], FACT_CHARS),
+        "os": cap_text(lines[4], FACT_CHARS),
         "cpus": int(lines[1]) if lines[1].isdigit() else None,
         "memory_bytes": int(lines[2]) * 1024 if lines[2].isdigit() else None,  # kB in meminfo
         "uptime_s": float(lines[3]) if lines[3].replace(".", "", 1).isdigit() else None,

@@ -47,7 +47,7 @@ class Sshd:
     process: subprocess.Popen | None = None
 
     @classmethod
-    def create(cls, directory: Path) -> Sshd:
+    def create(cls, directory: Path, extra_config: str = "") -> Sshd:
         account = ensure_user()
         directory.mkdir(parents=True, exist_ok=True)
         _keygen(directory / "host_key")
@@ -70,7 +70,7 @@ class Sshd:
             f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile .ssh/authorized_keys\n"
             "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n"
             f"PermitRootLogin no\nAllowUsers {USER}\nSubsystem sftp internal-sftp\n"
-            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel ERROR\n"
+            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel ERROR\n" + extra_config
         )
         sshd.start()
         return sshd
