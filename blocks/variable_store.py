@@ -24,9 +24,7 @@ class BlockVariableStore:
 
     slug = CroniumVariable.get_block_type_slug()
 
-    def entries(
-        self, keys: Collection[str] | None = None, owner: str | None = None
-    ) -> list[Entry]:
+    def entries(self, keys: Collection[str] | None = None, owner: str | None = None) -> list[Entry]:
         """Every variable; with `keys`, only those keys, global and in `owner`'s scope
         (one request whatever the number of variables)."""
         where = of_type(self.slug)

@@ -9,10 +9,9 @@ import asyncio
 import json
 
 import pytest
-
-import cronium_prefect.blocks.variable_store as variable_store
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
+import cronium_prefect.blocks.variable_store as variable_store
 from cronium_prefect import parse_text
 from cronium_prefect.blocks.variable_store import get_variable_store
 from cronium_prefect.names import messages_artifact_key
