@@ -19,6 +19,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .caps import NestedTooDeep, check_depth
 from .names import MASK
 
 __all__ = [
@@ -51,9 +52,12 @@ def check_key(key: str) -> str:
 
 
 def check_value(key: str, value: Any) -> str:
-    """The value as JSON text; refuses what is not JSON or is over the limit."""
+    """The value as JSON text; refuses what is not JSON, nests too deep or is over the limit."""
     try:
+        check_depth(value, f"variable {key}")
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except NestedTooDeep as exc:
+        raise ValueError(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"variable {key}: value is not JSON-serialisable ({exc})") from None
     if len(text) > VALUE_LIMIT:

@@ -199,6 +199,8 @@ class Executor(ABC, Generic[H]):
                 result.collected = request.staging.collect(
                     request.output_limit, request.max_variables
                 )
+                if result.collected.error is not None:
+                    result.error = sink.mask(result.collected.error)
             except HelperProtocolError as exc:
                 result.error = sink.mask(str(exc))
         if result.error is None and result.exit_code not in (0, None):

@@ -15,7 +15,6 @@ templates, retries and delivery record as a send_message action.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from cronium_prefect.caps import NestedTooDeep, load_json
 from cronium_prefect.errors import CroniumError, TemplateError
 from cronium_prefect.event import Event
 from cronium_prefect.record import RunRecord, RunStatus
@@ -88,9 +88,9 @@ def _parse_body(raw: bytes, truncated: bool, response: httpx.Response) -> Any:
     text = raw.decode(response.encoding or "utf-8", errors="replace")
     if not truncated and "json" in response.headers.get("content-type", ""):
         try:
-            return json.loads(text)
-        except ValueError:
-            pass
+            return load_json(text, "the response body")
+        except (ValueError, NestedTooDeep):
+            pass  # kept whole, as text
     return text
 
 

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cronium_prefect.caps import NestedTooDeep, load_json
 from cronium_prefect.errors import HelperProtocolError
 from cronium_prefect.process import current_identity, is_orphan
 from cronium_prefect.variables import VALUE_LIMIT, check_key, check_value
@@ -46,10 +47,13 @@ SCRIPT_NAMES = {"bash": "script.sh", "python": "script.py", "node": "script.js"}
 _PRIVATE_OPEN = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
-def parse_text_value(text: str) -> Any:
-    """JSON when it parses, else the text itself — the rule for bash and `cronium var set`."""
+def parse_text_value(text: str, what: str = "the value") -> Any:
+    """JSON when it parses, else the text itself — the rule for bash and `cronium var set`;
+    NestedTooDeep when it is JSON nested too deep."""
     try:
-        return json.loads(text)
+        return load_json(text, what)
+    except NestedTooDeep:
+        raise
     except ValueError:
         return text
 
@@ -66,6 +70,7 @@ class Collected:
     has_output: bool = False
     condition: bool = False
     variables: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # a bad output or condition: the variables are kept all the same
 
 
 @dataclass
@@ -128,23 +133,22 @@ class Staging:
         return SCRIPT_NAMES[self.language]
 
     def collect(self, output_limit: int, max_variables: int = 100) -> Collected:
-        """Read back output, condition and variable writes; bad files are HelperProtocolError.
+        """Read back output, condition and variable writes. A bad output or condition is
+        `Collected.error` (the variable writes still count); bad variables are
+        HelperProtocolError, and then none is kept.
 
         The script owns `out/`, so every path is opened without following symlinks: a
         link planted there must not make the worker read its own files.
         """
         out = self.root / "out"
         collected = Collected()
-        for name, is_json in (("output.json", True), ("output.txt", False)):
-            text = _read_private(out / name, output_limit, "output")
-            if text is not None:
-                collected.output = _decode(text, is_json, "output")
-                collected.has_output = True
-        text = _read_private(out / "condition", 16, "condition")
-        if text is not None:
-            if text.strip() not in ("true", "false"):
-                raise HelperProtocolError(f"condition file holds {text[:16]!r}, not true/false")
-            collected.condition = text.strip() == "true"
+        problems = []
+        for read in (self._read_output, self._read_condition):
+            try:
+                read(out, output_limit, collected)
+            except HelperProtocolError as exc:
+                problems.append(str(exc))
+        collected.error = "; ".join(problems) or None
         vars_dir = out / "vars"
         if vars_dir.is_symlink():
             raise HelperProtocolError("out/vars was replaced by a link; variables not saved")
@@ -166,6 +170,22 @@ class Staging:
                 raise HelperProtocolError(f"out/vars/{path.name}: {exc}") from None
             collected.variables[key] = value
         return collected
+
+    @staticmethod
+    def _read_output(out: Path, output_limit: int, collected: Collected) -> None:
+        for name, is_json in (("output.json", True), ("output.txt", False)):
+            text = _read_private(out / name, output_limit, "output")
+            if text is not None:
+                collected.output = _decode(text, is_json, "output")
+                collected.has_output = True
+
+    @staticmethod
+    def _read_condition(out: Path, output_limit: int, collected: Collected) -> None:
+        text = _read_private(out / "condition", 16, "condition")
+        if text is not None:
+            if text.strip() not in ("true", "false"):
+                raise HelperProtocolError(f"condition file holds {text[:16]!r}, not true/false")
+            collected.condition = text.strip() == "true"
 
     def remove(self) -> None:
         remove_tree(self.root)
@@ -251,9 +271,9 @@ def _read_private(path: Path, limit: int, what: str) -> str | None:
 
 
 def _decode(text: str, is_json: bool, what: str) -> Any:
-    if not is_json:
-        return parse_text_value(text)
     try:
-        return json.loads(text)
+        return load_json(text, what) if is_json else parse_text_value(text, what)
+    except NestedTooDeep as exc:
+        raise HelperProtocolError(str(exc)) from None
     except ValueError as exc:
         raise HelperProtocolError(f"{what}: not valid JSON ({exc})") from None

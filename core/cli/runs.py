@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cronium_prefect.caps import InputTooLarge, check_input
+from cronium_prefect.caps import InputTooLarge, NestedTooDeep, check_input, load_json
 from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
 from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.loader import load_file
@@ -65,7 +65,7 @@ def trigger(
         async with get_client() as client:
             try:
                 run = await run_now(client, name, input_data)
-            except (EventNotFound, InputTooLarge) as exc:
+            except (EventNotFound, InputTooLarge, NestedTooDeep) as exc:
                 raise fail_usage(str(exc)) from None
             err.print(f"triggered {name}: flow run {run.id}", highlight=False)
             if not wait:
@@ -198,7 +198,9 @@ def _parse_input(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return load_json(text, "--input")
+    except NestedTooDeep as exc:
+        raise fail_usage(str(exc)) from None
     except ValueError as exc:
         raise fail_usage(f"--input is not valid JSON: {exc}") from None
 
@@ -243,7 +245,7 @@ def run(
         record = asyncio.run(_run_now(chosen, input_data))
     except InvalidEvent as exc:
         raise fail_usage(f"invalid definition:\n{exc}") from None
-    except (EventNotFound, InputTooLarge) as exc:
+    except (EventNotFound, InputTooLarge, NestedTooDeep) as exc:
         raise fail_usage(str(exc)) from None
     except CroniumError as exc:
         raise fail(str(exc)) from None

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from cronium_prefect.errors import CroniumError
 from cronium_prefect.names import MASK
 
 from .common import EXIT_FAILED, JsonOption, fail_usage, out, print_json, visible
@@ -30,7 +31,7 @@ def _store():
 def _checked(call, *args: Any) -> Any:
     try:
         return call(*args)
-    except ValueError as exc:
+    except (ValueError, CroniumError) as exc:  # CroniumError: JSON nested too deep
         raise fail_usage(str(exc)) from None
 
 
@@ -55,7 +56,7 @@ def set_variable(
     _checked(check_key, key)  # before the user types or pipes a secret in
     if value is None or value == "-":  # a value of "-" itself: give it as JSON, '"-"'
         value = _value_from_stdin(key)
-    _checked(_store().set, key, parse_text_value(value), owner, secret)
+    _checked(_store().set, key, _checked(parse_text_value, value), owner, secret)
 
 
 def _value_from_stdin(key: str) -> str:

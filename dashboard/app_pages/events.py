@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from cronium_prefect.caps import NestedTooDeep, load_json
 from cronium_prefect.dashboard import data_admin, data_events, ui
 
 st.title("Events")
@@ -78,7 +79,9 @@ raw_input = st.text_area(
 run_col, pause_col, resume_col, _ = st.columns([1, 1, 1, 5])
 if run_col.button("Run now", type="primary"):
     try:
-        value = json.loads(raw_input) if raw_input.strip() else None
+        value = load_json(raw_input, "the input") if raw_input.strip() else None
+    except NestedTooDeep as exc:
+        st.error(f"{exc}.")
     except json.JSONDecodeError as exc:
         st.error(f"Input is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.")
     else:

@@ -1,12 +1,12 @@
 """Variables: global and per owner; secret values are never read, so never sent here."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
+from cronium_prefect.caps import NestedTooDeep
 from cronium_prefect.dashboard import data_admin
 from cronium_prefect.dashboard.api import DashboardError
+from cronium_prefect.runtime_helpers.host import parse_text_value
 
 st.title("Variables")
 if "variables_done" in st.session_state:  # what the last change did, shown after its rerun
@@ -26,12 +26,9 @@ with set_col, st.form("set-variable", clear_on_submit=True):
     secret = st.checkbox("Secret", help="Masked in logs, the CLI and here.")
     if st.form_submit_button("Save"):
         try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        try:
+            parsed = parse_text_value(value)
             data_admin.set_variable(key.strip(), parsed, owner.strip() or None, secret)
-        except DashboardError as exc:
+        except (DashboardError, NestedTooDeep) as exc:
             st.error(str(exc))
         else:
             st.session_state["variables_done"] = f"saved {key.strip()}"

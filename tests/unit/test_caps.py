@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from cronium_prefect.caps import ERROR_CHARS, InputTooLarge, cap_text, check_input
+from cronium_prefect.caps import (
+    ERROR_CHARS,
+    JSON_DEPTH,
+    InputTooLarge,
+    NestedTooDeep,
+    cap_text,
+    check_input,
+    json_depth,
+    load_json,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,3 +39,23 @@ def test_a_cut_text_says_so_and_a_short_one_is_untouched():
     assert cut.startswith("e" * ERROR_CHARS) and cut.endswith(
         f"[cut: {ERROR_CHARS + 10} characters in all]"
     )
+
+
+@pytest.mark.parametrize(
+    "value, depth",
+    [(1, 0), ([], 1), ({"a": [1, {"b": []}]}, 4), ([[]] * 3, 2), ("[[[", 0)],
+)
+def test_json_depth_counts_levels_of_arrays_and_objects(value, depth):
+    assert json_depth(value) == depth
+
+
+def test_a_value_nested_deeper_than_the_cap_is_refused_however_it_arrives():
+    deep: list = []
+    for _ in range(100_000):  # built in Python: no parser, no recursion
+        deep = [deep]
+    with pytest.raises(NestedTooDeep, match="the output of x nests 100001 levels"):
+        check_input(deep, 10**9, "the output of x")
+    for text in ("[" * 65 + "]" * 65, '{"a":' * 300 + "0" + "}" * 300, "[" * 100_000):
+        with pytest.raises(NestedTooDeep, match=f"over the limit of {JSON_DEPTH}"):
+            load_json(text, "output")
+    assert load_json("[" * 64 + "]" * 64, "output") is not None

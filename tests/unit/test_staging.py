@@ -36,23 +36,41 @@ def test_bash_text_values_are_json_when_they_parse(staging):
 
 def test_output_over_the_limit_fails_clearly(staging):
     (staging.root / "out" / "output.txt").write_text("x" * 2000)
-    with pytest.raises(HelperProtocolError, match="2000 bytes, over the limit of 1024"):
-        staging.collect(1024)
+    assert "2000 bytes, over the limit of 1024" in staging.collect(1024).error
 
 
 def test_output_that_is_not_json_fails_clearly(staging):
     (staging.root / "out" / "output.json").write_text("{not json")
-    with pytest.raises(HelperProtocolError, match="output: not valid JSON"):
-        staging.collect(1024)
+    assert "output: not valid JSON" in staging.collect(1024).error
 
 
 def test_a_planted_symlink_is_never_followed(staging, tmp_path):
     secret = tmp_path / "host-secret"
     secret.write_text('"host data"')
     os.symlink(secret, staging.root / "out" / "output.json")
-    with pytest.raises(
-        HelperProtocolError, match="output: output.json is a link; links are never followed"
-    ):
+    collected = staging.collect(1024)
+    assert "output: output.json is a link; links are never followed" in collected.error
+    assert collected.output is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 65 + "]" * 65, '{"a":' * 500 + "1" + "}" * 500, "[" * 5000 + "]" * 5000, "[" * 10**6],
+    ids=["65 arrays", "500 objects", "5,000 arrays", "a million brackets"],
+)
+def test_deeply_nested_output_is_refused_and_the_variable_writes_kept(staging, text):
+    (staging.root / "out" / "output.json").write_text(text)
+    (staging.root / "out" / "vars" / "KEPT.json").write_text("[[1]]")
+    (staging.root / "out" / "condition").write_text("true")
+    collected = staging.collect(10**7)
+    assert "over the limit of 64" in collected.error and "output nests" in collected.error
+    assert collected.variables == {"KEPT": [[1]]} and collected.condition is True
+
+
+def test_a_deeply_nested_variable_write_is_refused_and_none_kept(staging):
+    (staging.root / "out" / "vars" / "DEEP.json").write_text("[" * 100 + "]" * 100)
+    (staging.root / "out" / "vars" / "OTHER.json").write_text("1")
+    with pytest.raises(HelperProtocolError, match="variable DEEP nests 100 levels deep"):
         staging.collect(1024)
 
 
