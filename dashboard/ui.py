@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import altair as alt
@@ -11,6 +12,7 @@ import streamlit as st
 from prefect.settings import get_current_settings
 
 __all__ = [
+    "run_id_or_none",
     "STATUS_COLOURS",
     "status_scale",
     "any_value",
@@ -31,6 +33,21 @@ STATUS_COLOURS = {
     "RUNNING": "#1f77b4",
     "PENDING": "#9ecae1",
 }
+
+
+# Text from outside (scripts, servers, HTTP answers, definitions, a link's query) is shown
+# with st.text or st.code, never as markdown (st.markdown, st.write, st.error, st.caption):
+# there a link or an image (which the browser fetches) would take effect, and even
+# escaped, a bare URL becomes a link (GFM autolinks). Markdown carries our own words and
+# names the model validated.
+
+
+def run_id_or_none(value: str | None) -> str | None:
+    """A flow run id from a link's query, or None when it is not one."""
+    try:
+        return str(uuid.UUID(value or ""))
+    except ValueError:
+        return None
 
 
 def any_value(value: str) -> str:

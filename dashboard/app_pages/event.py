@@ -16,7 +16,8 @@ if not name:
 try:
     detail = data_events.event_detail(name)
 except NotFound:
-    st.error(f"No event named {name!r}: it is not deployed (see the Events page).")
+    st.error("No event by this name is deployed (see the Events page):")
+    st.text(name)
     st.stop()
 event = detail["event"]
 
@@ -29,10 +30,11 @@ if ui_url:
     facts.append(f"[open in Prefect]({ui_url}/deployments/deployment/{detail['deployment_id']})")
 st.markdown(" · ".join(facts))
 if event.get("description"):
-    st.caption(event["description"])
+    st.text(event["description"])
 
 runs = detail["runs"]
-following = st.query_params.get("run") or (detail["current_run"] or {}).get("run_id")
+current = (detail["current_run"] or {}).get("run_id")
+following = ui.run_id_or_none(st.query_params.get("run")) or current
 latest = following or (runs[0]["run_id"] if runs else None)
 st.subheader("Current run" if following else "Latest run")
 if latest:
@@ -55,7 +57,8 @@ with schedule:
     if not detail["schedules"]:
         st.write("No schedule: runs on demand or as an action of another event.")
     for item in detail["schedules"]:
-        st.write(item["text"] + ("" if item["active"] else " (inactive: the event is not active)"))
+        inactive = "" if item["active"] else " (inactive: the event is not active)"
+        st.text(item["text"] + inactive)
         if item["next"]:
             st.markdown("Next runs:\n" + "\n".join(f"- {t}" for t in item["next"]))
 

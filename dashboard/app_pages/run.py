@@ -13,15 +13,14 @@ if not run_id:
 try:
     detail = data_runs.run_detail(run_id.strip())
 except NotFound:
-    st.error(f"No run with id {run_id!r}.")
+    st.error("No run with this id:")
+    st.text(run_id)
     st.stop()
 run, record = detail["run"], detail["record"] or {}
 
 st.title(f"{run['event']}: {run['status']}")
-st.markdown(
-    f"Run `{run['run_id']}` ({run['run_name']}) · trigger **{run['trigger']}** · "
-    f"[event page]({ui.event_link(run['event'])})"
-)
+st.text(f"Run {run['run_id']} ({run['run_name']})")
+st.markdown(f"trigger **{run['trigger']}** · [event page]({ui.event_link(run['event'])})")
 columns = st.columns(6)
 columns[0].metric("status", run["status"])
 columns[1].metric("exit code", "-" if record.get("exit_code") is None else record["exit_code"])
@@ -31,7 +30,8 @@ columns[4].metric("execution", f"{record['execution_s']:.2f} s" if "execution_s"
 columns[5].metric("condition", str(record.get("condition", "-")))
 st.caption(f"started {run['start'] or '-'} · ended {run['end'] or '-'}")
 if record.get("error"):
-    st.error(record["error"])
+    st.error("The run's error, as reported:")
+    st.code(record["error"], language=None, wrap_lines=True)
 if not record and run["status"] not in ("RUNNING", "PENDING"):
     st.warning("This run left no Cronium record (it crashed or was cancelled before the end).")
 

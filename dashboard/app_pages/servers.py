@@ -12,30 +12,34 @@ if not rows:
     st.stop()
 for row in rows:
     with st.container(border=True):
-        st.markdown(f"### {row['name']}\n`{row['address']}` {row['description']}")
+        st.subheader(row["name"])
+        st.text(f"{row['address']} {row['description']}")
         check = row["last_check"]
         if check is None:
-            st.write("Last check: never (in the last 7 days).")
+            st.text("Last check: never (in the last 7 days).")
         elif check.get("ok"):
-            st.write(
+            st.text(
                 f"Last check {check['time'][:19]}Z: OK — {check.get('os')}, "
-                f"{check.get('cpus')} CPUs, {(check.get('memory_bytes') or 0) / 2**30:.1f} GiB, "
+                f"{check.get('cpus')} CPUs, "
+                f"{(check.get('memory_bytes') or 0) / 2**30:.1f} GiB, "
                 f"up {(check.get('uptime_s') or 0) / 3600:.1f} h"
             )
         else:
-            st.write(f"Last check {check['time'][:19]}Z: FAILED — {check.get('error')}")
-        st.write(f"Circuit breaker: {row['circuit']}")
+            st.text(f"Last check {check['time'][:19]}Z: FAILED — {check.get('error')}")
+        st.text(f"Circuit breaker: {row['circuit']}")
         more = (
             f" and more (the first {len(row['events'])} are listed)" if row["events_capped"] else ""
         )
-        st.write("Used by: " + (", ".join(row["events"]) or "no event") + more)
+        st.text("Used by: " + (", ".join(row["events"]) or "no event") + more)
         if st.button("Test now", key=f"test-{row['name']}"):
             try:
                 facts = data_admin.test_server(row["name"])
             except DashboardError as exc:
-                st.error(str(exc))
+                st.error("The test failed:")
+                st.text(str(exc))
             else:
-                st.success(
+                st.success("The test passed:")
+                st.text(
                     f"{facts['os']} ({facts['kernel']}), {facts['cpus']} CPUs, "
                     f"{(facts['memory_bytes'] or 0) / 2**30:.1f} GiB memory, "
                     f"up {(facts['uptime_s'] or 0) / 3600:.1f} h"

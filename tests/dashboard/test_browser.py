@@ -4,16 +4,19 @@ status; screenshot every page (tests/artifacts/screenshots) and grep each for se
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
+from tests.cli import cronium
 from tests.ports import free_port
 from tests.processes import stop, wait_for_http
 from tests.receivers import HttpReceiver
@@ -210,3 +213,50 @@ def test_every_page_renders_and_no_page_shows_a_secret(dashboard, browser):
         assert SECRET not in html, f"the secret is in the HTML of {url}"
         assert dashboard["key_line"] not in html, f"the SSH key is in the HTML of {url}"
     assert "token is ***" in _body(browser)  # the run page shows the masked log line
+
+
+def test_remote_controlled_text_shows_as_text_never_as_markdown(dashboard, browser, tmp_path):
+    """A definition's description, a script's error (a file name it chose) and a link's
+    query each carry markdown: links, images the browser would fetch, emphasis, Streamlit
+    colour directives. Each page shows them as the characters they are."""
+    from selenium.webdriver.common.by import By
+
+    tracker = HttpReceiver().start()
+    try:
+        bait = f"![img]({tracker.url('/image')}) [click]({tracker.url('/link')}) **bold** :red[red]"
+        folder = tmp_path / "hostile"
+        folder.mkdir()
+        (folder / "hostile.yaml").write_text(
+            "name: dash-hostile-text\ntype: bash\nstatus: active\n"
+            f"description: {json.dumps(bait)}\n"
+            "script: |\n"
+            '  mkdir -p "$CRONIUM_DIR/out/vars"\n'
+            '  touch "$CRONIUM_DIR/out/vars/**bold** [x](y) ![i](z) :red[r].txt"\n'
+        )
+        assert cronium("apply", str(folder)).returncode == 0
+        run_id = trigger("dash-hostile-text", None)
+        assert wait_final(run_id).state.name == "Failed"
+        url = dashboard["url"]
+        pages = [
+            (f"{url}/event?name=dash-hostile-text", "dash-hostile-text", bait),
+            (f"{url}/run?id={run_id}", "dash-hostile-text: FAILURE", "**bold** [x](y) ![i](z)"),
+            (f"{url}/run?id={urllib.parse.quote(bait)}", None, bait),
+        ]
+        for page, title, shown in pages:
+            if title is None:  # a page that only says what is wrong: no title
+                browser.get(page)
+            else:
+                _open(browser, page, title)
+            _wait(lambda: _drawn(browser), what=f"{page} drawn")
+            assert _wait(lambda text=shown: _body_with(browser, text), what=f"{shown!r} as text")
+            links = [a.get_attribute("href") or "" for a in browser.find_elements(By.TAG_NAME, "a")]
+            images = [
+                i.get_attribute("src") or "" for i in browser.find_elements(By.TAG_NAME, "img")
+            ]
+            assert not [x for x in links + images if x.startswith(tracker.url("/"))], page
+            emphasis = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "strong, em")]
+            assert not [e for e in emphasis if "bold" in e or "red" in e], (page, emphasis)
+        time.sleep(1)  # an image would have been fetched by now
+        assert tracker.requests == []
+    finally:
+        tracker.stop()

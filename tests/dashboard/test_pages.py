@@ -46,7 +46,8 @@ def page(path: str, **query: str) -> AppTest:
 def texts(app: AppTest) -> str:
     """Everything the page shows as text (markdown, code, metrics, captions, alerts)."""
     parts = []
-    for kind in ("title", "markdown", "code", "caption", "error", "info", "success", "warning"):
+    kinds = ("title", "subheader", "markdown", "text", "code", "caption")
+    for kind in (*kinds, "error", "info", "success", "warning"):
         parts += [str(element.value) for element in getattr(app, kind)]
     parts += [f"{m.label} {m.value}" for m in app.metric]
     parts += [frame.value.to_csv() for frame in app.dataframe]
@@ -128,14 +129,15 @@ def test_event_page_shows_definition_schedule_log_history_and_graph(seeded):
 
 def test_event_page_names_an_unknown_event(seeded):
     app = page("app_pages/event.py", name="no-such-event")
-    assert "No event named 'no-such-event'" in app.error[0].value
+    assert "No event by this name is deployed" in app.error[0].value
+    assert app.text[0].value == "no-such-event"
 
 
 def test_a_bad_or_unknown_run_id_is_a_message(seeded):
     app = page("app_pages/run.py", id="../../etc/passwd")
-    assert "No run with id" in app.error[0].value  # never put into an API path
+    assert "No run with this id" in app.error[0].value  # never put into an API path
     app = page("app_pages/run.py", id="00000000-0000-4000-8000-000000000000")
-    assert "No run with id" in app.error[0].value
+    assert "No run with this id" in app.error[0].value
     app = page("app_pages/event.py", name="dash-hello", run="00000000-0000-4000-8000-000000000000")
     assert "The log cannot be followed" in app.warning[0].value
 
@@ -170,7 +172,7 @@ def test_run_page_shows_record_logs_and_timings(seeded):
 def test_servers_page_tests_a_server_and_lists_its_events(seeded):
     app = page("app_pages/servers.py")
     shown = texts(app)
-    assert f"### {SERVER}" in shown and "Used by: dash-remote" in shown
+    assert SERVER in [h.value for h in app.subheader] and "Used by: dash-remote" in shown
     assert "Circuit breaker: closed" in shown
     announce_circuit(SERVER, "open", 3, 600)  # what a worker's breaker records when it opens
     deadline = time.monotonic() + 20
@@ -179,11 +181,11 @@ def test_servers_page_tests_a_server_and_lists_its_events(seeded):
         time.sleep(0.5)
     announce_circuit(SERVER, "closed", 0, 600)
     app.button(key=f"test-{SERVER}").click().run()
-    assert "CPUs" in app.success[0].value
+    assert "passed" in app.success[0].value and "CPUs" in app.text[-1].value
     deadline = time.monotonic() + 20  # recorded as a Prefect event, stored asynchronously
     while True:
         again = page("app_pages/servers.py")
-        if any("OK —" in m.value for m in again.markdown):
+        if any("OK —" in t.value for t in again.text):
             break
         assert time.monotonic() < deadline, texts(again)
         time.sleep(0.5)
