@@ -1,20 +1,32 @@
-"""Process-wide settings, read from `CRONIUM_*` environment variables (or a `.env` file)."""
+"""Process-wide settings, read from `CRONIUM_*` environment variables (or a `.env` file).
+
+A `.env` in the working directory is read too, so a checkout one did not write could
+change them: a value no event could choose (a host network) is refused, and a value that
+loosens a guard (root in containers, a raised cap) is named at start-up with its source.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from dotenv import dotenv_values
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CroniumSettings", "get_settings"]
+from .errors import CroniumError
+
+__all__ = ["CroniumSettings", "InvalidSettings", "get_settings", "loosened"]
+
+ENV_PREFIX = "CRONIUM_"
+ENV_FILE = ".env"
 
 
 class CroniumSettings(BaseSettings):
     """Knobs an operator sets once per machine; per-event choices live on the Event."""
 
-    model_config = SettingsConfigDict(env_prefix="CRONIUM_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=ENV_FILE, extra="ignore")
 
     home: Path = Field(
         default=Path.home() / ".cronium",
@@ -39,12 +51,17 @@ class CroniumSettings(BaseSettings):
     )
     docker_user: str = Field(
         default="65534:65534",
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$",
         description="User the script runs as inside the container (default: nobody).",
     )
     default_memory: str = Field(default="512m", description="Memory limit when an event sets none.")
     default_cpus: float = Field(default=1.0, description="CPU limit when an event sets none.")
     default_pids: int = Field(default=256, description="Process limit when an event sets none.")
-    default_network: str = Field(default="bridge", description="Network when an event sets none.")
+    default_network: str = Field(
+        default="bridge",
+        pattern="^(none|bridge)$",
+        description="Network when an event sets none: `bridge` or `none`, as for an event.",
+    )
     tmpfs_size: str = Field(default="256m", description="Size of the writable /tmp in containers.")
     output_limit: int = Field(
         default=1024 * 1024, description="Largest output a script may set, in bytes."
@@ -122,6 +139,64 @@ class CroniumSettings(BaseSettings):
         return self.home / "staging"
 
 
+class InvalidSettings(CroniumError):
+    """A CRONIUM_* setting (from the environment or a .env file) is refused."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> CroniumSettings:
-    return CroniumSettings()
+    try:
+        return CroniumSettings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0])
+            problems.append(
+                f"{_env_name(field)}={error.get('input')!r} ({_source(field)}): {error['msg']}"
+            )
+        raise InvalidSettings("; ".join(problems)) from None
+
+
+# Guards an operator may raise, each bigger = looser: named at start-up when above default.
+_RAISED_CAPS = (
+    "output_limit",
+    "out_max_files",
+    "max_variable_writes",
+    "input_limit",
+    "template_memory_mb",
+    "template_cpu_seconds",
+    "template_max_chars",
+    "default_pids",
+)
+
+
+def loosened(settings: CroniumSettings) -> list[str]:
+    """Each setting that loosens a guard, with its value and where it came from."""
+    found = []
+    user = settings.docker_user.split(":")[0]
+    if user in ("0", "root"):
+        found.append(
+            f"{_env_name('docker_user')}={settings.docker_user} ({_source('docker_user')}): "
+            "scripts run as root inside their containers"
+        )
+    for field in _RAISED_CAPS:
+        value, default = getattr(settings, field), CroniumSettings.model_fields[field].default
+        if value > default:
+            found.append(
+                f"{_env_name(field)}={value} ({_source(field)}): above the default of {default}"
+            )
+    return found
+
+
+def _env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _source(field: str) -> str:
+    name = _env_name(field)
+    if any(key.upper() == name for key in os.environ):
+        return "from the environment"
+    path = Path(ENV_FILE)
+    if path.is_file() and any((k or "").upper() == name for k in dotenv_values(path)):
+        return f"from {path.resolve()}"
+    return "default"

@@ -7,7 +7,7 @@ import typer
 
 from cronium_prefect.errors import CroniumError
 
-from .common import EXIT_FAILED, err
+from .common import EXIT_FAILED, EXIT_USAGE, err
 from .events import register as register_event_commands
 from .runs import register as register_run_commands
 from .servers import servers_app
@@ -54,8 +54,13 @@ def main() -> None:
     from prefect.exceptions import PrefectHTTPStatusError
     from prefect.settings import get_current_settings
 
+    from cronium_prefect.settings import InvalidSettings
+
     try:
         app()
+    except InvalidSettings as exc:  # read before the command, to find the API
+        err.print(f"error: invalid setting: {exc}", highlight=False, markup=False)
+        raise SystemExit(EXIT_USAGE) from None
     except CroniumError as exc:  # raised while entering the API settings
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise SystemExit(EXIT_FAILED) from None

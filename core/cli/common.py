@@ -22,6 +22,7 @@ __all__ = [
     "fail",
     "print_json",
     "JsonOption",
+    "checked_settings",
 ]
 
 
@@ -59,6 +60,20 @@ def fail(message: str) -> typer.Exit:
     """The command could not do its work: exit 1. `raise fail(...)`."""
     _error(message)
     return typer.Exit(EXIT_FAILED)
+
+
+def checked_settings() -> Any:
+    """The settings, for a command that runs scripts: refused ones are exit 2, and each
+    one that loosens a guard is named on stderr, with its source, before anything runs."""
+    from cronium_prefect.settings import InvalidSettings, get_settings, loosened
+
+    try:
+        settings = get_settings()
+    except InvalidSettings as exc:
+        raise fail_usage(f"invalid setting: {exc}") from None
+    for item in loosened(settings):
+        err.print(Text("warning: ", style="bold yellow") + Text(visible(item)), highlight=False)
+    return settings
 
 
 def print_json(data: Any) -> None:

@@ -25,7 +25,16 @@ from cronium_prefect.names import Trigger
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.settings import get_settings
 
-from .common import EXIT_FAILED, JsonOption, err, fail, fail_usage, out, print_json
+from .common import (
+    EXIT_FAILED,
+    JsonOption,
+    checked_settings,
+    err,
+    fail,
+    fail_usage,
+    out,
+    print_json,
+)
 
 LOG_BATCH_SECONDS = 0.5  # how often `cronium worker` ships log lines, unless Prefect's is set
 
@@ -132,9 +141,8 @@ def worker(
     from prefect.settings import get_current_settings, temporary_settings
 
     from cronium_prefect.flows.worker import serve
-    from cronium_prefect.settings import get_settings
 
-    settings = get_settings()
+    settings = checked_settings()
     updates = {
         "worker.query_seconds": settings.worker_poll_seconds,
         "worker.prefetch_seconds": max(settings.worker_poll_seconds * 2, 2),
@@ -239,6 +247,7 @@ def run(
 
     A file runs without being deployed; a name runs the deployed event's definition.
     """
+    checked_settings()
     input_data = _parse_input(input)
     try:
         chosen = _pick_event(target, event_name)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .common import err, fail, out
+from .common import checked_settings, err, fail, out
 
 __all__ = ["register"]
 
@@ -72,7 +72,6 @@ def up() -> None:
     from prefect.settings import get_current_settings
 
     from cronium_prefect.dashboard.launch import start_dashboard
-    from cronium_prefect.settings import get_settings
 
     from .api import (
         stack_api_url,
@@ -82,7 +81,7 @@ def up() -> None:
         wait_until_healthy,
     )
 
-    settings = get_settings()
+    settings = checked_settings()
     home = settings.home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     configured = get_current_settings().api.url
