@@ -25,6 +25,7 @@ from uuid import UUID
 
 import anyio
 import anyio.abc
+from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
@@ -32,6 +33,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.flows import load_flow_from_entrypoint
@@ -159,7 +161,9 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             return
         self.log.warning("worker stopping: stopping the scripts of %d run(s)", len(running))
         try:
-            await self._end_runs(running, lambda: Crashed(message=STOPPED_MESSAGE))
+            await self._end_runs(
+                running, lambda: Crashed(message=STOPPED_MESSAGE), over_final=False
+            )
         except Exception as exc:
             self.log.warning("could not record how the stopped runs ended: %s", exc)
 
@@ -282,20 +286,27 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         try:
             self.log.info("cancelling flow run %s: stopping its scripts", key)
             await self._end_runs(
-                [key], lambda: Cancelled(message="Cancelled: its scripts were stopped.")
+                [key],
+                lambda: Cancelled(message="Cancelled: its scripts were stopped."),
+                over_final=True,  # the user asked: Cancelled, whatever the flow wrote last
             )
         finally:
             self._cancelling.discard(key)
 
-    async def _end_runs(self, keys: list[str], final: Callable[[], State]) -> None:
+    async def _end_runs(
+        self, keys: list[str], final: Callable[[], State], over_final: bool
+    ) -> None:
         """Kill the scripts of these runs, give their flows a moment to record what
         happened (each ends by itself once its scripts stop), stop what is left, then set
-        the runs' state to `final()`. A run already final in the API is left alone: its
-        flow ended just before its slot was given back (forcing `final()` over it turned a
-        Completed run Crashed when the worker stopped at that moment)."""
+        the runs' state to `final()`. A run whose scripts were killed here gets `final()`
+        whatever its flow wrote after the kill; so does every run when `over_final`. Any
+        other run (its scripts had already ended) keeps a final state it reached by itself:
+        its flow ended just before its slot was given back (forcing `final()` over it
+        turned a Completed run Crashed when the worker stopped at that moment). The
+        server decides that, atomically (see `end_run`)."""
         keys = [key for key in keys if not await self._is_final(key)]
-        for key in keys:
-            self.runtime.cancel_run(key)  # containers killed / remote process groups killed
+        # containers killed / remote process groups killed
+        killed = {key for key in keys if self.runtime.cancel_run(key)}
         with anyio.move_on_after(CANCEL_GRACE_SECONDS):
             while any(key in self._runs for key in keys):
                 await anyio.sleep(0.1)
@@ -303,7 +314,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             handle = self._runs.get(key)
             if handle is not None:  # e.g. waiting between retries
                 handle.cancel()
-            await self.client.set_flow_run_state(key, final(), force=True)
+            await end_run(self.client, key, final(), over_final or key in killed)
 
     async def _is_final(self, key: str) -> bool:
         state = (await self.client.read_flow_run(UUID(key))).state
@@ -359,3 +370,14 @@ async def serve(pool: str, limit: int, name: str | None = None) -> None:
     async with get_client() as client:
         await ensure_pool(client, pool)
     await CroniumWorker(work_pool_name=pool, limit=limit, name=name).start()
+
+
+async def end_run(client: PrefectClient, key: str, state: State, over_final: bool) -> str:
+    """Set a run's state as a worker ends it; the name of the state it has after. Without
+    `over_final` the state is proposed, not forced: Prefect's orchestration refuses to
+    leave a final state, so a run that ended meanwhile keeps its own, whatever the timing."""
+    result = await client.set_flow_run_state(key, state, force=over_final)
+    if result.status == SetStateStatus.ACCEPT:
+        return state.name or state.type.value
+    current = (await client.read_flow_run(UUID(key))).state
+    return current.name if current is not None else "?"
