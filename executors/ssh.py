@@ -116,7 +116,7 @@ class SSHExecutor(Executor[_RemoteRun]):
             except OSError:
                 if not stat.S_ISDIR(sftp.stat(str(base)).st_mode):
                     raise
-        directory = str(base / f"run-{uuid.uuid4().hex}")
+        directory = str(base / run_directory_name(self.stale_after))
         sftp.mkdir(directory, mode=0o700)
         sftp.chmod(directory, 0o700)
         return directory
@@ -156,6 +156,9 @@ class SSHExecutor(Executor[_RemoteRun]):
             if channel.recv_stderr_ready():
                 sink.feed("stderr", channel.recv_stderr(_CHUNK))
                 busy = True
+            # Before `continue`: a script that prints without a pause holds its lease too.
+            if time.monotonic() - handle.touched > handle.lease_s:
+                self._touch(handle)
             if busy:
                 continue
             if channel.exit_status_ready() or channel.closed:
@@ -170,8 +173,6 @@ class SSHExecutor(Executor[_RemoteRun]):
             if not handle.transport.is_active():
                 handle.lost = True
                 return
-            if time.monotonic() - handle.touched > handle.lease_s:
-                self._touch(handle)
             time.sleep(0.005)
 
     @staticmethod
@@ -310,32 +311,53 @@ def kill_command(directory: str) -> str:
     then every process still carrying the run's token in its environment: one started
     with setsid or as a daemon has left the session but not the environment. Twice, for
     what was forked in between."""
-    return f"d={shlex.quote(directory)}; {_KILL_RUN_IN_D}"
+    return f"d={shlex.quote(directory)}; {_READ_PID} && {_KILL_GROUP}; {_SWEEP}; {_SWEEP}; true"
+
+
+def run_directory_name(stale_after: float) -> str:
+    """A new run directory's name, also the run's token: unique, and carrying the stale
+    time of the worker that made it, which a reaper with a shorter one respects."""
+    return f"run-{uuid.uuid4().hex}-{int(stale_after)}"
 
 
 def reap_command(remote_dir: str, stale_after: float) -> str:
     """Kill what is left of, and remove, every run directory under `remote_dir` that no
-    worker touched for `stale_after` seconds: its worker died (a live one touches its
-    runs' directories every quarter of that, and as it collects). Times are the server's."""
+    worker touched for its stale time (the longer of `stale_after` and the one in its
+    name): its worker died (a live one touches its runs' directories every quarter of
+    that, and as it collects). Times are the server's. Days may have passed since the
+    ids in `pid` were written: a group or session is killed only while its leader is
+    still the run's (its token or its directory), never a process that reused the id."""
     base = shlex.quote(remote_dir.rstrip("/") or ".")
+    own = int(stale_after)
     return (
-        f"now=$(date +%s); for d in {base}/run-*; do "
-        '[ -d "$d" ] && [ ! -L "$d" ] || continue; '
+        f"{_OURS} now=$(date +%s); for d in {base}/run-*; do "
+        '[ -d "$d" ] && [ ! -L "$d" ] || continue; n=${d##*/}; '
+        # Only names we make: no newline or pattern reaches grep, no glob the shell.
+        "case $n in *[!0-9a-z-]*) continue;; esac; "
+        "l=${n##*-}; case $l in ''|*[!0-9]*) l=0;; esac; [ ${#l} -le 9 ] || l=0; "
+        f'[ "$l" -gt {own} ] || l={own}; '
         't=$(stat -c %Y -- "$d" 2>/dev/null) || continue; '
-        f"[ $((now - t)) -gt {int(stale_after)} ] || continue; "
-        f'{_KILL_RUN_IN_D}; rm -rf -- "$d"; done; true'
+        '[ $((now - t)) -gt "$l" ] || continue; '
+        f'{_READ_PID} && _ours "$g" && _ours "$s" && {_KILL_GROUP}; {_SWEEP}; {_SWEEP}; '
+        'rm -rf -- "$d"; done; true'
     )
 
 
-# The kill of the run whose directory is in $d (its name is the run's token).
+# The run whose directory is $d: its token is the directory's name.
 _SWEEP = (
     'grep -lzxF "CRONIUM_RUN_TOKEN=${d##*/}" /proc/[0-9]*/environ 2>/dev/null | '
     'while IFS=/ read -r _ _ p _; do kill -KILL "$p" 2>/dev/null; done'
 )
-_KILL_RUN_IN_D = (
-    'read -r g s < "$d/pid" 2>/dev/null && [ -n "$s" ] && '
-    '{ kill -KILL -- "-$g" 2>/dev/null; pkill -KILL -s "$s" 2>/dev/null; }; '
-    f"{_SWEEP}; {_SWEEP}; true"
+# `pid` is written by the runner, inside the script's reach: read only a regular file
+# (a FIFO there would block the read) holding two ids above 1 (-1 means every process).
+_READ_PID = (
+    '[ -f "$d/pid" ] && [ ! -L "$d/pid" ] && read -r g s < "$d/pid" 2>/dev/null && '
+    '[ "$g" -gt 1 ] 2>/dev/null && [ "$s" -gt 1 ] 2>/dev/null'
+)
+_KILL_GROUP = '{ kill -KILL -- "-$g" 2>/dev/null; pkill -KILL -s "$s" 2>/dev/null; }'
+_OURS = (
+    '_ours() { grep -qzxF "CRONIUM_RUN_TOKEN=${d##*/}" "/proc/$1/environ" 2>/dev/null '
+    '|| [ "/proc/$1/cwd" -ef "$d" ]; };'
 )
 
 

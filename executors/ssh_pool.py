@@ -10,6 +10,7 @@ once for `cooldown` seconds, then one attempt is let through (half-open).
 from __future__ import annotations
 
 import io
+import logging
 import shlex
 import socket
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from cronium_prefect.caps import cap_text
 from cronium_prefect.errors import ConnectionFailed, HostKeyRejected
 from cronium_prefect.servers import SSHTarget, fingerprint
 
@@ -32,6 +34,11 @@ __all__ = [
     "run_fixed",
 ]
 
+# Paramiko's transport thread logs a traceback for a server that breaks the protocol; with
+# no handler of the caller's, Python prints it on stderr. Our ConnectionFailed says it.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+FIXED_COMMAND_S = 30.0  # a kill, a reap of dead runs: each ends well within this
 KEEPALIVE_S = 15
 Say = Callable[[str], None]
 
@@ -108,7 +115,8 @@ def connect(server: SSHTarget, trust_unknown: bool = False) -> paramiko.Transpor
         transport.close()
         if "protocol banner" in str(exc):  # paramiko's words for a banner that never came
             raise _no_session(where, server.connect_timeout) from None
-        raise ConnectionFailed(f"cannot open an SSH session to {where}: {exc}") from None
+        # A server's banner is in paramiko's error, and paramiko reads it with no cap.
+        raise ConnectionFailed(cap_text(f"cannot open an SSH session to {where}: {exc}")) from None
     except BaseException:
         transport.close()
         raise
@@ -120,13 +128,16 @@ def posix(command: str) -> str:
 
 
 def run_fixed(transport: paramiko.Transport, command: str, timeout: float) -> bool:
-    """Run one of our own fixed commands on a fresh channel; False if the connection failed."""
+    """Run one of our own fixed commands on a fresh channel; False if the connection failed
+    or the command did not end within FIXED_COMMAND_S (a FIFO a script left where the
+    command reads must not hang the caller: its channel is closed)."""
     try:
         channel = transport.open_session(timeout=timeout)
-        channel.exec_command(posix(command))
-        channel.recv_exit_status()
-        channel.close()
-        return True
+        try:
+            channel.exec_command(posix(command))
+            return channel.status_event.wait(FIXED_COMMAND_S)
+        finally:
+            channel.close()
     except (paramiko.SSHException, OSError, EOFError):
         return False
 

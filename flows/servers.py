@@ -40,7 +40,9 @@ def _read_facts(name: str, server: Any) -> dict[str, Any]:
         # A hostile server could answer for ever: read a bounded amount.
         text = channel.makefile("r").read(FACTS_BYTES).decode(errors="replace")
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise ConnectionFailed(f"{server.address}: the connection failed: {exc}") from None
+        raise ConnectionFailed(
+            cap_text(f"{server.address}: the connection failed: {exc}")
+        ) from None
     finally:
         transport.close()
     lines = (text.splitlines() + [""] * 5)[:5]
@@ -71,7 +73,7 @@ def check_server(name: str) -> dict[str, Any]:
     try:
         facts = _read_facts(name, server)
     except (ConnectionFailed, HostKeyRejected) as exc:
-        _record(name, {"ok": False, "error": str(exc)})
+        _record(name, {"ok": False, "error": cap_text(str(exc))})
         raise
     _record(name, {"ok": True, **facts})
     return facts

@@ -1,6 +1,7 @@
 """A server that answers `cronium server test` with a flood (endless lines, one endless
 line, one huge fact) is read a bounded amount: the check ends in a few seconds, every
-fact shown and sent to Prefect as the event's payload is capped, saying so."""
+fact shown and sent to Prefect as the event's payload is capped, saying so. So is the
+error of a server whose SSH banner is the flood (paramiko quotes it whole)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -92,3 +95,62 @@ def test_a_flooding_server_is_read_a_bounded_amount(prefect_api, hostile):
         assert payloads and len(json.dumps(payloads[0])) < 2_000, (case, payloads)
         seen[case] = {"seconds": round(took, 1), "stdout_chars": len(done.stdout)}
     report("hostile_server", seen)
+
+
+BANNERS = {
+    "a 1 MB version line": b"SSH-2.0-" + b"v" * 1_000_000 + b"\r\n",
+    "a 1 MB line that is not SSH": b"x" * 1_000_000 + b"\r\nSSH-1.0-" + b"w" * 300_000 + b"\r\n",
+    "a 1 MB protocol name": b"SSH-" + b"9" * 1_000_000 + b"-x\r\n",
+}
+
+
+def _banner_server(banner: bytes) -> tuple[socket.socket, int]:
+    """A TCP port on loopback that sends `banner` to whoever connects, then waits."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                conn.sendall(banner)
+                time.sleep(2)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, listener.getsockname()[1]
+
+
+def test_a_flooding_banner_is_a_capped_error(prefect_api, hostile):
+    server, _ = hostile
+    seen = {}
+    for index, (case, banner) in enumerate(BANNERS.items()):
+        name = f"rel-banner-{index}"
+        listener, port = _banner_server(banner)
+        try:
+            SSHServer(
+                host="127.0.0.1",
+                port=port,
+                username=USER,
+                private_key=server.client_key,
+                host_key=server.host_key_line,
+                connect_timeout=5,
+            ).save(name, overwrite=True, _sync=True)
+            done = cronium("server", "test", name)
+        finally:
+            listener.close()
+        assert done.returncode == 1, (case, done.stdout[-500:], done.stderr[-500:])
+        assert "cannot open an SSH session" in done.stderr or "failed" in done.stderr, case
+        assert len(done.stderr) < 6_000 and "Traceback" not in done.stderr, (case, len(done.stderr))
+        deadline = time.monotonic() + 15
+        while not (payloads := _payloads(name)) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert payloads and payloads[0]["ok"] is False, (case, payloads)
+        assert len(json.dumps(payloads[0])) < 6_000, (case, len(json.dumps(payloads[0])))
+        seen[case] = {"stderr_chars": len(done.stderr)}
+    report("hostile_banner", seen)

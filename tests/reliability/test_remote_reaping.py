@@ -4,7 +4,11 @@ not a run directory, are left alone.
 
 The families: a directory whose script ended, one whose script still runs in its session,
 one whose daemon left the session but carries the run's token, and the directory of a
-worker killed (SIGKILL) mid-run for real. A directory counts as a dead worker's once no
+worker killed (SIGKILL) mid-run for real. What a script could leave to turn the reaper
+against others: a `pid` naming a process that is not the run's (as a reused id would), or
+-1 (every process), a FIFO as `pid`, a directory name with a newline and a pattern; a
+bystander process of the same user survives all of them, and none hangs the reaper. A
+directory whose name carries a longer stale time (its worker's) is kept. A directory counts as a dead worker's once no
 worker touched it for CRONIUM_SSH_STALE_AFTER (10 min): the test ages them, as that much
 time would, instead of waiting.
 """
@@ -50,16 +54,24 @@ def _as_user(argv: list[str], env: dict[str, str] | None = None, cwd: Path | Non
     )
 
 
-def _run_dir(tag: str, session: int | None = None, age: float = AGED) -> Path:
-    path = _runs_dir() / f"run-{uuid.uuid4().hex[:20]}{tag}"
+def _run_dir(tag: str, pid: str = "999999 999999", age: float = AGED, name: str = "") -> Path:
+    path = _runs_dir() / (name or f"run-{uuid.uuid4().hex[:20]}{tag}")
     path.mkdir(parents=True)
     (path / "out").mkdir()
     (path / "out" / "output.txt").write_text("left behind")
-    (path / "pid").write_text(f"{session} {session}\n" if session else "999999 999999\n")
-    for p in (path, path / "out", path / "out" / "output.txt", path / "pid"):
+    for p in (path, path / "out", path / "out" / "output.txt"):
         os.chown(p, pwd.getpwnam(USER).pw_uid, pwd.getpwnam(USER).pw_gid)
-    os.utime(path, (time.time() - age, time.time() - age))
+    _write_pid(path, pid, age)
     return path
+
+
+def _write_pid(path: Path, pid: str, age: float = AGED) -> None:
+    if pid == "fifo":
+        os.mkfifo(path / "pid")
+    else:
+        (path / "pid").write_text(f"{pid}\n")
+    os.chown(path / "pid", pwd.getpwnam(USER).pw_uid, pwd.getpwnam(USER).pw_gid)
+    os.utime(path, (time.time() - age, time.time() - age))
 
 
 def _alive(process: subprocess.Popen) -> bool:
@@ -75,6 +87,25 @@ def _token_holders(token: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _holding_cwd(directory: Path) -> list[int]:
+    """Processes whose working directory is `directory` (the `sleep` the session forked)."""
+    found = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if cwd.resolve() == directory.resolve():
+                found.append(int(cwd.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def _live_pid(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _worker(log: Path) -> subprocess.Popen:
@@ -120,14 +151,27 @@ def test_the_next_worker_reaps_what_dead_workers_left(
         os.utime(_runs_dir() / killed, (time.time() - AGED, time.time() - AGED))
 
         ended = _run_dir("-ended")
-        running_script = _as_user(["sleep", "300"])
-        running = _run_dir("-running", session=running_script.pid)
+        # A script still running in its session, its token dropped (env -i): the session
+        # leader, in the run's directory, marks the session as the run's.
+        running = _run_dir("-running")
+        running_script = _as_user(["sh", "-c", "sleep 300 & wait"], cwd=running)
+        _write_pid(running, f"{running_script.pid} {running_script.pid}")
+        wait_until(lambda: len(_holding_cwd(running)) == 2, 10, "the session's sleep")
+        session = _holding_cwd(running)
         daemon_dir = _run_dir("-daemon")
         daemon = _as_user(
             ["sleep", "300"], env={"PATH": os.environ["PATH"], "CRONIUM_RUN_TOKEN": daemon_dir.name}
         )
         live_script = _as_user(["sleep", "300"])
-        live = _run_dir("-live", session=live_script.pid, age=0)
+        live = _run_dir("-live", pid=f"{live_script.pid} {live_script.pid}", age=0)
+        # Not the run's: the same user's login elsewhere, named by a reused id, by -1, or
+        # matched by a pattern smuggled in a directory name (grep reads one per line).
+        bystander = _as_user(["sleep", "300"], env={"PATH": os.environ["PATH"], "KEEP": "1"})
+        reused = _run_dir("-reused", pid=f"{bystander.pid} {bystander.pid}")
+        everyone = _run_dir("-everyone", pid="-1 -1")
+        fifo = _run_dir("-fifo", pid="fifo")
+        smuggled = _run_dir("", name="run-x\nKEEP=1")
+        longer = _run_dir("", name=f"run-{uuid.uuid4().hex}-{AGED * 2}")
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         (elsewhere / "keep").write_text("not a run's")
@@ -135,7 +179,7 @@ def test_the_next_worker_reaps_what_dead_workers_left(
         link.symlink_to(elsewhere)
         not_a_run = _runs_dir() / "notes"
         not_a_run.mkdir()
-        processes = [running_script, daemon, live_script]
+        processes = [running_script, daemon, live_script, bystander]
 
         second = _worker(tmp_path / "second.log")
         try:
@@ -148,11 +192,17 @@ def test_the_next_worker_reaps_what_dead_workers_left(
         assert killed not in present and ended.name not in present
         assert running.name not in present and daemon_dir.name not in present
         wait_until(lambda: not _alive(running_script) and not _alive(daemon), 10, "both killed")
-        # A live run's directory, a link and a folder that is not a run's: left alone.
-        assert live.name in present and _alive(live_script)
+        wait_until(lambda: not any(map(_live_pid, session)), 10, "the session's sleep killed")
+        for gone in (reused, everyone, fifo):
+            assert gone.name not in present
+        assert _alive(bystander), "the reaper killed a process that was not a run's"
+        assert smuggled.name in present  # not a name we make: never read, never removed
+        # A live run's directory, one whose worker's stale time is longer, a link and a
+        # folder that is not a run's: left alone.
+        assert live.name in present and _alive(live_script) and longer.name in present
         assert link.is_symlink() and (elsewhere / "keep").read_text() == "not a run's"
         assert not_a_run.is_dir()
-        report("remote_reaping", {"reaped": 4, "kept": 3})
+        report("remote_reaping", {"reaped": 7, "kept": 5, "bystander_alive": True})
     finally:
         if _alive(first):
             first.kill()
