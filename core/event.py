@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .durations import Duration
+from .sizes import size_bytes
 from .variables import check_key
 
 __all__ = [
@@ -119,17 +120,10 @@ def _check_name(value: str) -> str:
     return value
 
 
-_UNIT_BYTES = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
-
 def _size_in_bytes(value: str) -> str:
-    text = str(value).strip().lower()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmg]?)b?", text)
-    if not match:
-        raise ValueError(f"expected a size like 256m or 1g, got {value!r}")
-    if float(match[1]) * _UNIT_BYTES[match[2]] < 6 * 1024**2:
+    if size_bytes(value) < 6 * 1024**2:
         raise ValueError(f"memory must be at least 6m (Docker's minimum), got {value!r}")
-    return text
+    return str(value).strip().lower()
 
 
 def _env_value(value: Any) -> str:

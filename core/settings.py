@@ -10,17 +10,24 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from dotenv import dotenv_values
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import CroniumError
+from .sizes import size_bytes
 
 __all__ = ["CroniumSettings", "InvalidSettings", "get_settings", "loosened"]
 
 ENV_PREFIX = "CRONIUM_"
 ENV_FILE = ".env"
+
+
+def _size(value: str) -> str:
+    size_bytes(value)  # a size Docker reads, or a clear error naming the setting
+    return value
 
 
 class CroniumSettings(BaseSettings):
@@ -54,7 +61,9 @@ class CroniumSettings(BaseSettings):
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})?$",
         description="User the script runs as inside the container (default: nobody).",
     )
-    default_memory: str = Field(default="512m", description="Memory limit when an event sets none.")
+    default_memory: Annotated[str, AfterValidator(_size)] = Field(
+        default="512m", description="Memory limit when an event sets none."
+    )
     default_cpus: float = Field(default=1.0, description="CPU limit when an event sets none.")
     default_pids: int = Field(default=256, description="Process limit when an event sets none.")
     default_network: str = Field(
@@ -62,7 +71,9 @@ class CroniumSettings(BaseSettings):
         pattern="^(none|bridge)$",
         description="Network when an event sets none: `bridge` or `none`, as for an event.",
     )
-    tmpfs_size: str = Field(default="256m", description="Size of the writable /tmp in containers.")
+    tmpfs_size: Annotated[str, AfterValidator(_size)] = Field(
+        default="256m", description="Size of the writable /tmp in containers."
+    )
     output_limit: int = Field(
         default=1024 * 1024, description="Largest output a script may set, in bytes."
     )
@@ -167,25 +178,44 @@ _RAISED_CAPS = (
     "template_cpu_seconds",
     "template_max_chars",
     "default_pids",
+    "default_cpus",
+    "default_memory",
+    "tmpfs_size",
+    "chain_limit",
 )
 
 
 def loosened(settings: CroniumSettings) -> list[str]:
     """Each setting that loosens a guard, with its value and where it came from."""
     found = []
-    user = settings.docker_user.split(":")[0]
-    if user in ("0", "root"):
-        found.append(
-            f"{_env_name('docker_user')}={settings.docker_user} ({_source('docker_user')}): "
-            "scripts run as root inside their containers"
-        )
+
+    def name(field: str, why: str) -> None:
+        value = getattr(settings, field)
+        found.append(f"{_env_name(field)}={value} ({_source(field)}): {why}")
+
+    user, _, group = settings.docker_user.partition(":")
+    if _is_root(user):
+        name("docker_user", "scripts run as root inside their containers")
+    elif _is_root(group):
+        name("docker_user", "scripts run in the root group inside their containers")
+    for field in ("image_bash", "image_python", "image_node"):
+        if getattr(settings, field) != CroniumSettings.model_fields[field].default:
+            name(field, "scripts, and the variables they declare, go into this image")
+    if settings.docker_host_block is not None:
+        name("docker_host_block", "containers run on the Docker host this block names")
     for field in _RAISED_CAPS:
         value, default = getattr(settings, field), CroniumSettings.model_fields[field].default
-        if value > default:
-            found.append(
-                f"{_env_name(field)}={value} ({_source(field)}): above the default of {default}"
-            )
+        if _amount(value) > _amount(default):
+            name(field, f"above the default of {default}")
     return found
+
+
+def _is_root(name: str) -> bool:
+    return name == "root" or (name.isdigit() and int(name) == 0)
+
+
+def _amount(value: int | float | str) -> float:
+    return size_bytes(value) if isinstance(value, str) else value
 
 
 def _env_name(field: str) -> str:

@@ -17,13 +17,24 @@ REFUSED = [
     ("CRONIUM_DEFAULT_NETWORK", "my-lan"),
     ("CRONIUM_DOCKER_USER", "0; rm -rf /"),
     ("CRONIUM_DOCKER_USER", "--privileged"),
+    ("CRONIUM_TMPFS_SIZE", "lots"),
+    ("CRONIUM_DEFAULT_MEMORY", "1g; --privileged"),
 ]
-LOOSENED = [
+ROOT = [
     ("CRONIUM_DOCKER_USER", "0", "scripts run as root"),
     ("CRONIUM_DOCKER_USER", "root:root", "scripts run as root"),
+    ("CRONIUM_DOCKER_USER", "0000", "scripts run as root"),
+    ("CRONIUM_DOCKER_USER", "65534:0", "scripts run in the root group"),
+    ("CRONIUM_DOCKER_USER", "nobody:root", "scripts run in the root group"),
+]
+LOOSENED = [
     ("CRONIUM_OUTPUT_LIMIT", "999999999", "above the default of 1048576"),
     ("CRONIUM_TEMPLATE_MEMORY_MB", "65536", "above the default of 256"),
     ("CRONIUM_DEFAULT_PIDS", "100000", "above the default of 256"),
+    ("CRONIUM_DEFAULT_MEMORY", "64g", "above the default of 512m"),
+    ("CRONIUM_CHAIN_LIMIT", "1000", "above the default of 10"),
+    ("CRONIUM_IMAGE_PYTHON", "someone/python:latest", "go into this image"),
+    ("CRONIUM_DOCKER_HOST_BLOCK", "far-away", "the Docker host this block names"),
 ]
 
 
@@ -51,18 +62,20 @@ def test_a_value_no_event_could_choose_is_refused(prefect_api, tmp_path, where, 
 
 
 def test_each_loosening_value_is_named_with_its_source_before_anything_runs(prefect_api, tmp_path):
-    (tmp_path / ".env").write_text("".join(f"{n}={v}\n" for n, v, _ in LOOSENED[2:]))
-    for name, value, words in LOOSENED[:2]:
+    (tmp_path / ".env").write_text("".join(f"{n}={v}\n" for n, v, _ in LOOSENED))
+    for name, value, words in ROOT:
         env = {**_env_without_cronium(), name: value}
         done = cronium("run", "no-such-file.yaml", cwd=tmp_path, env=env, timeout=60)
         shown = " ".join(done.stderr.split())
         assert f"warning: {name}={value} (from the environment): {words}" in shown, shown
-        for other, other_value, other_words in LOOSENED[2:]:
+        for other, other_value, other_words in LOOSENED:
             assert f"warning: {other}={other_value} (from {tmp_path / '.env'})" in shown
             assert other_words in shown
         # Named first, then the command went on (and found no such file).
         assert shown.index("warning:") < shown.index("error:") and done.returncode == 2
 
 
-def test_defaults_loosen_nothing():
+def test_defaults_loosen_nothing(monkeypatch):
+    for name in [k for k in os.environ if k.startswith("CRONIUM_")]:
+        monkeypatch.delenv(name)  # the tests' own settings are not the defaults
     assert loosened(CroniumSettings(_env_file=None)) == []
