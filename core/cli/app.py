@@ -3,12 +3,15 @@ API failures as one-line errors."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cronium_prefect.errors import CroniumError
 
-from .common import EXIT_FAILED, EXIT_USAGE, err
+from .common import EXIT_FAILED, EXIT_USAGE, err, out
 from .events import register as register_event_commands
+from .project import register as register_project_commands
 from .runs import register as register_run_commands
 from .servers import servers_app
 from .stack import register as register_stack_commands
@@ -28,15 +31,32 @@ app = typer.Typer(
 register_event_commands(app)
 register_run_commands(app)
 register_stack_commands(app)
+register_project_commands(app)
 app.add_typer(servers_app, name="server")
 app.add_typer(vars_app, name="var")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from cronium_prefect.version import __version__
+
+        out.print(f"cronium {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
     """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
-    if ctx.resilient_parsing or ctx.invoked_subcommand in (None, "up", "export"):
-        return  # `up` starts (or finds) the API itself; `export` needs none
+    if ctx.resilient_parsing or ctx.invoked_subcommand in (None, "up", "export", "init"):
+        return  # `up` starts (or finds) the API itself; `export` and `init` need none
     from .api import using_api
 
     # Every command talks to the same API: configured, else `cronium up`'s, else a temporary

@@ -46,11 +46,10 @@ _EXPOSED_NOTE = (
 
 
 def _events_folder() -> Path | None:
-    """./events, else the repository's examples (when running from a checkout)."""
-    for candidate in (
-        Path("events"),
-        Path(__file__).resolve().parents[2] / "examples" / "events",
-    ):
+    """./events, else the example events shipped in the package."""
+    from cronium_prefect.examples import EVENTS
+
+    for candidate in (Path("events"), EVENTS):
         if candidate.is_dir():
             return candidate
     return None
