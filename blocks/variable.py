@@ -6,15 +6,16 @@ document: no update can be lost to a concurrent read-modify-write.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
+from cronium_prefect.caps import NestedTooDeep, load_json
+from cronium_prefect.errors import CroniumError
 from cronium_prefect.variables import check_key, check_value
 
-__all__ = ["CroniumVariable"]
+__all__ = ["CroniumVariable", "stored_value"]
 
 
 class CroniumVariable(Block):
@@ -60,4 +61,19 @@ class CroniumVariable(Block):
     @property
     def value(self) -> Any:
         text = self.secret_json.get_secret_value() if self.secret_json else self.value_json
-        return None if text is None else json.loads(text)
+        return None if text is None else stored_value(self.key, text)
+
+
+def stored_value(key: str, text: str) -> Any:
+    """A stored value, read as a value written through Cronium is: saved around the model
+    (Prefect's API or UI), it may be invalid or nested past the cap; then a clear error
+    naming the variable, not a traceback in every run that reads it."""
+    try:
+        return load_json(text, f"the stored value of variable {key}")
+    except NestedTooDeep as exc:
+        raise CroniumError(f"{exc}: set it again with `cronium var set {key} ...`") from None
+    except ValueError:
+        raise CroniumError(
+            f"the stored value of variable {key} is not JSON (saved around Cronium): set it "
+            f"again with `cronium var set {key} ...`"
+        ) from None

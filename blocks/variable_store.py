@@ -3,7 +3,6 @@ page at a time, written one document per key (see `cronium_prefect.variables`)."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
@@ -14,7 +13,7 @@ from cronium_prefect.prefect_adapter import save_block_sync
 from cronium_prefect.variables import Entry, Visible, check_key, document_name, is_key
 
 from .documents import of_type, read_documents_sync
-from .variable import CroniumVariable
+from .variable import CroniumVariable, stored_value
 
 __all__ = ["BlockVariableStore", "get_variable_store"]
 
@@ -47,7 +46,7 @@ class BlockVariableStore:
                 Entry(
                     data["key"],
                     data.get("owner"),
-                    None if text is None else json.loads(text),
+                    None if text is None else stored_value(data["key"], text),
                     bool(data.get("secret")),
                 )
             )

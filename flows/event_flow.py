@@ -20,7 +20,7 @@ from prefect.tasks import exponential_backoff
 
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.blocks.variable_store import get_variable_store
-from cronium_prefect.caps import cap_text
+from cronium_prefect.caps import cap_text, check_input
 from cronium_prefect.errors import CroniumError, RunFailed
 from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
@@ -124,6 +124,11 @@ async def cronium_event(
     try:
         definition = await resolve_event(event)
         record.event = definition.name
+        try:  # as the CLI checks it; Prefect's UI and API send what they are given
+            check_input(input, current_runtime().settings.input_limit, "the run's input")
+        except CroniumError:
+            record.input = None  # refused, so not stored again in the record
+            raise
         deployment = await _deployment_of(flow_run) if definition.max_executions else None
         if await max_executions_reached(definition, deployment):
             message = f"max_executions ({definition.max_executions}) reached: not run"

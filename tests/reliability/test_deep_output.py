@@ -117,3 +117,52 @@ def test_deep_input_and_variable_values_are_refused_with_exit_2(prefect_api):
         assert done.returncode == 2 and "limit of 64" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert get_variable_store().get("REL_DEEP") is None
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_deep_values_that_came_around_cronium_fail_the_run_with_a_clear_error(stack):
+    """Prefect's API and UI take what Cronium would refuse: a deep value saved as a
+    variable's block document, a deep input given as the flow run's parameter. A run that
+    reads either fails naming it and the cap (no traceback, record stored); `var list`
+    names the variable."""
+    from cronium_prefect.blocks import CroniumVariable
+    from cronium_prefect.variables import document_name
+
+    store, key = get_variable_store(), "REL_DEEP_STORED"
+    (reader,) = parse_text(
+        f"name: rel-deep-stored\ntype: bash\nvariables: [{key}]\nscript: echo hi\n"
+    )
+    (plain,) = parse_text("name: rel-deep-input\ntype: bash\nvariables: []\nscript: echo hi\n")
+    seen = {}
+    try:
+        for depth in (65, 3000):
+            CroniumVariable.model_construct(
+                key=key,
+                owner=None,
+                secret=False,
+                secret_json=None,
+                value_json="[" * depth + "]" * depth,
+            ).save(document_name(key, None), overwrite=True, _sync=True)
+            (state,) = asyncio.run(runs_at_once([(reader, None)]))
+            record = record_json(state.result(raise_on_failure=False))
+            assert record["status"] == "FAILURE", record
+            assert f"variable {key}" in record["error"] and "64" in record["error"], record
+            listed = cronium("var", "list")
+            assert listed.returncode == 1 and key in listed.stderr, listed.stderr
+            assert "Traceback" not in listed.stderr
+            seen[f"stored value, {depth} levels"] = record["error"][:80]
+    finally:
+        store.delete(key)
+    for depth in (65, 100):  # deeper, and Prefect's client refuses to send it itself
+        (state,) = asyncio.run(runs_at_once([(plain, _nested(depth))]))
+        record = record_json(state.result(raise_on_failure=False))
+        assert record["status"] == "FAILURE" and record["input"] is None, record
+        assert "the run's input nests" in record["error"] and "64" in record["error"], record
+        seen[f"input, {depth} levels"] = record["error"][:80]
+    report("deep_from_around", seen)
