@@ -7,12 +7,14 @@ costs the same with 10 or 10,000 events. Results are plain dicts, cached a few s
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timezone
 from typing import Any
 
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
+from cronium_prefect.event import NAME_PATTERN
 from cronium_prefect.flows.listing import schedule_text
 from cronium_prefect.flows.report import RECORD_TYPES, record_from_artifact
 from cronium_prefect.flows.resolve import deployment_name
@@ -24,6 +26,7 @@ from cronium_prefect.names import (
     SERVER_TAG,
     TRIGGER_TAG,
     TYPE_TAG,
+    Trigger,
 )
 from cronium_prefect.record import RunRecord
 
@@ -40,6 +43,7 @@ __all__ = [
 
 FINALS = list(FINAL_STATE_TYPES)
 _BATCH = 200  # the most the API returns at once
+_TRIGGERS = {trigger.value for trigger in Trigger}
 HISTORY = 50  # runs the event page lists (two artifacts each: within one batch)
 TAGGED_LIMIT = 200
 
@@ -57,6 +61,9 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         (t.removeprefix(TRIGGER_TAG) for t in tags if t.startswith(TRIGGER_TAG)),
         "schedule" if "auto-scheduled" in tags else (run.get("parameters") or {}).get("trigger"),
     )
+    # Tags and parameters are anyone's to set through Prefect's API: only what Cronium
+    # writes there reaches a page (a "trigger" or "event" of markdown would render).
+    trigger = trigger if trigger in _TRIGGERS else None
     return {
         "run_id": run["id"],
         "run_name": run.get("name"),
@@ -73,7 +80,8 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
 
 def _event_name(run: dict[str, Any]) -> str | None:
     event = (run.get("parameters") or {}).get("event")
-    return event.get("name") if isinstance(event, dict) else event
+    name = event.get("name") if isinstance(event, dict) else event
+    return name if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) else None
 
 
 async def _runs_by_deployment(

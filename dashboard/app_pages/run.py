@@ -18,9 +18,13 @@ except NotFound:
     st.stop()
 run, record = detail["run"], detail["record"] or {}
 
-st.title(f"{run['event']}: {run['status']}")
+# The event's name and the trigger are checked in data_events.run_row: none of markdown.
+st.title(f"{run['event'] or 'unknown event'}: {run['status']}")
 st.text(f"Run {run['run_id']} ({run['run_name']})")
-st.markdown(f"trigger **{run['trigger']}** · [event page]({ui.event_link(run['event'])})")
+if run["event"]:
+    st.markdown(
+        f"trigger **{run['trigger'] or '?'}** · [event page]({ui.event_link(run['event'])})"
+    )
 columns = st.columns(6)
 columns[0].metric("status", run["status"])
 columns[1].metric("exit code", "-" if record.get("exit_code") is None else record["exit_code"])

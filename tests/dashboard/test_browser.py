@@ -215,9 +215,29 @@ def test_every_page_renders_and_no_page_shows_a_secret(dashboard, browser):
     assert "token is ***" in _body(browser)  # the run page shows the masked log line
 
 
+def _forged_run(event: str, bait: str) -> str:
+    """A flow run of `event`'s deployment made through Prefect's API, as anyone with access
+    could: its `event` parameter and its trigger tag are the bait."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from cronium_prefect.flows.resolve import FLOW_NAME
+
+    async def create() -> str:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name(f"{FLOW_NAME}/{event}")
+            run = await client.create_flow_run_from_deployment(
+                deployment.id, parameters={"event": bait}, tags=[f"cronium-trigger:{bait}"]
+            )
+            return str(run.id)
+
+    return asyncio.run(create())
+
+
 def test_remote_controlled_text_shows_as_text_never_as_markdown(dashboard, browser, tmp_path):
-    """A definition's description, a script's error (a file name it chose) and a link's
-    query each carry markdown: links, images the browser would fetch, emphasis, Streamlit
+    """A definition's description, a script's error (a file name it chose), a link's query
+    and a run's parameters and tags set through Prefect's API each carry markdown: links, images the browser would fetch, emphasis, Streamlit
     colour directives. Each page shows them as the characters they are."""
     from selenium.webdriver.common.by import By
 
@@ -236,11 +256,13 @@ def test_remote_controlled_text_shows_as_text_never_as_markdown(dashboard, brows
         assert cronium("apply", str(folder)).returncode == 0
         run_id = trigger("dash-hostile-text", None)
         assert wait_final(run_id).state.name == "Failed"
+        forged = _forged_run("dash-hostile-text", bait)
         url = dashboard["url"]
         pages = [
             (f"{url}/event?name=dash-hostile-text", "dash-hostile-text", bait),
             (f"{url}/run?id={run_id}", "dash-hostile-text: FAILURE", "**bold** [x](y) ![i](z)"),
             (f"{url}/run?id={urllib.parse.quote(bait)}", None, bait),
+            (f"{url}/run?id={forged}", None, "unknown event"),
         ]
         for page, title, shown in pages:
             if title is None:  # a page that only says what is wrong: no title
