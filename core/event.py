@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
+MAX_DECLARED_VARIABLES = 100  # global and owner's documents: one page (200) of the API
 # What Prefect accepts as a block name: anything else names no server, and must never be
 # put into an API path (`..` would reach another endpoint).
 SERVER_NAME_PATTERN = r"[a-z0-9-]{1,100}"
@@ -319,6 +320,7 @@ class Event(_Strict):
     env: dict[str, Annotated[str, BeforeValidator(_env_value)]] = Field(default_factory=dict)
     variables: list[Annotated[str, AfterValidator(check_key)]] | None = Field(
         default=None,
+        max_length=MAX_DECLARED_VARIABLES,
         description="The variables and secrets the event reads and writes: only these are "
         "read and shipped to where it runs, and writing any other fails the run. Absent: "
         "every variable its owner can see (as before this field existed).",

@@ -153,9 +153,9 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
             run.log.error("%s%s", f"{target}: " if tag else "", exc)
             return ExecutionResult(error=str(exc))
         undeclared = _undeclared(event, result.collected.variables)
-        if undeclared:
-            result.error = undeclared
-            run.log.error("%s", undeclared)
+        if undeclared:  # after the script's own error, if it had one: both are the run's
+            result.error = f"{result.error}; {undeclared}" if result.error else undeclared
+            run.log.error("%s%s", f"{target}: " if tag else "", undeclared)
         elif result.collected.variables:
             try:
                 with _write_lock:  # servers of one run write in turn; the last server wins

@@ -70,6 +70,11 @@ INVALID = [
     ("reserved variable", f"{VALID}variables: [CRONIUM_X]\n", ["variables[0]", "reserved"]),
     ("variable twice", f"{VALID}variables: [A, B, A]\n", ["variables", "listed twice: A"]),
     ("variables not a list", f"{VALID}variables: A\n", ["variables", "list"]),
+    (
+        "too many variables",
+        f"{VALID}variables: [{', '.join(f'V{i}' for i in range(101))}]\n",
+        ["variables", "100"],
+    ),
     ("bad memory", f"{VALID}resources: {{memory: lots}}\n", ["resources.memory", "'lots'"]),
     ("bad cpus", f"{VALID}resources: {{cpus: 0}}\n", ["resources.cpus", "0"]),
     ("host network", f"{VALID}resources: {{network: host}}\n", ["resources.network", "'host'"]),
