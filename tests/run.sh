@@ -42,6 +42,22 @@ echo "== installing the project"
 .venv/bin/python -m pip install -q -e ".[test]"
 phase_done install
 
+# The package as a user gets it: the sdist, the wheel built from it, installed with its
+# dependencies into a fresh venv outside the checkout (tests/wheel/ uses it). In the
+# background: the install downloads for minutes while the image, ruff, docs and the
+# other tests go on.
+wheel_dir=$(mktemp -d "${TMPDIR:-/tmp}/cronium-wheel-XXXXXX")
+export CRONIUM_WHEEL_DIR=$wheel_dir
+(
+  status=0
+  {
+    .venv/bin/python -m build --outdir "$wheel_dir/dist" "$root" &&
+      python3 -m venv "$wheel_dir/venv" &&
+      "$wheel_dir/venv/bin/python" -m pip install -q "$wheel_dir"/dist/*.whl
+  } >"$wheel_dir/build.log" 2>&1 || status=$?
+  echo "$status" >"$wheel_dir/done"
+) &
+
 if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "== starting dockerd"
   nohup dockerd >/var/log/cronium-dockerd.log 2>&1 &

@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
+from tests.browser import SHOTS, chromium
+from tests.browser import body as _body
+from tests.browser import body_with as _body_with
+from tests.browser import drawn as _drawn
+from tests.browser import field as _field
+from tests.browser import idle as _idle
+from tests.browser import open_page as _open
+from tests.browser import wait as _wait
+from tests.browser import widget as _widget
 from tests.cli import cronium
 from tests.ports import free_port
 from tests.processes import stop, wait_for_http
@@ -23,7 +30,6 @@ from tests.receivers import HttpReceiver
 
 from .seed import SECRET, SERVER, apply_seed, trigger, wait_final
 
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 PAGES = ["overview", "events", "runs", "servers", "variables"]
 
 
@@ -54,92 +60,8 @@ def dashboard(request, prefect_api, worker, ssh_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        from tests.conftest import _unavailable
-
-        _unavailable("the browser test needs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.add_argument("--window-size=1400,1800")
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
-
-
-def _wait(condition, timeout: float = 60, what: str = "the page"):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = condition()
-        except Exception:  # elements come and go while Streamlit re-renders
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def _body(driver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.TAG_NAME, "body").text
-
-
-def _widget(driver, test_id: str, label: str):
-    """The Streamlit widget with this label."""
-    from selenium.webdriver.common.by import By
-
-    return _wait(
-        lambda: next(
-            w
-            for w in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
-            if w.text.startswith(label)
-        ),
-        what=f"the {label!r} field",
-    )
-
-
-def _field(driver, test_id: str, label: str, tag: str):
-    """The input of the Streamlit widget with this label."""
-    from selenium.webdriver.common.by import By
-
-    return _widget(driver, test_id, label).find_element(By.TAG_NAME, tag)
-
-
-def _drawn(driver) -> bool:
-    """No placeholder left: Streamlit shows skeletons until an element has drawn."""
-    from selenium.webdriver.common.by import By
-
-    skeletons = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]')
-    return _idle(driver) and not skeletons
-
-
-def _body_with(driver, *needles: str) -> str | None:
-    text = _body(driver)
-    return text if all(n in text for n in needles) else None
-
-
-def _open(driver, url: str, title: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(url)
-    _wait(lambda: any(h.text == title for h in driver.find_elements(By.TAG_NAME, "h1")), what=title)
-    _wait(lambda: _idle(driver), what=f"{title} to finish rendering")
-
-
-def _idle(driver) -> bool:
-    """Streamlit marks the app while a script (or fragment) run is under way."""
-    from selenium.webdriver.common.by import By
-
-    app = driver.find_element(By.CSS_SELECTOR, '[data-testid="stApp"]')
-    return app.get_attribute("data-test-script-state") == "notRunning"
+    with chromium() as driver:
+        yield driver
 
 
 def test_run_an_event_from_the_events_page_and_follow_its_live_log(dashboard, browser):

@@ -18,12 +18,18 @@ from tests.ports import free_port
 CLI = [sys.executable, "-m", "cronium_prefect.cli"]
 
 
-def _start(env: dict[str, str], log_path) -> subprocess.Popen:
+def start_up(env: dict[str, str], log_path, cli: list[str] = CLI, cwd=None) -> subprocess.Popen:
+    """`cronium up`, once it says it is up."""
     log = open(log_path, "w")
     # In a process group of its own, as a terminal runs a foreground job: Ctrl-C is a
-    # SIGINT to the whole group (see _stop).
+    # SIGINT to the whole group (see stop_up).
     process = subprocess.Popen(
-        [*CLI, "up"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        [*cli, "up"],
+        env=env,
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 180
     while "Cronium is up" not in log_path.read_text():
@@ -34,7 +40,7 @@ def _start(env: dict[str, str], log_path) -> subprocess.Popen:
     return process
 
 
-def _wait_for_dashboard(port: int) -> None:
+def wait_for_dashboard(port: int) -> None:
     """Streamlit answers its health check, on 127.0.0.1 only."""
     from tests.processes import wait_for_http
 
@@ -68,7 +74,7 @@ def _check_encryption_key_is_kept_apart(home, secret: str) -> None:
     assert any(secret in fernet.decrypt(str(d).strip('"').encode()).decode() for d in documents)
 
 
-def _stop(process: subprocess.Popen, port: int, log_path) -> None:
+def stop_up(process: subprocess.Popen, port: int, log_path) -> None:
     """Ctrl-C as a terminal sends it (to the whole foreground group): everything stops,
     dashboard, worker, then server, with no traceback from anyone."""
     os.killpg(process.pid, signal.SIGINT)
@@ -97,7 +103,7 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
     )
     client_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
 
-    process = _start(env, tmp_path / "up.log")
+    process = start_up(env, tmp_path / "up.log")
     try:
         printed = (tmp_path / "up.log").read_text()
         assert f"dashboard:   http://127.0.0.1:{dashboard_port}" in printed
@@ -105,7 +111,7 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         assert "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING" in (
             printed
         )
-        _wait_for_dashboard(dashboard_port)
+        wait_for_dashboard(dashboard_port)
         listed = {
             row["name"]
             for row in json.loads(
@@ -129,13 +135,13 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         )
         assert secret.returncode == 0
     finally:
-        _stop(process, port, tmp_path / "up.log")
+        stop_up(process, port, tmp_path / "up.log")
     _check_encryption_key_is_kept_apart(tmp_path / "home", "up-secret-5d1f")
     with pytest.raises(OSError):  # the dashboard stopped with the rest
         socket.create_connection(("127.0.0.1", dashboard_port), timeout=1).close()
 
     # A second start reuses the database: the earlier run is still there.
-    process = _start(env, tmp_path / "up2.log")
+    process = start_up(env, tmp_path / "up2.log")
     try:
         rows = json.loads(
             subprocess.run(
@@ -152,4 +158,4 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         )
         assert json.loads(got.stdout) == "up-secret-5d1f", got.stderr
     finally:
-        _stop(process, port, tmp_path / "up.log")
+        stop_up(process, port, tmp_path / "up.log")
