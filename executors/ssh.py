@@ -9,14 +9,11 @@ values (our own generated paths) are `shlex.quote`d.
 
 from __future__ import annotations
 
-import re
 import shlex
-import stat
 import time
 import uuid
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import paramiko
 
@@ -25,20 +22,18 @@ from cronium_prefect.servers import SSHTarget
 from cronium_prefect.variables import VALUE_LIMIT
 
 from .base import ExecutionRequest, ExecutionResult, Executor, LineSink
+from .ssh_files import COLLECT_TIMEOUT_S, ExecFiles, NoSftp, RemoteFiles, open_files
 from .ssh_pool import ConnectionPool, Say, posix, run_fixed
 
 __all__ = ["SSHExecutor"]
 
 _CHUNK = 32 * 1024
-_OUT_NAME = re.compile(r"^(output\.json|output\.txt|condition|[A-Z_][A-Z0-9_]{0,99}\.(json|txt))$")
-_LOCAL_LAYOUT = ("lib", "in", "in/vars")
-COLLECT_TIMEOUT_S = 30.0  # for each SFTP request while the script's files are read back
 
 
 @dataclass
 class _RemoteRun:
     transport: paramiko.Transport
-    sftp: paramiko.SFTPClient
+    files: RemoteFiles
     local_out: Path  # the local staging's out/, where collect() puts what the script wrote
     output_limit: int
     max_files: int
@@ -80,22 +75,19 @@ class SSHExecutor(Executor[_RemoteRun]):
                 ) from None
 
     def start(self, request: ExecutionRequest) -> _RemoteRun:
-        try:
-            sftp = paramiko.SFTPClient.from_transport(self._transport)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise ConnectionFailed(f"{self.name}: cannot open SFTP: {exc}") from None
         handle = _RemoteRun(
             self._transport,
-            sftp,
+            self._open_files(),
             request.staging.root / "out",
             request.output_limit,
             request.out_max_files,
             self.stale_after / 4,
         )
         try:
-            handle.directory = self._make_directory(sftp)
+            handle.directory = handle.files.create(
+                self.remote_dir, run_directory_name(self.stale_after), request
+            )
             handle.touched = time.monotonic()
-            self._upload(sftp, request, handle.directory)
             handle.channel = self._transport.open_session(timeout=self.server.connect_timeout)
             handle.channel.exec_command(
                 posix(
@@ -107,37 +99,20 @@ class SSHExecutor(Executor[_RemoteRun]):
             raise ConnectionFailed(f"{self.name}: cannot start the script: {exc}") from None
         return handle
 
-    def _make_directory(self, sftp: paramiko.SFTPClient) -> str:
-        base = PurePosixPath(sftp.normalize("."))
-        for part in PurePosixPath(self.remote_dir).parts:
-            base = base / part
-            try:
-                sftp.mkdir(str(base), mode=0o700)
-            except OSError:
-                if not stat.S_ISDIR(sftp.stat(str(base)).st_mode):
-                    raise
-        directory = str(base / run_directory_name(self.stale_after))
-        sftp.mkdir(directory, mode=0o700)
-        sftp.chmod(directory, 0o700)
-        return directory
-
-    def _upload(self, sftp: paramiko.SFTPClient, request: ExecutionRequest, directory: str) -> None:
-        local = request.staging.root
-        for sub in (*_LOCAL_LAYOUT, "out", "out/vars"):
-            sftp.mkdir(f"{directory}/{sub}", mode=0o700)
-        for sub in _LOCAL_LAYOUT:
-            for path in sorted((local / sub).iterdir()):
-                if path.is_file():
-                    sftp.put(str(path), f"{directory}/{sub}/{path.name}")
-        script = request.staging.script_name
-        sftp.put(str(local / script), f"{directory}/{script}")
-        runner = resources.files("cronium_prefect.runtime_helpers").joinpath("runner.sh")
-        with sftp.open(f"{directory}/runner.sh", "w") as handle:
-            handle.write(runner.read_bytes())
-        env = {**request.env, "CRONIUM_OUTPUT_LIMIT": str(request.output_limit)}
-        lines = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
-        with sftp.open(f"{directory}/env", "w") as handle:
-            handle.write(lines.encode())
+    def _open_files(self) -> RemoteFiles:
+        """SFTP, else (a server without the subsystem) exec channels, said once."""
+        timeout = self.server.connect_timeout
+        try:
+            return open_files(self._transport, timeout, self.pool.offers_sftp(self.server))
+        except NoSftp as exc:
+            if self.pool.refused_sftp(self.server):
+                self.say(
+                    f"server {self.name!r} offers no SFTP ({exc or 'refused'}): its files go "
+                    "over exec channels (tar) from now on"
+                )
+            return ExecFiles(self._transport, timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionFailed(f"{self.name}: cannot open SFTP: {exc}") from None
 
     def stream(self, handle: _RemoteRun, sink: LineSink) -> None:
         try:
@@ -179,10 +154,7 @@ class SSHExecutor(Executor[_RemoteRun]):
     def _touch(handle: _RemoteRun) -> None:
         """Renew the run's lease: a directory untouched for the stale time is reaped."""
         handle.touched = time.monotonic()
-        try:
-            handle.sftp.utime(handle.directory, None)
-        except FileNotFoundError:
-            pass  # the script removed its own directory
+        handle.files.touch(handle.directory)
 
     @staticmethod
     def _drain(channel: paramiko.Channel, sink: LineSink) -> None:
@@ -219,10 +191,6 @@ class SSHExecutor(Executor[_RemoteRun]):
             return
         if handle.signalled and result.error is None:
             result.error = "the script was killed by a signal (no exit status)"
-        # Under a deadline (every SFTP request times out), listed without following links,
-        # and only regular files of the protocol's names opened: a FIFO, a device or a link
-        # planted in out/ is never opened (opening a FIFO blocks the SFTP server for ever).
-        handle.sftp.get_channel().settimeout(COLLECT_TIMEOUT_S)
         try:
             self._fetch_out(handle)
         except HelperProtocolError as exc:
@@ -232,40 +200,13 @@ class SSHExecutor(Executor[_RemoteRun]):
             result.error = f"reading the script's files from server {self.name!r} failed: {reason}"
 
     def _fetch_out(self, handle: _RemoteRun) -> None:
-        within = self._stop_and_count(handle)  # what the script left could go on writing
-        for sub in ("out", "out/vars"):  # real directories, never links to elsewhere
-            try:
-                mode = handle.sftp.lstat(f"{handle.directory}/{sub}").st_mode or 0
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISDIR(mode):
-                raise HelperProtocolError(f"{sub} was replaced by a link or a file; nothing kept")
-        if not within:
+        if not self._stop_and_count(handle):  # what the script left could go on writing
             raise HelperProtocolError(
                 f"out/ holds more than {handle.max_files} entries (CRONIUM_OUT_MAX_FILES); "
                 "nothing was kept"
             )
         limit = max(handle.output_limit, 4 * VALUE_LIMIT)
-        for sub in ("out", "out/vars"):
-            try:
-                # Fully read (bounded: counted above). paramiko's listdir_iter hung at the
-                # end of a listing with its read-aheads outstanding.
-                entries = handle.sftp.listdir_attr(f"{handle.directory}/{sub}")
-            except FileNotFoundError:
-                continue  # no vars/ (or the script removed out/ itself)
-            for entry in entries:
-                name, mode = f"{sub}/{entry.filename}", entry.st_mode or 0
-                if not _OUT_NAME.match(entry.filename):
-                    continue
-                if stat.S_ISLNK(mode):
-                    raise HelperProtocolError(f"{name} is a link; links are never followed")
-                if not stat.S_ISREG(mode):
-                    raise HelperProtocolError(f"{name} is not a regular file")
-                target = handle.local_out.parent / name  # the local staging's out/ mirrors it
-                try:
-                    _fetch(handle.sftp, f"{handle.directory}/{name}", target, limit)
-                except FileNotFoundError:
-                    continue  # gone since the listing
+        handle.files.fetch_out(handle.directory, handle.local_out, limit)
 
     def _stop_and_count(self, handle: _RemoteRun) -> bool:
         """Kill what the script left running, then say whether the whole out/ tree (many
@@ -300,10 +241,7 @@ class SSHExecutor(Executor[_RemoteRun]):
                 command = f"{kill_command(handle.directory)}; {command}"
             if not run_fixed(handle.transport, command, self.server.connect_timeout):
                 self.pool.defer(self.server, command)
-        try:
-            handle.sftp.close()
-        except (OSError, EOFError):
-            pass
+        handle.files.close()
 
 
 def kill_command(directory: str) -> str:
@@ -359,18 +297,3 @@ _OURS = (
     '_ours() { grep -qzxF "CRONIUM_RUN_TOKEN=${d##*/}" "/proc/$1/environ" 2>/dev/null '
     '|| [ "/proc/$1/cwd" -ef "$d" ]; };'
 )
-
-
-def _fetch(sftp: paramiko.SFTPClient, remote: str, target: Path, limit: int) -> None:
-    with sftp.open(remote, "rb") as handle:
-        info = handle.stat()
-        if not stat.S_ISREG(info.st_mode or 0):
-            return  # devices, FIFOs, directories: never read
-        size = info.st_size or 0
-        if size > limit:
-            # Too big to be kept: a sparse file of the same size lets the host report it.
-            with open(target, "wb") as out:
-                out.truncate(size)
-            return
-        data = handle.read(limit + 1)
-    target.write_bytes(data)

@@ -222,7 +222,21 @@ class ConnectionPool:
         self._slots: dict[str, list[_Slot]] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._deferred: dict[str, list[str]] = {}  # host:port -> cleanup commands owed
+        self._no_sftp: set[str] = set()  # host:port of servers that refused SFTP
         self._lock = threading.Lock()
+
+    def offers_sftp(self, server: SSHTarget) -> bool:
+        """False once the server refused the SFTP subsystem (this process remembers)."""
+        with self._lock:
+            return f"{server.host}:{server.port}" not in self._no_sftp
+
+    def refused_sftp(self, server: SSHTarget) -> bool:
+        """Remember that the server has no SFTP; True the first time, to say it once."""
+        key = f"{server.host}:{server.port}"
+        with self._lock:
+            first = key not in self._no_sftp
+            self._no_sftp.add(key)
+            return first
 
     def defer(self, server: SSHTarget, command: str) -> None:
         """A cleanup that could not run (connection lost): run it on the next connection."""

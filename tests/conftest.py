@@ -184,6 +184,16 @@ def sshd():
 
 
 @pytest.fixture(scope="session")
+def sshd_without_sftp(sshd):
+    """A second sshd for the same user, with no `Subsystem sftp` (hardened servers)."""
+    from tests.sshd import Sshd
+
+    server = Sshd.create(_WORK / "sshd-without-sftp", sftp=False)
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
 def ssh_server(sshd, prefect_api):
     """Saves cronium-ssh-server blocks for the test sshd; returns a factory by name."""
     from pydantic import SecretStr

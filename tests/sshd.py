@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,22 @@ def ensure_user() -> pwd.struct_passwd:
         return pwd.getpwnam(USER)
 
 
+@contextmanager
+def login_shell(shell: str) -> Iterator[None]:
+    """The test user's login shell for a while (e.g. /bin/sh, dash on Debian): what runs
+    the commands the server is sent. One xdist worker's modules run one after another."""
+    previous = ensure_user().pw_shell
+    with open("/run/cronium-tests-accounts.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["usermod", "--shell", shell, USER], check=True)
+    try:
+        yield
+    finally:
+        with open("/run/cronium-tests-accounts.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            subprocess.run(["usermod", "--shell", previous, USER], check=True)
+
+
 def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
@@ -47,7 +65,8 @@ class Sshd:
     process: subprocess.Popen | None = None
 
     @classmethod
-    def create(cls, directory: Path, extra_config: str = "") -> Sshd:
+    def create(cls, directory: Path, extra_config: str = "", sftp: bool = True) -> Sshd:
+        """Without `sftp`, no `Subsystem sftp` line: a hardened or embedded server."""
         account = ensure_user()
         directory.mkdir(parents=True, exist_ok=True)
         _keygen(directory / "host_key")
@@ -69,8 +88,10 @@ class Sshd:
             f"Port {sshd.port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
             f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile .ssh/authorized_keys\n"
             "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n"
-            f"PermitRootLogin no\nAllowUsers {USER}\nSubsystem sftp internal-sftp\n"
-            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel ERROR\n" + extra_config
+            f"PermitRootLogin no\nAllowUsers {USER}\n"
+            + ("Subsystem sftp internal-sftp\n" if sftp else "")
+            + "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel ERROR\n"
+            + extra_config
         )
         sshd.start()
         return sshd

@@ -100,8 +100,9 @@ def add(
 
 @servers_app.command("test")
 def test(name: str, as_json: JsonOption = False) -> None:
-    """Connect and report OS, CPU count, memory and uptime (recorded for the dashboard)."""
-    from cronium_prefect.flows.servers import check_server
+    """Connect and report OS, CPUs, memory, uptime, login shell, python3 and node, free disk
+    for runs and whether it offers SFTP (recorded for the dashboard)."""
+    from cronium_prefect.flows.servers import check_server, facts_text
 
     try:
         facts = check_server(name)
@@ -112,11 +113,8 @@ def test(name: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(facts)
         return
-    memory = f"{facts['memory_bytes'] / 2**30:.1f} GiB" if facts["memory_bytes"] else "?"
-    uptime = f"{facts['uptime_s'] / 3600:.1f} h" if facts["uptime_s"] is not None else "?"
     out.print(
-        f"{name}: {facts['os']} ({facts['kernel']}), {facts['cpus']} CPUs, "
-        f"{memory} memory, up {uptime}",
+        f"{name}: {facts_text(facts)}",
         highlight=False,
         markup=False,  # the OS name is the server's to choose: never read as markup
     )

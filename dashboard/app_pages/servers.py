@@ -4,6 +4,7 @@ import streamlit as st
 
 from cronium_prefect.dashboard import data_admin
 from cronium_prefect.dashboard.api import DashboardError
+from cronium_prefect.flows.servers import facts_text
 
 st.title("Servers")
 rows = data_admin.servers()
@@ -18,12 +19,7 @@ for row in rows:
         if check is None:
             st.text("Last check: never (in the last 7 days).")
         elif check.get("ok"):
-            st.text(
-                f"Last check {check['time'][:19]}Z: OK — {check.get('os')}, "
-                f"{check.get('cpus')} CPUs, "
-                f"{(check.get('memory_bytes') or 0) / 2**30:.1f} GiB, "
-                f"up {(check.get('uptime_s') or 0) / 3600:.1f} h"
-            )
+            st.text(f"Last check {check['time'][:19]}Z: OK — {facts_text(check)}")
         else:
             st.text(f"Last check {check['time'][:19]}Z: FAILED — {check.get('error')}")
         st.text(f"Circuit breaker: {row['circuit']}")
@@ -39,8 +35,4 @@ for row in rows:
                 st.text(str(exc))
             else:
                 st.success("The test passed:")
-                st.text(
-                    f"{facts['os']} ({facts['kernel']}), {facts['cpus']} CPUs, "
-                    f"{(facts['memory_bytes'] or 0) / 2**30:.1f} GiB memory, "
-                    f"up {(facts['uptime_s'] or 0) / 3600:.1f} h"
-                )
+                st.text(facts_text(facts))

@@ -64,24 +64,28 @@ CASES = [
 ]
 
 
-def _event(name: str, script: str, remote: bool):
-    where = 'run_location: remote\nservers: ["rel-collect"]\n' if remote else ""
+def _event(name: str, script: str, server: str | None):
+    where = f'run_location: remote\nservers: ["{server}"]\n' if server else ""
     (event,) = parse_text(
         f"name: {name}\ntype: bash\ntimeout: 2m\n{where}script: {json.dumps(script)}\n"
     )
     return event
 
 
-@pytest.mark.parametrize("remote", [False, True], ids=["docker", "ssh"])
+@pytest.mark.parametrize("where", ["docker", "ssh", "ssh-exec"])
 def test_collection_refuses_each_family_quickly_and_harms_no_one(
-    stack, ssh_server, remote, tmp_path
+    stack, ssh_server, request, where, tmp_path
 ):
-    if remote:
-        ssh_server("rel-collect")
-    where = "ssh" if remote else "docker"
-    neighbour = _event(f"rel-col-{where}-ok", "sleep 2; cronium_output 7", remote)
+    """`ssh-exec`: a server without SFTP, whose files go over exec channels."""
+    remote = where != "docker"
+    server = f"rel-collect-{where}" if remote else None
+    if where == "ssh":
+        ssh_server(server)
+    elif where == "ssh-exec":
+        ssh_server(server, target=request.getfixturevalue("sshd_without_sftp"))
+    neighbour = _event(f"rel-col-{where}-ok", "sleep 2; cronium_output 7", server)
     events = [
-        _event(f"rel-col-{where}-{i}", f"{script}\nexit 0", remote)
+        _event(f"rel-col-{where}-{i}", f"{script}\nexit 0", server)
         for i, (_, script, _) in enumerate(CASES)
     ]
     began = time.monotonic()

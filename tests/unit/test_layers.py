@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBPACKAGE_FOLDERS = ["flows", "blocks", "executors", "runtime_helpers", "dashboard"]
+SUBPACKAGE_FOLDERS = ["flows", "blocks", "executors", "runtime_helpers", "dashboard", "examples"]
 
 # Top first: a module may import its own layer and the layers below it, never above.
 LAYERS = [
@@ -25,6 +25,7 @@ LAYERS = [
     "prefect_adapter",  # every non-public Prefect name: test_prefect_adapter.py
     "executors",
     "runtime_helpers",
+    "examples",  # data (the example events) and the path to it
     "model",
 ]
 # Entry points nobody inside imports: the package's public facade (its lazy `run_event`
