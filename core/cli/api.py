@@ -67,8 +67,9 @@ def stack_encryption_env() -> dict[str, str]:
 
 
 def _answers(api_url: str) -> bool:
+    """A Prefect API is there (behind basic auth, it answers 401 without credentials)."""
     try:
-        return httpx.get(f"{api_url}/health", timeout=0.5).status_code == 200
+        return httpx.get(f"{api_url}/health", timeout=0.5).status_code in (200, 401)
     except httpx.HTTPError:
         return False
 
@@ -109,9 +110,12 @@ def using_api(say: Callable[[str], None], allow_ephemeral: bool = True) -> Itera
 
 
 def start_prefect_server(
-    port: int, env: dict[str, str] | None = None, log: IO[str] | None = None
+    port: int,
+    env: dict[str, str] | None = None,
+    log: IO[str] | None = None,
+    host: str = "127.0.0.1",
 ) -> subprocess.Popen:
-    """`prefect server start` on 127.0.0.1:port in the background (analytics off)."""
+    """`prefect server start` on host:port in the background (analytics off)."""
     environment = {**os.environ, **(env or {}), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     return subprocess.Popen(
         [
@@ -121,7 +125,7 @@ def start_prefect_server(
             "server",
             "start",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
         ],

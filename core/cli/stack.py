@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .common import checked_settings, err, fail, out
+from .common import checked_settings, err, fail, fail_usage, out
 
 __all__ = ["register"]
 
@@ -66,7 +66,28 @@ def _docker_note() -> str | None:
     return None
 
 
-def up() -> None:
+def up(
+    host: Annotated[
+        str,
+        typer.Option(help="Address the Prefect API listens on; beyond 127.0.0.1 it needs auth."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Port of the Prefect API [default: CRONIUM_STACK_PORT, 4200]")
+    ] = None,
+    dashboard_host: Annotated[
+        str, typer.Option(help="Address the dashboard listens on (it has no login).")
+    ] = "127.0.0.1",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="Prefect's database, a postgresql+asyncpg:// URL (or set "
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL: no password in `ps`) [default: SQLite]"
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="Serve beyond this machine without authentication.")
+    ] = False,
+) -> None:
     """Start a Prefect server (SQLite under CRONIUM_HOME), a worker and apply ./events."""
     from prefect.settings import get_current_settings
 
@@ -81,6 +102,10 @@ def up() -> None:
     )
 
     settings = checked_settings()
+    exposure = _check_exposure(host, dashboard_host, insecure)
+    database = database or os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+    database_url = _check_database(database) if database else stack_database_url()
+    port = port or settings.stack_port
     home = settings.home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     configured = get_current_settings().api.url
@@ -94,27 +119,32 @@ def up() -> None:
     for stopping in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stopping, _interrupt)
     try:
-        if configured and configured != stack_api_url():
+        local_api = f"http://{_local_address(host)}:{port}/api"
+        if configured and configured not in (stack_api_url(), local_api):
             api = configured
             err.print(f"using the Prefect API at {api} (PREFECT_API_URL)", highlight=False)
         else:
-            api = stack_api_url()
+            api = local_api
             log = open(home / "prefect-server.log", "a")
             server_env = {
                 "PREFECT_HOME": str(home / "prefect"),
-                "PREFECT_SERVER_DATABASE_CONNECTION_URL": stack_database_url(),
+                "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
                 "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
                 "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
                 **stack_encryption_env(),
             }
-            server = start_prefect_server(settings.stack_port, server_env, log=log)
+            server = start_prefect_server(port, server_env, log=log, host=host)
             children.append(("Prefect server", server))
-            err.print(f"starting the Prefect server on {home / 'prefect.db'} ...", highlight=False)
+            where = "PostgreSQL" if database else home / "prefect.db"
+            err.print(f"starting the Prefect server on {where} ...", highlight=False)
             try:
                 wait_until_healthy(api, server)
             except RuntimeError as exc:
                 raise fail(f"{exc}; see {home / 'prefect-server.log'}") from None
         env["PREFECT_API_URL"] = api
+        auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
+        if auth and not env.get("PREFECT_API_AUTH_STRING"):
+            env["PREFECT_API_AUTH_STRING"] = auth  # the worker and dashboard started here
         note = _docker_note()
         if note:
             err.print(f"warning: {note}", style="yellow", highlight=False)
@@ -130,16 +160,16 @@ def up() -> None:
         children.append(
             (
                 "dashboard",
-                start_dashboard("127.0.0.1", settings.dashboard_port, api, log=dashboard_log),
+                start_dashboard(dashboard_host, settings.dashboard_port, api, log=dashboard_log),
             )
         )
         ui = api.removesuffix("/api")
         out.print(
             f"Cronium is up.\n  Prefect UI:  {ui}\n  API:         {api}\n"
             f"  events:      {folder or 'none found (create ./events)'}\n"
-            f"  dashboard:   http://127.0.0.1:{settings.dashboard_port}\n"
-            "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING (and\n"
-            "PREFECT_API_AUTH_STRING for clients); keep the block encryption key\n"
+            f"  dashboard:   http://{_local_address(dashboard_host)}:{settings.dashboard_port}\n"
+            + (exposure.replace("{port}", str(port)) if exposure else _LOCAL_NOTE)
+            + "Keep the block encryption key "
             f"({home / 'encryption.key'}, or PREFECT_SERVER_ENCRYPTION_KEY) apart from backups\n"
             "of the database.\n"
             "Ctrl-C stops everything.",
@@ -184,3 +214,81 @@ def _stop_in_reverse(children: list[tuple[str, subprocess.Popen]]) -> None:
             child.wait()
         took.append(f"{name} {time.monotonic() - started:.1f} s")
     err.print(f"stopped ({', '.join(took)})", highlight=False)
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_EVERYWHERE = ("0.0.0.0", "::")
+_LOCAL_NOTE = (
+    "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING (and\n"
+    "PREFECT_API_AUTH_STRING for clients) and use --host.\n"
+)
+
+
+def _local_address(host: str) -> str:
+    """Where processes on this machine reach a server listening on `host`."""
+    return "127.0.0.1" if host in _EVERYWHERE or host == "localhost" else host
+
+
+def _check_exposure(host: str, dashboard_host: str, insecure: bool) -> str | None:
+    """None when everything stays on this machine; else what a remote worker needs (with
+    `{port}` to fill in). Beyond this machine, the API needs basic auth unless --insecure;
+    the dashboard, which has no login of its own, needs --insecure."""
+    if host in _LOOPBACK and dashboard_host in _LOOPBACK:
+        return None
+    auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
+    if not insecure:
+        if host not in _LOOPBACK and not auth:
+            raise fail_usage(
+                f"--host {host} serves the Prefect API beyond this machine: set "
+                "PREFECT_SERVER_API_AUTH_STRING=user:password first (clients set "
+                "PREFECT_API_AUTH_STRING to the same), or give --insecure"
+            )
+        if dashboard_host not in _LOOPBACK:
+            raise fail_usage(
+                f"--dashboard-host {dashboard_host}: the dashboard has no login, and anyone "
+                "who reaches it can run events; keep it on 127.0.0.1 behind an "
+                "authenticating proxy, or give --insecure"
+            )
+    if insecure:
+        err.print(
+            "WARNING: --insecure: "
+            + ("the Prefect API has no authentication; " if not auth else "")
+            + ("the dashboard has no login; " if dashboard_host not in _LOOPBACK else "")
+            + "anyone who reaches this machine can run code on its workers.",
+            style="bold red",
+            highlight=False,
+        )
+    if host in _LOOPBACK:
+        return None
+    address = _reachable_address() if host in _EVERYWHERE else host
+    credentials = (
+        ' PREFECT_API_AUTH_STRING="<the value of PREFECT_SERVER_API_AUTH_STRING here>"'
+        if auth
+        else ""
+    )
+    return (
+        "A worker on another machine (pip install cronium-prefect) needs:\n"
+        f"  PREFECT_API_URL=http://{address}:{{port}}/api{credentials} cronium worker\n"
+    )
+
+
+def _reachable_address() -> str:
+    """This machine's address on its default route (a UDP socket sends nothing)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only selects a route
+            return probe.getsockname()[0]
+        except OSError:
+            return socket.gethostname()
+
+
+def _check_database(url: str) -> str:
+    """A database Prefect's server runs on: PostgreSQL (asyncpg) or SQLite (aiosqlite)."""
+    if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
+        raise fail_usage(
+            f"--database {url.split('://')[0]}://...: expected a postgresql+asyncpg:// URL "
+            "(or sqlite+aiosqlite:///PATH)"
+        )
+    return url

@@ -18,13 +18,15 @@ from tests.ports import free_port
 CLI = [sys.executable, "-m", "cronium_prefect.cli"]
 
 
-def start_up(env: dict[str, str], log_path, cli: list[str] = CLI, cwd=None) -> subprocess.Popen:
+def start_up(
+    env: dict[str, str], log_path, cli: list[str] = CLI, cwd=None, args: tuple[str, ...] = ()
+) -> subprocess.Popen:
     """`cronium up`, once it says it is up."""
     log = open(log_path, "w")
     # In a process group of its own, as a terminal runs a foreground job: Ctrl-C is a
     # SIGINT to the whole group (see stop_up).
     process = subprocess.Popen(
-        [*cli, "up"],
+        [*cli, "up", *args],
         env=env,
         cwd=cwd,
         stdout=log,
