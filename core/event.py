@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
+POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"  # a work pool's name, as Cronium makes it
 MAX_DECLARED_VARIABLES = 100  # global and owner's documents: one page (200) of the API
 # What Prefect accepts as a block name: anything else names no server, and must never be
 # put into an API path (`..` would reach another endpoint).
@@ -327,6 +328,11 @@ class Event(_Strict):
     )
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     owner: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")] | None = None
+    pool: Annotated[str, Field(pattern=POOL_PATTERN)] | None = Field(
+        default=None,
+        description="The Prefect work pool whose workers run it (`cronium worker --pool`); "
+        "unset: CRONIUM_WORK_POOL.",
+    )
     priority: Priority = Priority.normal
     overlap: Literal["skip", "queue", "allow"] = Field(
         default="skip",

@@ -128,7 +128,7 @@ def deployment_spec(event: Event) -> dict[str, Any]:
         "description": event.description or None,
         "parameters": {"event": event.to_parameters()},
         "tags": sorted({*event.tags, "cronium", *facet_tags(event)}),
-        "work_pool_name": get_settings().work_pool,
+        "work_pool_name": event.pool or get_settings().work_pool,
         "work_queue_name": event.priority.value,
         "entrypoint": ENTRYPOINT,
         "schedules": _schedules(event),
@@ -154,13 +154,15 @@ def deployment_spec(event: Event) -> dict[str, Any]:
     return spec
 
 
-async def ensure_pool(client: PrefectClient, pool: str | None = None) -> None:
-    """The `cronium` work pool and one queue per priority (critical drains first)."""
+async def ensure_pool(client: PrefectClient, pool: str | None = None) -> bool:
+    """The work pool (of the cronium type) and one queue per priority (critical drains
+    first); True when the pool was created here."""
     pool = pool or get_settings().work_pool
+    created = True
     try:
         await client.create_work_pool(WorkPoolCreate(name=pool, type=POOL_TYPE))
     except ObjectAlreadyExists:
-        pass
+        created = False
     existing = {q.name: q for q in await client.read_work_queues(work_pool_name=pool)}
     for name, priority in QUEUE_PRIORITIES.items():
         if name in existing:
@@ -171,6 +173,7 @@ async def ensure_pool(client: PrefectClient, pool: str | None = None) -> None:
             await client.create_work_queue(name=name, work_pool_name=pool, priority=priority)
         except ObjectAlreadyExists:
             pass
+    return created
 
 
 async def read_event_deployments(client: PrefectClient) -> dict[str, Any]:
@@ -308,6 +311,7 @@ async def retried(write: Callable[[], Awaitable[T]]) -> T:
 @dataclass
 class ApplySummary:
     created: list[str] = field(default_factory=list)
+    pools_created: list[str] = field(default_factory=list)  # work pools made for `pool:`
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
@@ -345,7 +349,10 @@ async def _write_all(
     advance: Callable[[int], None],
     summary: ApplySummary,
 ) -> ApplySummary:
-    await retried(lambda: ensure_pool(client))
+    pools = sorted({event.pool or get_settings().work_pool for event in events})
+    for pool in pools or [get_settings().work_pool]:
+        if await retried(lambda pool=pool: ensure_pool(client, pool)):
+            summary.pools_created.append(pool)
     flow_id = await retried(lambda: client.create_flow_from_name(FLOW_NAME))
     gate = asyncio.Semaphore(_CONCURRENT_WRITES)
 

@@ -234,6 +234,7 @@ async def _run(
         settings=settings,
         runtime=runtime,
         servers={name: await _load_server(name) for name in definition.servers},
+        pool=flow_run.work_pool_name if flow_run else None,
     )
     with run:  # reachable by cancel_run while it executes
         if retries:

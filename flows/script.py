@@ -7,12 +7,13 @@ one per target, so a multi-server run goes to every server at once.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from cronium_prefect.blocks.ssh_server import SSHServer
-from cronium_prefect.errors import ExecutorError
+from cronium_prefect.errors import DockerUnavailable, ExecutorError
 from cronium_prefect.event import Event, RunLocation
 from cronium_prefect.executors.base import ExecutionRequest, ExecutionResult, Executor, Limits
 from cronium_prefect.executors.ssh import SSHExecutor
@@ -45,6 +46,7 @@ class ScriptRun:
     settings: CroniumSettings
     runtime: Runtime
     servers: dict[str, SSHServer] = field(default_factory=dict)
+    pool: str | None = None  # the work pool of the flow run, to name in errors
     attempt: int = 0
     results: dict[str, ExecutionResult] = field(default_factory=dict)
     written: dict[str, Any] = field(default_factory=dict)  # the variables saved, as saved
@@ -105,7 +107,14 @@ def _container_uid(user: str) -> int | None:
 
 def _executor(run: ScriptRun, target: str) -> Executor:
     if target == LOCAL:
-        return run.runtime.docker()
+        try:
+            return run.runtime.docker()
+        except DockerUnavailable as exc:  # a worker of the wrong pool, most often
+            raise DockerUnavailable(
+                f"{exc} This worker (host {socket.gethostname()}, work pool "
+                f"{run.pool or 'none'}) cannot run Docker events: send them to a pool whose "
+                "workers have Docker, with the event's `pool:` field."
+            ) from None
     return SSHExecutor(
         run.servers[target],
         target,

@@ -136,9 +136,16 @@ def apply(
                 **summary.counts(),
                 "events": len(loaded),
                 "status_changes": [{"event": n, "from": w, "to": t} for n, w, t in changes],
+                "pools_created": summary.pools_created,
             }
         )
         return
+    for pool in summary.pools_created:
+        out.print(
+            f"created work pool {pool} (cronium): its events run once a worker serves it: "
+            f"cronium worker --pool {pool}",
+            highlight=False,
+        )
     for name, was, now in changes:
         out.print(f"{name}: {was} -> {now}", highlight=False)
     counts = summary.counts()
