@@ -122,6 +122,12 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _not_prefects(value: str) -> str:
+    if value.lower().startswith("prefect"):  # Prefect's API refuses such pool names (403)
+        raise ValueError(f"a work pool name may not start with 'prefect', got {value!r}")
+    return value
+
+
 def _size_in_bytes(value: str) -> str:
     if size_bytes(value) < 6 * 1024**2:
         raise ValueError(f"memory must be at least 6m (Docker's minimum), got {value!r}")
@@ -328,7 +334,7 @@ class Event(_Strict):
     )
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     owner: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")] | None = None
-    pool: Annotated[str, Field(pattern=POOL_PATTERN)] | None = Field(
+    pool: Annotated[str, Field(pattern=POOL_PATTERN), AfterValidator(_not_prefects)] | None = Field(
         default=None,
         description="The Prefect work pool whose workers run it (`cronium worker --pool`); "
         "unset: CRONIUM_WORK_POOL.",

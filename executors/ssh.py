@@ -84,8 +84,11 @@ class SSHExecutor(Executor[_RemoteRun]):
             self.stale_after / 4,
         )
         try:
-            handle.directory = handle.files.create(
-                self.remote_dir, run_directory_name(self.stale_after), request
+            handle.files.create(
+                self.remote_dir,
+                run_directory_name(self.stale_after),
+                request,
+                made=lambda directory: setattr(handle, "directory", directory),
             )
             handle.touched = time.monotonic()
             handle.channel = self._transport.open_session(timeout=self.server.connect_timeout)

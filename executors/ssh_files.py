@@ -16,6 +16,7 @@ import shlex
 import stat
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -27,7 +28,14 @@ from cronium_prefect.errors import HelperProtocolError
 from .base import ExecutionRequest
 from .ssh_pool import posix
 
-__all__ = ["RemoteFiles", "SftpFiles", "ExecFiles", "open_files", "COLLECT_TIMEOUT_S"]
+__all__ = [
+    "RemoteFiles",
+    "SftpFiles",
+    "ExecFiles",
+    "open_files",
+    "read_frame",
+    "COLLECT_TIMEOUT_S",
+]
 
 COLLECT_TIMEOUT_S = 30.0  # for each request while the script's files are read back
 OUT_NAME = re.compile(r"^(output\.json|output\.txt|condition|[A-Z_][A-Z0-9_]{0,99}\.(json|txt))$")
@@ -35,6 +43,11 @@ _LOCAL_LAYOUT = ("lib", "in", "in/vars")
 _DIRECTORIES = (*_LOCAL_LAYOUT, "out", "out/vars")
 _OUT_DIRS = ("out", "out/vars")
 _REPLACED = "{} was replaced by a link or a file; nothing kept"
+_MARK = "CRONIUM-FILES"  # where our answer starts, after anything a login script printed
+_NAME = r"(out(?:/vars)?/[A-Za-z0-9_][A-Za-z0-9_.]{0,127})"  # no `/`, no leading `.`
+_REPLACED_FRAME = re.compile(r"^R (out(?:/vars)?)$")
+_FILE_FRAME = re.compile(rf"^F (\d{{1,15}}) {_NAME}$")
+_ENTRY_FRAME = re.compile(rf"^([LNUS]) {_NAME}$")
 
 
 def run_files(request: ExecutionRequest) -> list[tuple[str, bytes]]:
@@ -62,9 +75,12 @@ class RemoteFiles:
 
     kind = ""
 
-    def create(self, remote_dir: str, name: str, request: ExecutionRequest) -> str:
+    def create(
+        self, remote_dir: str, name: str, request: ExecutionRequest, made: Callable[[str], None]
+    ) -> str:
         """Make the run directory `name` under `remote_dir` (relative: to the home) with
-        every file of the run; its absolute path."""
+        every file of the run; its absolute path. `made(path)` as soon as it exists, so
+        that a failed upload is removed with the run."""
         raise NotImplementedError
 
     def touch(self, directory: str) -> None:
@@ -86,7 +102,9 @@ class SftpFiles(RemoteFiles):
     sftp: paramiko.SFTPClient
     kind = "sftp"
 
-    def create(self, remote_dir: str, name: str, request: ExecutionRequest) -> str:
+    def create(
+        self, remote_dir: str, name: str, request: ExecutionRequest, made: Callable[[str], None]
+    ) -> str:
         sftp = self.sftp
         base = PurePosixPath(sftp.normalize("."))
         for part in PurePosixPath(remote_dir).parts:
@@ -98,6 +116,7 @@ class SftpFiles(RemoteFiles):
                     raise
         directory = str(base / name)
         sftp.mkdir(directory, mode=0o700)
+        made(directory)
         sftp.chmod(directory, 0o700)
         for sub in _DIRECTORIES:
             sftp.mkdir(f"{directory}/{sub}", mode=0o700)
@@ -170,17 +189,25 @@ class ExecFiles(RemoteFiles):
     def __init__(self, transport: paramiko.Transport, open_timeout: float):
         self.transport, self.open_timeout = transport, open_timeout
 
-    def create(self, remote_dir: str, name: str, request: ExecutionRequest) -> str:
+    def create(
+        self, remote_dir: str, name: str, request: ExecutionRequest, made: Callable[[str], None]
+    ) -> str:
+        # One round trip; a failed unpack removes the directory itself. The path comes
+        # after a marker: a login script (~/.ssh/rc, .bashrc) may print before us.
+        quoted = shlex.quote(name)
         command = (
             f"umask 077 && mkdir -p -- {shlex.quote(remote_dir)} && "
-            f"cd -- {shlex.quote(remote_dir)} && mkdir -- {shlex.quote(name)} && "
-            f"cd -- {shlex.quote(name)} && tar -xf - && pwd -P"
+            f"cd -- {shlex.quote(remote_dir)} && base=$(pwd -P) && mkdir -- {quoted} && "
+            f'{{ cd -- {quoted} && tar -xf - && echo "{_MARK} $(pwd -P)" || '
+            f'{{ rm -rf -- "$base"/{quoted}; exit 1; }}; }}'
         )
         status, out, err = self._run(command, _tarball(request))
-        directory = out.decode(errors="replace").strip()
-        if status != 0 or not directory.startswith("/"):
-            raise OSError(f"making the run directory failed: {_said(err, status)}")
-        return directory
+        said = out.decode(errors="replace")
+        found = re.search(rf"^{_MARK} (/.*)$", said, re.MULTILINE)
+        if status != 0 or found is None:
+            raise OSError(f"making the run directory failed: {_said(err or out, status)}")
+        made(found.group(1))
+        return found.group(1)
 
     def touch(self, directory: str) -> None:
         self._run(f"touch -c -- {shlex.quote(directory)}")
@@ -189,39 +216,16 @@ class ExecFiles(RemoteFiles):
         channel = self._open(_read_out_command(directory, limit))
         try:
             stream = channel.makefile("rb")
-            while header := stream.readline(1024):
-                kind, _, rest = header.decode(errors="replace").rstrip("\n").partition(" ")
-                if kind == "R":
-                    raise HelperProtocolError(
-                        f"{rest} was replaced by a link or a file; nothing kept"
-                    )
-                size_text, name = rest.split(" ", 1) if kind == "F" else ("", rest)
-                ours = bool(OUT_NAME.match(name.rsplit("/", 1)[-1]))
-                if kind in ("L", "N") and ours:
-                    _check_regular(name, stat.S_IFLNK if kind == "L" else 0)
-                elif kind == "F":
-                    self._receive(stream, int(size_text), name, local_out, limit, ours)
-                elif kind not in ("L", "N"):
-                    raise OSError(f"unexpected answer while reading out/: {header[:80]!r}")
+            while (line := stream.readline(1024)) and line.rstrip(b"\n") != _MARK.encode():
+                pass  # what a login script printed before us
+            while line := stream.readline(1024):
+                read_frame(stream, line.decode(errors="replace").rstrip("\n"), local_out, limit)
+            if not channel.status_event.wait(COLLECT_TIMEOUT_S):
+                raise TimeoutError(f"no answer within {COLLECT_TIMEOUT_S:g} s")
             if channel.recv_exit_status() != 0:
                 raise OSError(f"reading out/ failed: {_said(channel.recv_stderr(2048), -1)}")
         finally:
             channel.close()
-
-    @staticmethod
-    def _receive(stream, size: int, name: str, local_out: Path, limit: int, keep: bool) -> None:
-        target = local_out.parent / name
-        if size > limit:
-            if keep:
-                _too_big(target, size)
-        else:
-            data = stream.read(size)
-            if len(data) != size:
-                raise OSError(f"{name} changed while it was read")
-            if keep:
-                target.write_bytes(data)
-        if stream.read(3) != b"\nE\n":  # each file's end: a file that shrank shows here
-            raise OSError(f"{name} changed while it was read")
 
     def _open(self, command: str) -> paramiko.Channel:
         channel = self.transport.open_session(timeout=self.open_timeout)
@@ -243,17 +247,56 @@ class ExecFiles(RemoteFiles):
             channel.close()
 
 
+def read_frame(stream, header: str, local_out: Path, limit: int) -> None:
+    """One frame of `_read_out_command`; anything else from the server is refused."""
+    if found := _REPLACED_FRAME.match(header):
+        raise HelperProtocolError(_REPLACED.format(found[1]))
+    if found := _FILE_FRAME.match(header):
+        name = found[2]
+        keep = bool(OUT_NAME.match(name.rsplit("/", 1)[-1]))
+        _receive(stream, int(found[1]), name, local_out, limit, keep)
+    elif found := _ENTRY_FRAME.match(header):
+        kind, name = found[1], found[2]
+        if kind == "S":
+            raise OSError(f"cannot read {name} on the server (stat failed)")
+        if OUT_NAME.match(name.rsplit("/", 1)[-1]):
+            if kind == "U":
+                raise HelperProtocolError(f"{name} is not readable")
+            _check_regular(name, stat.S_IFLNK if kind == "L" else 0)
+    else:
+        raise OSError(f"unexpected answer while reading out/: {header[:80]!r}")
+
+
+def _receive(stream, size: int, name: str, local_out: Path, limit: int, keep: bool) -> None:
+    target = local_out.parent / name
+    if size > limit:
+        if keep:
+            _too_big(target, size)
+    else:
+        data = stream.read(size)
+        if len(data) != size:
+            raise OSError(f"{name} changed while it was read")
+        if keep:
+            target.write_bytes(data)
+    if stream.read(3) != b"\nE\n":  # each file's end: a file that shrank shows here
+        raise OSError(f"{name} changed while it was read")
+
+
 def open_files(transport: paramiko.Transport, open_timeout: float, sftp: bool) -> RemoteFiles:
-    """SFTP unless `sftp` is False (the server is known to have none); raises
-    NoSftp when the server refuses the subsystem, so the caller can remember that."""
+    """SFTP unless `sftp` is False (the server is known to have none). NoSftp when the
+    server refuses the subsystem itself; a session that cannot be opened (a full
+    connection, a lost one) is the caller's connection error, never taken for that."""
     if not sftp:
         return ExecFiles(transport, open_timeout)
+    channel = transport.open_session(timeout=open_timeout)
     try:
-        return SftpFiles(paramiko.SFTPClient.from_transport(transport))
+        channel.invoke_subsystem("sftp")
     except (paramiko.SSHException, EOFError) as exc:
+        channel.close()
         if transport.is_active():  # the connection is fine: the subsystem is not there
             raise NoSftp(str(exc)) from None
         raise
+    return SftpFiles(paramiko.SFTPClient(channel))
 
 
 class NoSftp(Exception):
@@ -288,13 +331,14 @@ def _tarball(request: ExecutionRequest) -> bytes:
 
 
 def _read_out_command(directory: str, limit: int) -> str:
-    """Frames, one per entry of out/ and out/vars/: `R dir` (a directory replaced: stop),
-    `L name` (a link), `N name` (not a regular file), `F size name` then the file's bytes
-    unless over `limit`, then `\\nE\\n`. Only a regular file whose name looks like the
-    protocol's is sent (the caller checks the exact pattern); a name with any other
-    character is skipped, so no name holds a newline."""
+    """After the marker line, frames, one per entry of out/ and out/vars/: `R dir` (a
+    directory replaced: stop), `L name` (a link), `N name` (not a regular file), `U name`
+    (unreadable), `S name` (its size unknown: no `stat -c`), `F size name` then the
+    file's bytes unless over `limit`, then `\\nE\\n`. Only a regular file whose name
+    looks like the protocol's is sent (the caller checks the exact pattern); a name with
+    any other character is skipped, so no name holds a newline, a `/` or a space."""
     return (
-        f"cd -- {shlex.quote(directory)} || exit 1; "
+        f"echo {_MARK}; cd -- {shlex.quote(directory)} 2>/dev/null || exit 0; "
         "for sub in out out/vars; do "
         'if [ -L "$sub" ] || { [ -e "$sub" ] && [ ! -d "$sub" ]; }; then '
         'echo "R $sub"; exit 0; fi; done; '
@@ -306,7 +350,10 @@ def _read_out_command(directory: str, limit: int) -> str:
         'elif [ -f "$f" ]; then '
         "case $n in output.json|output.txt|condition|[A-Z_]*.json|[A-Z_]*.txt) ;; "
         "*) continue;; esac; "
-        's=$(stat -c %s -- "$f") || continue; echo "F $s $f"; '
+        '[ -r "$f" ] || { echo "U $f"; continue; }; '
+        's=$(stat -c %s -- "$f" 2>/dev/null) || { [ -e "$f" ] && { echo "S $f"; exit 1; }; '
+        "continue; }; "
+        'echo "F $s $f"; '
         f'[ "$s" -gt {int(limit)} ] || head -c "$s" -- "$f"; printf "\\nE\\n"; '
         'elif [ -e "$f" ] && [ "$f" != out/vars ]; then echo "N $f"; fi; '
         "done; done"

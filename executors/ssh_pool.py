@@ -38,6 +38,7 @@ __all__ = [
 # no handler of the caller's, Python prints it on stderr. Our ConnectionFailed says it.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
+NO_SFTP_MEMORY_S = 600.0  # then SFTP is asked for again (a server may have gained it)
 FIXED_COMMAND_S = 30.0  # a kill, a reap of dead runs: each ends well within this
 KEEPALIVE_S = 15
 Say = Callable[[str], None]
@@ -222,20 +223,20 @@ class ConnectionPool:
         self._slots: dict[str, list[_Slot]] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._deferred: dict[str, list[str]] = {}  # host:port -> cleanup commands owed
-        self._no_sftp: set[str] = set()  # host:port of servers that refused SFTP
+        self._no_sftp: dict[str, float] = {}  # connection key -> when it refused SFTP
         self._lock = threading.Lock()
 
     def offers_sftp(self, server: SSHTarget) -> bool:
-        """False once the server refused the SFTP subsystem (this process remembers)."""
+        """False for NO_SFTP_MEMORY_S after the server refused the SFTP subsystem."""
         with self._lock:
-            return f"{server.host}:{server.port}" not in self._no_sftp
+            since = self._no_sftp.get(server.connection_key())
+            return since is None or time.monotonic() - since > NO_SFTP_MEMORY_S
 
     def refused_sftp(self, server: SSHTarget) -> bool:
         """Remember that the server has no SFTP; True the first time, to say it once."""
-        key = f"{server.host}:{server.port}"
         with self._lock:
-            first = key not in self._no_sftp
-            self._no_sftp.add(key)
+            first = server.connection_key() not in self._no_sftp
+            self._no_sftp[server.connection_key()] = time.monotonic()
             return first
 
     def defer(self, server: SSHTarget, command: str) -> None:

@@ -163,6 +163,13 @@ async def ensure_pool(client: PrefectClient, pool: str | None = None) -> bool:
         await client.create_work_pool(WorkPoolCreate(name=pool, type=POOL_TYPE))
     except ObjectAlreadyExists:
         created = False
+    if not created:
+        kind = (await client.read_work_pool(pool)).type
+        if kind != POOL_TYPE:  # its workers would be Prefect's, not ours
+            raise CroniumError(
+                f"work pool {pool!r} exists with type {kind!r}; Cronium events need a pool "
+                f"of type {POOL_TYPE!r}: name another in the event's `pool:` field"
+            )
     existing = {q.name: q for q in await client.read_work_queues(work_pool_name=pool)}
     for name, priority in QUEUE_PRIORITIES.items():
         if name in existing:

@@ -21,14 +21,15 @@ __all__ = ["check_server", "announce_circuit", "facts_text"]
 # Fixed command: nothing from the user is interpolated into it (the run area, a setting,
 # is quoted). One fact a line; a missing tool prints `-`.
 _FACTS_COMMAND = (
-    "uname -srm; getconf _NPROCESSORS_ONLN; "
-    "awk '/^MemTotal:/ {print $2}' /proc/meminfo; cut -d' ' -f1 /proc/uptime; "
-    '( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" ) || echo unknown; '
-    '( getent passwd "$(id -un)" | cut -d: -f7 ) 2>/dev/null | grep . || echo "${SHELL:--}"; '
-    "python3 --version 2>&1 | grep -i python || echo -; "
-    "node --version 2>/dev/null || echo -; "
-    'd={area}; [ -d "$d" ] || d=.; df -Pk "$d" 2>/dev/null | awk \'NR==2 {print $4}\' '
-    "| grep . || echo -"
+    'one() { IFS= read -r l; echo "${l:--}"; }; '  # each fact exactly one line, "-" if none
+    "uname -srm 2>/dev/null | one; getconf _NPROCESSORS_ONLN 2>/dev/null | one; "
+    "awk '/^MemTotal:/ {print $2}' /proc/meminfo 2>/dev/null | one; "
+    "cut -d' ' -f1 /proc/uptime 2>/dev/null | one; "
+    '( . /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" ) | one; '
+    '{ getent passwd "$(id -un)" | cut -d: -f7; } 2>/dev/null | one; '
+    "{ command -v python3 >/dev/null && python3 --version 2>&1; } | one; "
+    "{ command -v node >/dev/null && node --version 2>&1; } | one; "
+    'd={area}; [ -d "$d" ] || d=.; df -Pk "$d" 2>/dev/null | awk \'NR==2 {print $4}\' | one'
 )
 
 
@@ -37,7 +38,7 @@ FACT_CHARS = 200  # each shown fact (kernel, OS name...)
 
 
 def _read_facts(name: str, server: Any) -> dict[str, Any]:
-    from cronium_prefect.executors.ssh_pool import connect
+    from cronium_prefect.executors.ssh_pool import connect, posix
     from cronium_prefect.settings import get_settings
 
     command = _FACTS_COMMAND.replace("{area}", shlex.quote(get_settings().ssh_remote_dir))
@@ -45,7 +46,7 @@ def _read_facts(name: str, server: Any) -> dict[str, Any]:
     try:
         channel = transport.open_session(timeout=server.connect_timeout)
         channel.settimeout(server.connect_timeout)
-        channel.exec_command(command)
+        channel.exec_command(posix(command))  # whatever the login shell is
         # A hostile server could answer for ever: read a bounded amount.
         text = channel.makefile("r").read(FACTS_BYTES).decode(errors="replace")
         channel.close()

@@ -135,7 +135,11 @@ def up(
             }
             server = start_prefect_server(port, server_env, log=log, host=host)
             children.append(("Prefect server", server))
-            where = "PostgreSQL" if database else home / "prefect.db"
+            where = (
+                "PostgreSQL"
+                if database_url.startswith("postgresql")
+                else database_url.removeprefix("sqlite+aiosqlite:///")
+            )
             err.print(f"starting the Prefect server on {where} ...", highlight=False)
             try:
                 wait_until_healthy(api, server)
@@ -168,6 +172,11 @@ def up(
             f"Cronium is up.\n  Prefect UI:  {ui}\n  API:         {api}\n"
             f"  events:      {folder or 'none found (create ./events)'}\n"
             f"  dashboard:   http://{_local_address(dashboard_host)}:{settings.dashboard_port}\n"
+            + (
+                ""
+                if api == stack_api_url()
+                else f"Other cronium commands here: export PREFECT_API_URL={api}\n"
+            )
             + (exposure.replace("{port}", str(port)) if exposure else _LOCAL_NOTE)
             + "Keep the block encryption key "
             f"({home / 'encryption.key'}, or PREFECT_SERVER_ENCRYPTION_KEY) apart from backups\n"
@@ -217,7 +226,7 @@ def _stop_in_reverse(children: list[tuple[str, subprocess.Popen]]) -> None:
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_EVERYWHERE = ("0.0.0.0", "::")
+_EVERYWHERE = ("0.0.0.0",)
 _LOCAL_NOTE = (
     "Before exposing this beyond this machine, set PREFECT_SERVER_API_AUTH_STRING (and\n"
     "PREFECT_API_AUTH_STRING for clients) and use --host.\n"
@@ -233,6 +242,11 @@ def _check_exposure(host: str, dashboard_host: str, insecure: bool) -> str | Non
     """None when everything stays on this machine; else what a remote worker needs (with
     `{port}` to fill in). Beyond this machine, the API needs basic auth unless --insecure;
     the dashboard, which has no login of its own, needs --insecure."""
+    if ":" in host:  # the server's URL, the health check and the printed address are IPv4
+        raise fail_usage(
+            f"--host {host}: give an IPv4 address or a name (0.0.0.0 for every interface); "
+            "IPv6 addresses are not supported"
+        )
     if host in _LOOPBACK and dashboard_host in _LOOPBACK:
         return None
     auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
@@ -285,10 +299,13 @@ def _reachable_address() -> str:
 
 
 def _check_database(url: str) -> str:
-    """A database Prefect's server runs on: PostgreSQL (asyncpg) or SQLite (aiosqlite)."""
+    """A database Prefect's server runs on: PostgreSQL (asyncpg) or SQLite (aiosqlite).
+    The URL may hold a password: an error names its scheme only."""
     if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        shown = f"a {scheme}:// URL" if scheme.replace("+", "").isalnum() else "not a URL"
         raise fail_usage(
-            f"--database {url.split('://')[0]}://...: expected a postgresql+asyncpg:// URL "
-            "(or sqlite+aiosqlite:///PATH)"
+            "--database (or PREFECT_SERVER_DATABASE_CONNECTION_URL): expected a "
+            f"postgresql+asyncpg:// URL (or sqlite+aiosqlite:///PATH), got {shown}"
         )
     return url

@@ -75,3 +75,25 @@ def test_pool_routes_events_to_the_workers_that_serve_it(
     finally:
         stop(worker)
         log.close()
+
+
+def test_a_pool_of_another_type_is_refused_naming_it(prefect_api, tmp_path):
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    other = f"proc-{uuid.uuid4().hex[:6]}"
+
+    async def make() -> None:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=other, type="process"))
+
+    asyncio.run(make())
+    folder = write_events(
+        tmp_path / "events",
+        {"e.yaml": f"name: pool-other\ntype: bash\npool: {other}\nscript: echo\n"},
+    )
+    done = cronium("apply", str(folder))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1 and f"work pool '{other}' exists with type 'process'" in said
+    assert "`pool:` field" in said and "Traceback" not in done.stderr
+    listed = json.loads(cronium("events", "--json").stdout)
+    assert "pool-other" not in {row["name"] for row in listed}  # nothing written

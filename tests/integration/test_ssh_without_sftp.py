@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,7 @@ from cronium_prefect.blocks.variable_store import get_variable_store
 from tests.cli import cronium
 from tests.integration.helpers import logs_of, record_json, runs_at_once
 from tests.processes import settles
-from tests.sshd import Sshd, login_shell, run_directories
+from tests.sshd import USER, Sshd, login_shell, run_directories
 
 SAID = "offers no SFTP"
 
@@ -117,3 +120,32 @@ def test_server_test_says_a_stock_server_offers_sftp(ssh_server, prefect_api):
     assert "login shell /bin/bash" in shown and "free for runs; SFTP" in shown, shown
     shown = json.loads(cronium("server", "test", "stock", "--json").stdout)
     assert shown["sftp"] is True and shown["shell"] == "/bin/bash"
+
+
+def test_a_chatty_login_and_an_unreadable_output_on_a_server_without_sftp(stack, bare_server):
+    """A login script that prints (here ~/.ssh/rc, as a .bashrc may), even a line shaped
+    like a frame, is skipped before our answer; an output the script made unreadable is
+    a clear error."""
+    account = pwd.getpwnam(USER)
+    rc = Path(account.pw_dir) / ".ssh" / "rc"
+    rc.write_text("echo 'hello from ~/.ssh/rc'\necho 'F 5 out/../../escape.json'\n")
+    os.chown(rc, account.pw_uid, account.pw_gid)
+    try:
+        (fine,) = parse_text(
+            "name: bare-chatty\ntype: bash\nrun_location: remote\nservers: [bare]\n"
+            "variables: []\nscript: cronium_output 7\n"
+        )
+        (locked,) = parse_text(
+            "name: bare-locked\ntype: bash\nrun_location: remote\nservers: [bare]\n"
+            "variables: []\nscript: |\n  cronium_output 8\n"
+            '  chmod 000 "$CRONIUM_DIR"/out/output.*\n'
+        )
+        states = asyncio.run(runs_at_once([(fine, None), (locked, None)]))
+        ok, refused = (record_json(s.result(raise_on_failure=False)) for s in states)
+    finally:
+        rc.unlink()
+    assert ok["status"] == "SUCCESS" and ok["output"] == 7, ok
+    assert refused["status"] == "FAILURE", refused
+    assert "out/output.txt is not readable" in refused["error"], refused
+    assert not (Path(account.pw_dir) / ".cronium" / "escape.json").exists()
+    assert settles(lambda: run_directories() == [], 10), run_directories()

@@ -36,10 +36,11 @@ def _env(tmp_path, **extra: str) -> dict[str, str]:
 
 REFUSED = [
     (["--host", "0.0.0.0"], {}, "set PREFECT_SERVER_API_AUTH_STRING"),
-    (["--host", "::"], {}, "set PREFECT_SERVER_API_AUTH_STRING"),
+    (["--host", "::"], {"PREFECT_SERVER_API_AUTH_STRING": AUTH}, "IPv6 addresses are not"),
     (["--dashboard-host", "0.0.0.0"], {"PREFECT_SERVER_API_AUTH_STRING": AUTH}, "no login"),
     (["--database", "mysql://root:pw@db/prefect"], {}, "expected a postgresql+asyncpg:// URL"),
     (["--database", "postgresql://u:pw@db/prefect"], {}, "expected a postgresql+asyncpg:// URL"),
+    (["--database", "u:pw@db/prefect"], {}, "got not a URL"),
 ]
 
 

@@ -145,7 +145,9 @@ def test_a_flooding_banner_is_a_capped_error(prefect_api, hostile):
         finally:
             listener.close()
         assert done.returncode == 1, (case, done.stdout[-500:], done.stderr[-500:])
-        assert "cannot open an SSH session" in done.stderr or "failed" in done.stderr, case
+        # Read whole, paramiko quotes the banner; on a loaded machine reading 1 MB a byte
+        # at a time may outlast the connect timeout instead. Either way: one capped error.
+        assert f"127.0.0.1:{port}" in done.stderr, (case, done.stderr[-500:])
         assert len(done.stderr) < 6_000 and "Traceback" not in done.stderr, (case, len(done.stderr))
         deadline = time.monotonic() + 15
         while not (payloads := _payloads(name)) and time.monotonic() < deadline:

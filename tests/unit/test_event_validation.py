@@ -69,6 +69,7 @@ INVALID = [
     ("lower-case variable", f"{VALID}variables: [token]\n", ["variables[0]", "'token'"]),
     ("pool with a slash", f"{VALID}pool: a/b\n", ["pool", "'a/b'"]),
     ("pool with a space", f"{VALID}pool: 'far pool'\n", ["pool", "'far pool'"]),
+    ("pool of Prefect's", f"{VALID}pool: Prefect-agents\n", ["pool", "'prefect'"]),
     ("reserved variable", f"{VALID}variables: [CRONIUM_X]\n", ["variables[0]", "reserved"]),
     ("variable twice", f"{VALID}variables: [A, B, A]\n", ["variables", "listed twice: A"]),
     ("variables not a list", f"{VALID}variables: A\n", ["variables", "list"]),
