@@ -74,6 +74,7 @@ class HttpReceiver:
     requests: list[Request] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
     certfile: Path | None = None  # serve https with this certificate and key (self_signed)
+    host: str = "127.0.0.1"  # e.g. the Docker bridge's gateway, for a worker in a container
 
     def start(self) -> HttpReceiver:
         receiver = self
@@ -99,7 +100,7 @@ class HttpReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
         if self.certfile is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.certfile)
@@ -110,7 +111,7 @@ class HttpReceiver:
 
     def url(self, path: str = "/") -> str:
         scheme = "https" if self.certfile else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def stop(self) -> None:
         self._server.shutdown()

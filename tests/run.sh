@@ -26,6 +26,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -43,11 +44,13 @@ echo "== installing the project"
 phase_done install
 
 # The package as a user gets it: the sdist, the wheel built from it, installed with its
-# dependencies into a fresh venv outside the checkout (tests/wheel/ uses it). In the
-# background: the install downloads for minutes while the image, ruff, docs and the
-# other tests go on.
+# dependencies into a fresh venv outside the checkout, then the cronium image built from
+# it (tests/wheel/ uses both). In the background: the installs download for minutes while
+# the test image, ruff, docs and the other tests go on.
 wheel_dir=$(mktemp -d "${TMPDIR:-/tmp}/cronium-wheel-XXXXXX")
 export CRONIUM_WHEEL_DIR=$wheel_dir
+# Gone with this script, however it ends (a venv is large); a build still going is stopped.
+trap 'kill "$wheel_job" 2>/dev/null; wait "$wheel_job" 2>/dev/null; rm -rf "$wheel_dir"' EXIT
 (
   status=0
   {
@@ -56,7 +59,26 @@ export CRONIUM_WHEEL_DIR=$wheel_dir
       "$wheel_dir/venv/bin/python" -m pip install -q "$wheel_dir"/dist/*.whl
   } >"$wheel_dir/build.log" 2>&1 || status=$?
   echo "$status" >"$wheel_dir/done"
+  # The cronium image (../Dockerfile) from that wheel, on the offline test image: the
+  # deploy tests run it. Once the image phase below has built the base.
+  image=1
+  if [ "$status" = 0 ] && command -v docker >/dev/null; then
+    for _ in $(seq 600); do
+      docker image inspect "${CRONIUM_TEST_IMAGE:-cronium-test:bookworm}" >/dev/null 2>&1 && break
+      sleep 1
+    done
+    # Every dependency as a wheel from here: containers do not trust this machine's
+    # registry proxy. The base's python3 is 3.11.2, which also needs async-timeout.
+    mkdir -p "$wheel_dir/context/dist" && cp Dockerfile "$wheel_dir/context/" &&
+      .venv/bin/python -m pip wheel -q --wheel-dir "$wheel_dir/context/dist" \
+        "$wheel_dir"/dist/*.whl "async-timeout>=4.0.3" >"$wheel_dir/image.log" 2>&1 &&
+      docker build -q -t cronium:test --build-arg PIP_NO_INDEX=1 \
+        --build-arg BASE_IMAGE="${CRONIUM_TEST_IMAGE:-cronium-test:bookworm}" \
+        "$wheel_dir/context" >>"$wheel_dir/image.log" 2>&1 && image=0
+  fi
+  echo "$image" >"$wheel_dir/image.done"
 ) &
+wheel_job=$!
 
 if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "== starting dockerd"
