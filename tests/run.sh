@@ -59,8 +59,8 @@ trap 'kill "$wheel_job" 2>/dev/null; wait "$wheel_job" 2>/dev/null; rm -rf "$whe
       "$wheel_dir/venv/bin/python" -m pip install -q "$wheel_dir"/dist/*.whl
   } >"$wheel_dir/build.log" 2>&1 || status=$?
   echo "$status" >"$wheel_dir/done"
-  # The cronium image (../Dockerfile) from that wheel, on the offline test image: the
-  # deploy tests run it. Once the image phase below has built the base.
+  # The cronium image (../Dockerfile) from that wheel, and an sshd image, on the offline
+  # test image: the deploy tests run them. Once the image phase below has built the base.
   image=1
   if [ "$status" = 0 ] && command -v docker >/dev/null; then
     for _ in $(seq 600); do
@@ -74,7 +74,10 @@ trap 'kill "$wheel_job" 2>/dev/null; wait "$wheel_job" 2>/dev/null; rm -rf "$whe
         "$wheel_dir"/dist/*.whl "async-timeout>=4.0.3" >"$wheel_dir/image.log" 2>&1 &&
       docker build -q -t cronium:test --build-arg PIP_NO_INDEX=1 \
         --build-arg BASE_IMAGE="${CRONIUM_TEST_IMAGE:-cronium-test:bookworm}" \
-        "$wheel_dir/context" >>"$wheel_dir/image.log" 2>&1 && image=0
+        "$wheel_dir/context" >>"$wheel_dir/image.log" 2>&1 &&
+      docker build -q -t cronium-sshd:test -f tests/images/sshd.Dockerfile \
+        --build-arg BASE_IMAGE="${CRONIUM_TEST_IMAGE:-cronium-test:bookworm}" \
+        tests/images >>"$wheel_dir/image.log" 2>&1 && image=0
   fi
   echo "$image" >"$wheel_dir/image.done"
 ) &

@@ -1,14 +1,16 @@
 """What an operator deploys with: the cronium image (Dockerfile, built by tests/run.sh from
-the wheel on the offline base), deploy/compose.yaml and the systemd unit; and a worker on
-another host — the image in a container, reaching the Prefect server over the Docker
-bridge with basic auth on — running events over SSH, their logs, records, variables and
-actions complete. A worker with a wrong auth string fails with the clear 401 message."""
+the wheel on the offline base), deploy/compose.yaml and the systemd unit; and three
+hosts as far as the network goes: the Prefect server here (basic auth on, reached over
+the Docker bridge), a worker in a container (the image) and an sshd in a third container
+— events run from the worker over SSH, their logs, records, variables and actions
+complete. A worker with a wrong auth string fails with the clear 401 message."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -26,10 +28,10 @@ from tests.integration.test_apply import write_events
 from tests.ports import free_port
 from tests.processes import stop
 from tests.receivers import HttpReceiver
-from tests.sshd import USER, Sshd
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "cronium:test"
+SSHD_IMAGE = "cronium-sshd:test"
 AUTH = "operator:deploy-8c2d"
 ENV = {
     "POSTGRES_PASSWORD": "pg-secret-1",
@@ -159,6 +161,7 @@ def test_a_worker_in_a_container_runs_events_over_ssh_with_auth(image, prefect_a
     from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
 
     gateway = _gateway()
+    name = f"w{uuid.uuid4().hex[:6]}"
     port = free_port()
     server_log = open(tmp_path / "server.log", "w")
     server = start_prefect_server(
@@ -172,20 +175,19 @@ def test_a_worker_in_a_container_runs_events_over_ssh_with_auth(image, prefect_a
         host=gateway,
     )
     api = f"http://{gateway}:{port}/api"
-    sshd = Sshd.create(tmp_path / "sshd", extra_config=f"ListenAddress {gateway}\n")
+    target, host_key, client_key = _sshd_container(tmp_path, f"{name}-sshd")
     receiver = HttpReceiver(host=gateway).start()
     pool = f"remote-{uuid.uuid4().hex[:6]}"
-    name = f"w{uuid.uuid4().hex[:6]}"
     client = {**os.environ, "PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": AUTH}
     try:
         wait_until_healthy(api, server)
         with temporary_settings(updates={"api.url": api, "api.auth_string": AUTH}):
             SSHServer(
-                host=gateway,
-                port=sshd.port,
-                username=USER,
-                private_key=SecretStr(sshd.client_key),
-                host_key=sshd.host_key_line,
+                host=target,
+                port=22,
+                username="runner",
+                private_key=SecretStr(client_key),
+                host_key=host_key,
                 connect_timeout=5,
             ).save("far-target", overwrite=True, _sync=True)
             CustomWebhookNotificationBlock(
@@ -255,11 +257,63 @@ def test_a_worker_in_a_container_runs_events_over_ssh_with_auth(image, prefect_a
             time.sleep(0.3)
         assert receiver.requests and "done True" in receiver.requests[0].body.decode()
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["docker", "rm", "-f", name, f"{name}-sshd"], capture_output=True)
         receiver.stop()
-        sshd.remove()
         stop(server)
         server_log.close()
+
+
+def _sshd_container(tmp_path: Path, name: str) -> tuple[str, str, str]:
+    """An sshd in a container of its own (tests/images/sshd.Dockerfile): its address,
+    host key line and the client's private key."""
+    keys = tmp_path / "sshd-keys"
+    keys.mkdir()
+    for key in ("host_key", "client_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / key)], check=True
+        )
+    (keys / "authorized_keys").write_text((keys / "client_key.pub").read_text())
+    (keys / "sshd_config").write_text(
+        "Port 22\nHostKey /keys/host_key\nAuthorizedKeysFile /keys/authorized_keys\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "AllowUsers runner\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
+    )
+    keys.chmod(0o755)
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-v",
+            f"{keys}:/keys:ro",
+            SSHD_IMAGE,
+            "/usr/sbin/sshd",
+            "-D",
+            "-e",
+            "-f",
+            "/keys/sshd_config",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    address = subprocess.run(
+        ["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection((address, 22), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, _logs(name)
+            time.sleep(0.2)
+    kind, blob, *_ = (keys / "host_key.pub").read_text().split()
+    return address, f"{kind} {blob}", (keys / "client_key").read_text()
 
 
 def _logs(container: str) -> str:
