@@ -225,24 +225,16 @@ def test_a_worker_in_a_container_runs_events_over_ssh_with_auth(image, prefect_a
         )
         said = " ".join(wrong.stderr.split())
         assert wrong.returncode == 1 and "refused the credentials (401)" in said, said
-        subprocess.run(
-            [
-                "docker",
-                "run",
-                "-d",
-                "--name",
-                name,
-                "-e",
-                f"PREFECT_API_URL={api}",
-                "-e",
-                f"PREFECT_API_AUTH_STRING={AUTH}",
-                image,
-                "worker",
-                "--pool",
-                pool,
-            ],
-            check=True,
-            capture_output=True,
+        _start_container(
+            name,
+            "-e",
+            f"PREFECT_API_URL={api}",
+            "-e",
+            f"PREFECT_API_AUTH_STRING={AUTH}",
+            image,
+            "worker",
+            "--pool",
+            pool,
         )
         ran = cronium("trigger", f"far-{name}", "--wait", "--json", env=client, timeout=180)
         assert ran.returncode == 0, ran.stdout + ran.stderr + _logs(name)
@@ -279,24 +271,16 @@ def _sshd_container(tmp_path: Path, name: str) -> tuple[str, str, str]:
         "AllowUsers runner\nSubsystem sftp internal-sftp\nLogLevel ERROR\n"
     )
     keys.chmod(0o755)
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "-v",
-            f"{keys}:/keys:ro",
-            SSHD_IMAGE,
-            "/usr/sbin/sshd",
-            "-D",
-            "-e",
-            "-f",
-            "/keys/sshd_config",
-        ],
-        check=True,
-        capture_output=True,
+    _start_container(
+        name,
+        "-v",
+        f"{keys}:/keys:ro",
+        SSHD_IMAGE,
+        "/usr/sbin/sshd",
+        "-D",
+        "-e",
+        "-f",
+        "/keys/sshd_config",
     )
     address = subprocess.run(
         ["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name],
@@ -314,6 +298,10 @@ def _sshd_container(tmp_path: Path, name: str) -> tuple[str, str, str]:
             time.sleep(0.2)
     kind, blob, *_ = (keys / "host_key.pub").read_text().split()
     return address, f"{kind} {blob}", (keys / "client_key").read_text()
+
+
+def _start_container(name: str, *args: str) -> None:
+    subprocess.run(["docker", "run", "-d", "--name", name, *args], check=True, capture_output=True)
 
 
 def _logs(container: str) -> str:

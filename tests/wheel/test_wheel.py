@@ -147,5 +147,8 @@ def test_the_installed_cronium_inits_runs_and_brings_the_stack_up(
             wait(lambda: "5 events" in body(driver), what="the applied examples counted")
             open_page(driver, f"http://127.0.0.1:{dashboard_port}/event?name=hello", "hello")
             wait(lambda: drawn(driver), what="hello's page drawn")
+            driver.get(f"http://127.0.0.1:{dashboard_port}/run")  # no run chosen yet
+            wait(lambda: "paste its id" in body(driver), what="the run page drawn")
+            assert "Traceback" not in driver.page_source
     finally:
         stop_up(process, port, log)
