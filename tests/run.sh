@@ -50,8 +50,10 @@ phase_done install
 wheel_dir=$(mktemp -d "${TMPDIR:-/tmp}/cronium-wheel-XXXXXX")
 export CRONIUM_WHEEL_DIR=$wheel_dir
 # Gone with this script, however it ends (a venv is large); a build still going is stopped.
-trap 'kill "$wheel_job" 2>/dev/null; wait "$wheel_job" 2>/dev/null; rm -rf "$wheel_dir"' EXIT
+# (Each step `|| true`: under set -e a failed step here would become the script's status.)
+trap 'kill "$wheel_job" 2>/dev/null || true; wait "$wheel_job" 2>/dev/null || true; rm -rf "$wheel_dir" || true' EXIT
 (
+  trap - EXIT  # the cleanup above is the script's, not this job's
   status=0
   {
     .venv/bin/python -m build --outdir "$wheel_dir/dist" "$root" &&
