@@ -28,6 +28,7 @@ from pydantic import (
 from .durations import Duration
 from .sizes import size_bytes
 from .variables import check_key
+from .webhook import Webhook
 
 __all__ = [
     "Event",
@@ -348,6 +349,9 @@ class Event(_Strict):
     http: HttpRequest | None = None
     tool: ToolMessage | None = None
     actions: list[Action] = Field(default_factory=list)
+    webhook: Webhook | None = Field(
+        default=None, description="Start runs with `POST /hooks/{name}` (core/webhook.py)."
+    )
 
     @field_validator("env")
     @classmethod

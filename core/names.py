@@ -20,6 +20,7 @@ __all__ = [
     "LIFECYCLE_TAG",
     "RETRYABLE_TAG",
     "TRIGGER_TAG",
+    "WEBHOOK_TAG",
     "Trigger",
     "FINAL_STATE_TYPES",
     "run_artifact_key",
@@ -50,6 +51,7 @@ RETRYABLE_TAG = "cronium-retryable"  # a crashed run is scheduled again (crash_d
 
 # Flow run tag: how the run was started (Prefect tags scheduled runs "auto-scheduled").
 TRIGGER_TAG = "cronium-trigger:"
+WEBHOOK_TAG = "cronium-webhook:"  # which event's webhook started the run
 
 
 class Trigger(str, Enum):
@@ -59,6 +61,7 @@ class Trigger(str, Enum):
     MANUAL = "manual"  # `cronium trigger`, `cronium run`, the dashboard's Run now
     ACTION = "action"  # another event's run_event action
     API = "api"  # Prefect's UI or API, or the Python API
+    WEBHOOK = "webhook"  # POST /hooks/{event} on Cronium's HTTP service
 
     @property
     def tag(self) -> str:

@@ -56,6 +56,7 @@ class RunRecord:
     run_id: str
     status: RunStatus
     trigger: Trigger
+    webhook: str | None = None  # the event whose webhook started it (trigger: webhook)
     exit_code: int | None = None
     output: Any = None
     condition: bool = False

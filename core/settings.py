@@ -144,10 +144,25 @@ class CroniumSettings(BaseSettings):
     dashboard_port: int = Field(
         default=8501, description="Port of the dashboard started by `cronium up` (127.0.0.1)."
     )
+    api_port: int = Field(
+        default=8502,
+        description="Port of Cronium's HTTP service (webhooks, tokens), `cronium api` and `up`.",
+    )
+    webhook_body_limit: Annotated[str, AfterValidator(_size)] = Field(
+        default="256k", description="Largest request body a webhook accepts (413 above)."
+    )
+    audit_retention_days: int = Field(
+        default=365, ge=1, description="Audit entries older than this are deleted."
+    )
 
     @property
     def staging_root(self) -> Path:
         return self.home / "staging"
+
+    @property
+    def stack_database_url(self) -> str:
+        """The SQLite database `cronium up` gives Prefect (and Cronium's own tables)."""
+        return f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"
 
 
 class InvalidSettings(CroniumError):
@@ -182,6 +197,7 @@ _RAISED_CAPS = (
     "default_memory",
     "tmpfs_size",
     "chain_limit",
+    "webhook_body_limit",
 )
 
 

@@ -26,6 +26,7 @@ from cronium_prefect.names import (
     SERVER_TAG,
     TRIGGER_TAG,
     TYPE_TAG,
+    WEBHOOK_TAG,
     Trigger,
 )
 from cronium_prefect.record import RunRecord
@@ -64,6 +65,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
     # Tags and parameters are anyone's to set through Prefect's API: only what Cronium
     # writes there reaches a page (a "trigger" or "event" of markdown would render).
     trigger = trigger if trigger in _TRIGGERS else None
+    hook = next((t.removeprefix(WEBHOOK_TAG) for t in tags if t.startswith(WEBHOOK_TAG)), None)
     return {
         "run_id": run["id"],
         "run_name": run.get("name"),
@@ -71,6 +73,8 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "status": status_of(state.get("name"), state.get("type")),
         "state": state.get("name"),
         "trigger": trigger,
+        # whose webhook started it: an event name, or nothing (see the note above)
+        "webhook": hook if trigger == "webhook" and _is_name(hook) else None,
         "start": run.get("start_time") or run.get("expected_start_time"),
         "end": run.get("end_time"),
         "duration_s": run.get("total_run_time"),
@@ -81,7 +85,11 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
 def _event_name(run: dict[str, Any]) -> str | None:
     event = (run.get("parameters") or {}).get("event")
     name = event.get("name") if isinstance(event, dict) else event
-    return name if isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) else None
+    return name if _is_name(name) else None
+
+
+def _is_name(name: Any) -> bool:
+    return isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) is not None
 
 
 async def _runs_by_deployment(

@@ -28,6 +28,7 @@ TRIGGERS = {
     Trigger.SCHEDULE.value: "auto-scheduled",
     Trigger.MANUAL.value: Trigger.MANUAL.tag,
     Trigger.ACTION.value: Trigger.ACTION.tag,
+    Trigger.WEBHOOK.value: Trigger.WEBHOOK.tag,
 }
 _EVENT_STATUSES = ["active", "paused", "draft", "archived"]
 

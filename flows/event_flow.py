@@ -24,7 +24,7 @@ from cronium_prefect.caps import cap_text, check_input
 from cronium_prefect.errors import CroniumError, RunFailed
 from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
-from cronium_prefect.names import Trigger
+from cronium_prefect.names import WEBHOOK_TAG, Trigger
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.variables import Visible
 
@@ -117,6 +117,7 @@ async def cronium_event(
         run_id=run_id,
         status=RunStatus.FAILURE,
         trigger=trigger,
+        webhook=_webhook(flow_run) if trigger == Trigger.WEBHOOK else None,
         input=input,
         start_time=started.isoformat(),
     )
@@ -271,3 +272,9 @@ def _final_state(record: RunRecord) -> State:
     if record.status == RunStatus.TIMEOUT:
         return Failed(data=RunFailed(record), name="TimedOut", message=record.error)
     return Failed(data=RunFailed(record), message=record.error or "FAILURE")
+
+
+def _webhook(flow_run: Any) -> str | None:
+    """The hook that started the run: the front door tags the run it starts."""
+    tags = flow_run.tags if flow_run else ()
+    return next((t.removeprefix(WEBHOOK_TAG) for t in tags if t.startswith(WEBHOOK_TAG)), None)

@@ -24,7 +24,6 @@ from cronium_prefect.settings import get_settings
 __all__ = [
     "stack_encryption_env",
     "stack_api_url",
-    "stack_database_url",
     "using_api",
     "start_prefect_server",
     "wait_until_healthy",
@@ -35,10 +34,6 @@ EPHEMERAL_STARTUP_TIMEOUT_S = 180  # a first start migrates the database; slow d
 
 def stack_api_url() -> str:
     return f"http://127.0.0.1:{get_settings().stack_port}/api"
-
-
-def stack_database_url() -> str:
-    return f"sqlite+aiosqlite:///{get_settings().home / 'prefect.db'}"
 
 
 def stack_encryption_env() -> dict[str, str]:
@@ -100,7 +95,7 @@ def using_api(say: Callable[[str], None], allow_ephemeral: bool = True) -> Itera
     )
     with temporary_settings(
         updates={
-            "server.database.connection_url": stack_database_url(),
+            "server.database.connection_url": get_settings().stack_database_url,
             "server.ephemeral.enabled": True,
             "server.ephemeral.startup_timeout_seconds": EPHEMERAL_STARTUP_TIMEOUT_S,
             "server.analytics_enabled": False,

@@ -9,12 +9,15 @@ import typer
 
 from cronium_prefect.errors import CroniumError
 
+from .audit import register as register_audit_command
 from .common import EXIT_FAILED, EXIT_USAGE, err, out
 from .events import register as register_event_commands
 from .project import register as register_project_commands
 from .runs import register as register_run_commands
 from .servers import servers_app
 from .stack import register as register_stack_commands
+from .tokens import tokens_app
+from .users import users_app
 from .vars import vars_app
 
 __all__ = ["app", "main"]
@@ -34,6 +37,9 @@ register_stack_commands(app)
 register_project_commands(app)
 app.add_typer(servers_app, name="server")
 app.add_typer(vars_app, name="var")
+app.add_typer(users_app, name="user")
+app.add_typer(tokens_app, name="token")
+register_audit_command(app)
 
 
 def _print_version(asked: bool) -> None:
@@ -42,6 +48,11 @@ def _print_version(asked: bool) -> None:
 
         out.print(f"cronium {__version__}", highlight=False)
         raise typer.Exit()
+
+
+# `up` starts (or finds) the API itself; the others need none (users, tokens and the audit
+# log are tables in the database, not Prefect objects).
+_NO_API = (None, "up", "export", "init", "user", "token", "audit")
 
 
 @app.callback()
@@ -55,8 +66,8 @@ def _root(
     ] = False,
 ) -> None:
     """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
-    if ctx.resilient_parsing or ctx.invoked_subcommand in (None, "up", "export", "init"):
-        return  # `up` starts (or finds) the API itself; `export` and `init` need none
+    if ctx.resilient_parsing or ctx.invoked_subcommand in _NO_API:
+        return
     from .api import using_api
 
     # Every command talks to the same API: configured, else `cronium up`'s, else a temporary

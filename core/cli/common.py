@@ -23,6 +23,9 @@ __all__ = [
     "print_json",
     "JsonOption",
     "checked_settings",
+    "cli_actor",
+    "audit_store",
+    "audit",
 ]
 
 
@@ -78,3 +81,57 @@ def checked_settings() -> Any:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+def cli_actor() -> Any:
+    """The CLI as an audit actor: the OS user on this machine, with the database (admin)."""
+    import getpass
+
+    from cronium_prefect.access import Actor, Role
+
+    return Actor("cli", getpass.getuser(), "cli", Role.admin)
+
+
+def audit_store() -> Any:
+    """Cronium's tables when this CLI shares the server's database: the stack `cronium up`
+    runs (or its temporary server), or PREFECT_SERVER_DATABASE_CONNECTION_URL. A CLI on
+    another machine, talking to a remote Prefect API, has none: it acts through Prefect's
+    API as an administrator, and the server's audit log cannot see it."""
+    import os
+
+    from prefect.settings import get_current_settings
+
+    from cronium_prefect.service.store import DATABASE_ENV, Store
+
+    from .api import stack_api_url
+
+    api = get_current_settings().api.url
+    if os.environ.get(DATABASE_ENV) or not api or api == stack_api_url():
+        return Store()
+    return None
+
+
+def audit(action: Any, target: str, outcome: str = "ok", **detail: Any) -> None:
+    """Record what this command did in the audit log, when it shares the database. A
+    failure to record is said, never hidden, and does not undo what was done."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cronium_prefect.errors import CroniumError
+    from cronium_prefect.service.audit import record
+
+    store = audit_store()
+    if store is None:
+        return
+
+    async def write() -> None:
+        try:
+            await record(store, cli_actor(), action, target, outcome, **detail)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(write())
+    except (CroniumError, OSError, SQLAlchemyError) as exc:
+        err.print(f"warning: not recorded in the audit log: {exc}", highlight=False)

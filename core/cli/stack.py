@@ -95,7 +95,6 @@ def up(
 
     from .api import (
         stack_api_url,
-        stack_database_url,
         stack_encryption_env,
         start_prefect_server,
         wait_until_healthy,
@@ -104,7 +103,7 @@ def up(
     settings = checked_settings()
     exposure = _check_exposure(host, dashboard_host, insecure)
     database = database or os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
-    database_url = _check_database(database) if database else stack_database_url()
+    database_url = _check_database(database) if database else settings.stack_database_url
     port = port or settings.stack_port
     home = settings.home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)

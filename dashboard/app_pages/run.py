@@ -23,7 +23,9 @@ st.title(f"{run['event'] or 'unknown event'}: {run['status']}")
 st.text(f"Run {run['run_id']} ({run['run_name']})")
 if run["event"]:
     st.markdown(
-        f"trigger **{run['trigger'] or '?'}** · [event page]({ui.event_link(run['event'])})"
+        f"trigger **{run['trigger'] or '?'}**"
+        + (f" (the webhook of **{run['webhook']}**)" if run["webhook"] else "")
+        + f" · [event page]({ui.event_link(run['event'])})"
     )
 columns = st.columns(6)
 columns[0].metric("status", run["status"])

@@ -20,6 +20,7 @@ SUBPACKAGE_FOLDERS = ["flows", "blocks", "executors", "runtime_helpers", "dashbo
 LAYERS = [
     "cli",
     "dashboard",
+    "service",  # the HTTP front door and the store of users, tokens and audit
     "flows",
     "blocks",
     "prefect_adapter",  # every non-public Prefect name: test_prefect_adapter.py
