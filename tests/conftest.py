@@ -239,16 +239,25 @@ def worker(request, prefect_api, docker_client, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def postgres_api(tmp_path_factory):
-    """A second Prefect server, on a throwaway PostgreSQL cluster: for many runs at once
-    (Prefect on SQLite answers 503, database locked, to ~50 simultaneous writes)."""
-    from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (one per xdist worker)."""
     from tests.postgres import Postgres, binaries
 
     if binaries() is None or os.geteuid() != 0:
         reason = "the PostgreSQL test needs root and Debian's postgresql package"
         _unavailable(reason)
     cluster = Postgres.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_api(tmp_path_factory, postgres_cluster):
+    """A second Prefect server, on a throwaway PostgreSQL cluster: for many runs at once
+    (Prefect on SQLite answers 503, database locked, to ~50 simultaneous writes)."""
+    from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
+
+    cluster = postgres_cluster
     folder = tmp_path_factory.mktemp("prefect-on-postgres")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -269,4 +278,3 @@ def postgres_api(tmp_path_factory):
             pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
         finally:
             stop(server)
-            cluster.stop()

@@ -15,6 +15,7 @@ from .events import register as register_event_commands
 from .project import register as register_project_commands
 from .runs import register as register_run_commands
 from .servers import servers_app
+from .service import register as register_service_command
 from .stack import register as register_stack_commands
 from .tokens import tokens_app
 from .users import users_app
@@ -40,6 +41,7 @@ app.add_typer(vars_app, name="var")
 app.add_typer(users_app, name="user")
 app.add_typer(tokens_app, name="token")
 register_audit_command(app)
+register_service_command(app)
 
 
 def _print_version(asked: bool) -> None:
@@ -75,7 +77,7 @@ def _root(
     ctx.with_resource(
         using_api(
             lambda note: err.print(note, style="dim", highlight=False),
-            allow_ephemeral=ctx.invoked_subcommand not in ("worker", "dashboard"),
+            allow_ephemeral=ctx.invoked_subcommand not in ("worker", "dashboard", "api"),
         )
     )
 

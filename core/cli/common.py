@@ -115,6 +115,7 @@ def audit(action: Any, target: str, outcome: str = "ok", **detail: Any) -> None:
     """Record what this command did in the audit log, when it shares the database. A
     failure to record is said, never hidden, and does not undo what was done."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -132,6 +133,16 @@ def audit(action: Any, target: str, outcome: str = "ok", **detail: Any) -> None:
             await store.close()
 
     try:
-        asyncio.run(write())
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: called between a command's asyncio.run calls
+        running = asyncio.run
+    else:  # inside a command's coroutine: a loop of its own, in a thread
+
+        def running(coroutine: Any) -> None:
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, coroutine).result()
+
+    try:
+        running(write())
     except (CroniumError, OSError, SQLAlchemyError) as exc:
         err.print(f"warning: not recorded in the audit log: {exc}", highlight=False)

@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
+from cronium_prefect.access import AuditAction
 from cronium_prefect.errors import CroniumError, InvalidEvent, Problem
 from cronium_prefect.event import Event, EventStatus
 
-from .common import JsonOption, err, fail_usage, out, print_json
+from .common import JsonOption, audit, err, fail_usage, out, print_json
 
 __all__ = ["register"]
 
@@ -59,6 +60,15 @@ async def _notification_block_names() -> dict[str, list[str]]:
             if doc.get("name"):
                 found.setdefault(doc["name"], []).append(doc["block_type"]["slug"])
     return found
+
+
+async def _secret_block_names() -> set[str]:
+    from prefect.client.orchestration import get_client
+
+    from cronium_prefect.blocks.documents import of_type, read_documents
+
+    async with get_client() as client:
+        return {doc["name"] for doc in await read_documents(client, of_type("secret"))}
 
 
 def _message_blocks(event: Event) -> list[tuple[str, str]]:
@@ -118,7 +128,20 @@ def apply(
         for e, where, name in wanted
         if len(blocks.get(name, [])) != 1
     ]
+    hooked = [e for e in loaded if e.webhook and e.webhook.secret]
+    secrets = asyncio.run(_secret_block_names()) if hooked else set()
+    problems += [
+        Problem(
+            f"Secret block {e.webhook.secret!r} does not exist (create a Secret block with "
+            "that name first: it holds the webhook's token or signing secret)",
+            field="webhook.secret",
+            event=e.name,
+        )
+        for e in hooked
+        if e.webhook.secret not in secrets
+    ]
     if problems:
+        audit(AuditAction.apply, _targets(paths), "refused", problems=len(problems))
         raise fail_usage(f"invalid definitions, nothing was applied:\n{InvalidEvent(problems)}")
     for event in _past_one_shots(loaded):
         err.print(
@@ -129,6 +152,13 @@ def apply(
             soft_wrap=True,
         )
     summary = _apply(loaded, existing, prune)
+    audit(
+        AuditAction.apply,
+        _targets(paths),
+        created=summary.created,
+        updated=summary.updated,
+        deleted=summary.pruned,
+    )
     changes = [(name, was.value, now.value) for name, was, now in summary.status_changes]
     if as_json:
         print_json(
@@ -153,6 +183,10 @@ def apply(
         ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "unchanged", "pruned")),
         highlight=False,
     )
+
+
+def _targets(paths: list[Path]) -> str:
+    return " ".join(str(p) for p in paths)
 
 
 def export(
@@ -264,10 +298,13 @@ def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 def _set_status(name: str, status: EventStatus) -> None:
     from cronium_prefect.flows.deploy import set_event_status
 
+    action = AuditAction.pause if status == EventStatus.paused else AuditAction.resume
     try:
         asyncio.run(set_event_status(name, status))
     except CroniumError as exc:
+        audit(action, name, "refused", error=str(exc))
         raise fail_usage(str(exc)) from None
+    audit(action, name)
     err.print(f"{name}: {status.value}", highlight=False)
 
 
@@ -294,5 +331,7 @@ def delete(name: str) -> None:
         return True
 
     if not asyncio.run(remove()):
+        audit(AuditAction.delete, name, "refused", error="no such event")
         raise fail_usage(f"no event named {name!r} (see `cronium events`)")
+    audit(AuditAction.delete, name)
     err.print(f"deleted {name}", highlight=False)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cronium_prefect.access import AuditAction
 from cronium_prefect.caps import InputTooLarge, NestedTooDeep, check_input, load_json
 from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, RunFailed
 from cronium_prefect.event import NAME_PATTERN, Event
@@ -28,6 +29,7 @@ from cronium_prefect.settings import get_settings
 from .common import (
     EXIT_FAILED,
     JsonOption,
+    audit,
     checked_settings,
     err,
     fail,
@@ -75,7 +77,9 @@ def trigger(
             try:
                 run = await run_now(client, name, input_data)
             except (EventNotFound, InputTooLarge, NestedTooDeep) as exc:
+                audit(AuditAction.trigger, name, "refused", error=str(exc))
                 raise fail_usage(str(exc)) from None
+            audit(AuditAction.trigger, name, run_id=str(run.id))
             err.print(f"triggered {name}: flow run {run.id}", highlight=False)
             if not wait:
                 return run, None

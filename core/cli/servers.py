@@ -12,11 +12,12 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from rich.text import Text
 
+from cronium_prefect.access import AuditAction
 from cronium_prefect.errors import ConnectionFailed, CroniumError, HostKeyRejected
 from cronium_prefect.event import NAME_PATTERN
 from cronium_prefect.prefect_adapter import load_block_sync, save_block_sync
 
-from .common import JsonOption, err, fail, fail_usage, out, print_json, visible
+from .common import JsonOption, audit, err, fail, fail_usage, out, print_json, visible
 
 __all__ = ["servers_app"]
 
@@ -91,6 +92,7 @@ def add(
     if server.host_key is None:
         server.host_key = f"{seen.get_name()} {seen.get_base64()}"
     save_block_sync(server, name, overwrite=True)
+    audit(AuditAction.server_add, name, address=server.address)
     err.print(
         f"saved server {name!r} ({server.address}), host key {seen.get_name()} "
         f"{server.pinned_fingerprint()}",
@@ -118,6 +120,26 @@ def test(name: str, as_json: JsonOption = False) -> None:
         highlight=False,
         markup=False,  # the OS name is the server's to choose: never read as markup
     )
+
+
+@servers_app.command("delete")
+def delete(name: str) -> None:
+    """Delete a server (events that name it fail until it is added again)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from cronium_prefect.blocks import SSHServer
+
+    slug = SSHServer.get_block_type_slug()
+    with get_client(sync_client=True) as client:
+        try:
+            document = client.read_block_document_by_name(name, slug, include_secrets=False)
+        except ObjectNotFound:
+            audit(AuditAction.server_delete, name, "refused", error="no such server")
+            raise fail_usage(f"no server named {name!r} (see `cronium server list`)") from None
+        client.delete_block_document(document.id)
+    audit(AuditAction.server_delete, name)
+    err.print(f"deleted server {name}", highlight=False)
 
 
 @servers_app.command("list")

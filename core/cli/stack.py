@@ -77,6 +77,10 @@ def up(
     dashboard_host: Annotated[
         str, typer.Option(help="Address the dashboard listens on (it has no login).")
     ] = "127.0.0.1",
+    api_host: Annotated[
+        str,
+        typer.Option(help="Address Cronium's HTTP service (webhooks) listens on."),
+    ] = "127.0.0.1",
     database: Annotated[
         str | None,
         typer.Option(
@@ -145,6 +149,8 @@ def up(
             except RuntimeError as exc:
                 raise fail(f"{exc}; see {home / 'prefect-server.log'}") from None
         env["PREFECT_API_URL"] = api
+        # Cronium's own tables (users, tokens, audit) beside Prefect's.
+        env.setdefault("PREFECT_SERVER_DATABASE_CONNECTION_URL", database_url)
         auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
         if auth and not env.get("PREFECT_API_AUTH_STRING"):
             env["PREFECT_API_AUTH_STRING"] = auth  # the worker and dashboard started here
@@ -159,6 +165,15 @@ def up(
                 err.print(f"warning: {folder} was not applied (see above)", style="yellow")
         worker = subprocess.Popen([*cli, "worker"], env=env, start_new_session=True)
         children.append(("worker", worker))
+        api_log = open(home / "api.log", "a")
+        service = subprocess.Popen(
+            [*cli, "api", "--host", api_host, "--port", str(settings.api_port)],
+            env=env,
+            stdout=api_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        children.append(("HTTP service", service))
         dashboard_log = open(home / "dashboard.log", "a")
         children.append(
             (
@@ -171,6 +186,7 @@ def up(
             f"Cronium is up.\n  Prefect UI:  {ui}\n  API:         {api}\n"
             f"  events:      {folder or 'none found (create ./events)'}\n"
             f"  dashboard:   http://{_local_address(dashboard_host)}:{settings.dashboard_port}\n"
+            f"  webhooks:    http://{_local_address(api_host)}:{settings.api_port}/hooks/EVENT\n"
             + (
                 ""
                 if api == stack_api_url()

@@ -10,10 +10,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from cronium_prefect.access import AuditAction
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.names import MASK
 
-from .common import EXIT_FAILED, JsonOption, fail_usage, out, print_json, visible
+from .common import EXIT_FAILED, JsonOption, audit, fail_usage, out, print_json, visible
 
 __all__ = ["vars_app"]
 
@@ -57,6 +58,7 @@ def set_variable(
     if value is None or value == "-":  # a value of "-" itself: give it as JSON, '"-"'
         value = _value_from_stdin(key)
     _checked(_store().set, key, _checked(parse_text_value, value), owner, secret)
+    audit(AuditAction.variable_set, key, owner=owner, secret=secret)  # never the value
 
 
 def _value_from_stdin(key: str) -> str:
@@ -113,4 +115,6 @@ def list_variables(as_json: JsonOption = False, reveal: RevealOption = False) ->
 def delete_variable(key: str, owner: OwnerOption = None) -> None:
     """Delete a variable from one scope; exit 1 if it did not exist."""
     if not _checked(_store().delete, key, owner):
+        audit(AuditAction.variable_delete, key, "refused", owner=owner, error="no such variable")
         raise typer.Exit(EXIT_FAILED)
+    audit(AuditAction.variable_delete, key, owner=owner)

@@ -14,7 +14,7 @@ from cronium_prefect.access import Role
 from cronium_prefect.errors import CroniumError
 
 from .store import Store
-from .tables import User
+from .tables import Token, User
 
 __all__ = [
     "UserInfo",
@@ -103,6 +103,8 @@ async def delete_user(store: Store, name: str) -> None:
     async with store.session() as session:
         user = await _existing(session, name)
         await _keep_an_admin(session, user, None)
+        # Not left to ON DELETE CASCADE: SQLite enforces foreign keys only when asked.
+        await session.execute(delete(Token).where(Token.user_id == user.id))
         await session.execute(delete(User).where(User.id == user.id))
 
 

@@ -1,0 +1,266 @@
+"""`POST /hooks/{name}`: a webhook starts a run of the event `name` with the request's
+JSON body as its input.
+
+Checked in this order, each failure a short JSON answer and nothing else:
+  413 the body is over CRONIUM_WEBHOOK_BODY_LIMIT (before anything is looked up)
+  401 no such hook, the caller's address is not allowed, or the credentials are wrong:
+      one answer for all, so hook names cannot be probed
+  429 the hook's rate is spent (Retry-After says for how long)
+  415 / 422 not JSON, or invalid JSON (or nested too deep)
+  409 the event is paused, a draft or archived
+  202 the run's id and where to read its status
+
+Neither the body nor a secret is ever logged or recorded: the audit log keeps who called
+which hook, from where, and how it ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from prefect.blocks.system import Secret
+from prefect.client.orchestration import PrefectClient
+from prefect.exceptions import ObjectNotFound
+from pydantic import ValidationError
+
+from cronium_prefect.access import Actor, AuditAction, Permission, Role
+from cronium_prefect.caps import InputTooLarge, NestedTooDeep, check_input, load_json
+from cronium_prefect.event import NAME_PATTERN, EventStatus
+from cronium_prefect.flows.resolve import deployment_name
+from cronium_prefect.flows.status import deployed_status
+from cronium_prefect.names import WEBHOOK_TAG, Trigger
+from cronium_prefect.webhook import (
+    GITHUB_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Webhook,
+    WebhookAuth,
+    github_sign,
+    sign,
+    signature_matches,
+)
+
+from . import audit
+from .store import Store
+from .tokens import PREFIX, token_actor
+
+__all__ = ["Hooks"]
+
+logger = logging.getLogger("cronium.service")
+_UNAUTHORIZED = "no such hook, or the credentials are missing or wrong"
+_SEEN_LIMIT = 100_000  # signatures remembered within their replay windows
+
+
+class Refused(Exception):
+    """A request answered with `status` and `message` (and recorded as refused)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+@dataclass
+class Hooks:
+    """The webhook endpoint's state: one per service process (the rate limits and the
+    signatures already seen are this process's)."""
+
+    store: Store
+    client: PrefectClient
+    body_limit: int
+    input_limit: int
+
+    def __post_init__(self) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.seen: OrderedDict[str, float] = OrderedDict()  # signature -> when it expires
+
+    async def handle(self, name: str, request: Request) -> JSONResponse:
+        source = request.client.host if request.client else ""
+        caller = Actor("webhook", name[:100], source, Role.operator)
+        try:
+            body = await self._body(request)
+            caller, deployment, hook = await self._authenticated(name, request, body, source)
+            await self._within_rate(name, hook.rate)
+            data = self._json(request, body)
+            status = deployed_status(deployment.paused, deployment.tags)
+            if status != EventStatus.active:
+                raise Refused(409, f"the event {name} is {status.value}: it starts no runs")
+            run = await self.client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={"input": data, "trigger": Trigger.WEBHOOK.value},
+                tags=[Trigger.WEBHOOK.tag, f"{WEBHOOK_TAG}{name}"],
+            )
+        except Refused as refused:
+            await audit.record(
+                self.store,
+                caller,
+                AuditAction.trigger,
+                name if _is_name(name) else "?",  # not a name: not recorded as one
+                audit.REFUSED,
+                status=refused.status,
+                reason=refused.message,
+            )
+            return JSONResponse(
+                {"error": refused.message}, status_code=refused.status, headers=refused.headers
+            )
+        await audit.record(
+            self.store, caller, AuditAction.trigger, name, audit.OK, run_id=str(run.id), via="hook"
+        )
+        status_url = str(request.url_for("run_status", run_id=str(run.id)))
+        return JSONResponse(
+            {"run_id": str(run.id), "event": name, "status_url": status_url}, status_code=202
+        )
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.body_limit:
+            raise Refused(413, f"the body is over the limit of {self.body_limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.body_limit:
+                raise Refused(413, f"the body is over the limit of {self.body_limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _authenticated(
+        self, name: str, request: Request, body: bytes, source: str
+    ) -> tuple[Actor, Any, Webhook]:
+        """Who calls, the event's deployment and its hook; Refused(401) for every no."""
+        if not _is_name(name):
+            raise Refused(401, _UNAUTHORIZED)
+        try:
+            deployment = await self.client.read_deployment_by_name(deployment_name(name))
+        except ObjectNotFound:
+            raise Refused(401, _UNAUTHORIZED) from None
+        try:
+            hook = Webhook.model_validate((deployment.parameters.get("event") or {})["webhook"])
+        except (KeyError, TypeError, ValidationError):
+            raise Refused(401, _UNAUTHORIZED) from None  # no webhook declared
+        if not hook.admits(source):
+            logger.warning("hook %s: refused %s, not in its allow list", name, source)
+            raise Refused(401, _UNAUTHORIZED)
+        actor = await self._caller(name, hook, request, body, source)
+        if actor is None:
+            logger.warning("hook %s: refused %s, bad or missing credentials", name, source)
+            raise Refused(401, _UNAUTHORIZED)
+        return actor, deployment, hook
+
+    async def _caller(
+        self, name: str, hook: Webhook, request: Request, body: bytes, source: str
+    ) -> Actor | None:
+        webhook = Actor("webhook", name, source, Role.operator)
+        if hook.auth == WebhookAuth.token:
+            presented = _bearer(request)
+            if presented is None:
+                return None
+            if presented.startswith(PREFIX):
+                actor = await token_actor(self.store, presented, source)
+                return actor if actor is not None and actor.may(Permission.run, name) else None
+            secret = await self._secret(hook)
+            return webhook if secret is not None and signature_matches(secret, presented) else None
+        secret = await self._secret(hook)
+        if secret is None:
+            return None
+        if hook.auth == WebhookAuth.github:
+            given = request.headers.get(GITHUB_HEADER)
+            return webhook if signature_matches(github_sign(secret, body), given) else None
+        stamp = request.headers.get(TIMESTAMP_HEADER, "")
+        given = request.headers.get(SIGNATURE_HEADER)
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return None
+        if abs(time.time() - int(stamp)) > hook.replay_window:
+            return None
+        if not signature_matches(sign(secret, stamp, body), given):
+            return None
+        return webhook if self._first_time(given or "", hook.replay_window) else None
+
+    def _first_time(self, signature: str, window: float) -> bool:
+        """Whether a valid signature is new: the same signed request sent again within its
+        window is a replay. Bounded: the oldest are forgotten first once past their window."""
+        now = time.time()
+        while self.seen and next(iter(self.seen.values())) < now:
+            self.seen.popitem(last=False)
+        if signature in self.seen:
+            return False
+        if len(self.seen) >= _SEEN_LIMIT:
+            self.seen.popitem(last=False)
+        self.seen[signature] = now + window
+        return True
+
+    async def _secret(self, hook: Webhook) -> str | None:
+        try:
+            block = await Secret.aload(hook.secret, client=self.client)
+        except (ValueError, ObjectNotFound):
+            logger.warning("the Secret block %r of a webhook does not exist", hook.secret)
+            return None
+        value = block.value.get_secret_value()
+        return value if isinstance(value, str) and value else None
+
+    async def _within_rate(self, event: str, hook_rate: str | None) -> None:
+        """Counted per hook after authentication: callers without credentials cannot spend
+        the rate of the hook's real sender."""
+        if hook_rate is None:
+            return
+        item = parse(hook_rate)
+        if not await self.limiter.hit(item, event):
+            stats = await self.limiter.get_window_stats(item, event)
+            wait = max(1, math.ceil(stats.reset_time - time.time()))
+            raise Refused(
+                429, f"the hook's rate of {hook_rate} is spent", {"Retry-After": str(wait)}
+            )
+
+    def _json(self, request: Request, body: bytes) -> Any:
+        if not body.strip():
+            return None
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise Refused(415, "send the body as JSON (Content-Type: application/json)")
+        try:
+            text = body.decode("utf-8")
+            data = load_json(text, "the body")
+            _finite(data)
+            check_input(data, self.input_limit, "the body")
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Refused(422, f"the body is not valid JSON: {_short(exc)}") from None
+        except NestedTooDeep as exc:
+            raise Refused(422, str(exc)) from None
+        except InputTooLarge as exc:
+            raise Refused(413, str(exc)) from None
+        return data
+
+
+def _finite(value: Any) -> None:
+    """JSON has no NaN or Infinity (Python's parser reads them): refused as invalid."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("NaN and Infinity are not JSON")
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).split("\n")[0][:200]
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _is_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None
