@@ -1,5 +1,8 @@
 """What the dashboard changes, and the admin pages' reads: run now, pause / resume, SSH
-servers with their last check and circuit state, variables (secrets never read)."""
+servers with their last check and circuit state, variables (secrets never read).
+
+Every change asks auth.require first (refused and recorded when the role may not) and is
+recorded in the audit log when done."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
+from cronium_prefect.access import AuditAction, Permission
 from cronium_prefect.blocks.documents import of_type, read_documents
 from cronium_prefect.blocks.ssh_server import SSHServer
 from cronium_prefect.blocks.variable import CroniumVariable
@@ -20,6 +24,7 @@ from cronium_prefect.flows.deploy import set_event_status
 from cronium_prefect.flows.resolve import run_now as run_now_by_name
 from cronium_prefect.names import MASK, SERVER_TAG, circuit_event, server_resource_id
 
+from . import auth
 from .api import DashboardError, api_errors, call
 from .data_events import TAGGED_LIMIT, post, tagged_events
 
@@ -41,6 +46,7 @@ def _changed() -> None:
 
 def run_now(name: str, input: Any) -> str:
     """Start a run of the event through its deployment (a worker runs it); its id."""
+    actor = auth.require(Permission.run, AuditAction.trigger, name)
 
     async def fetch(client: PrefectClient) -> str:
         return str((await run_now_by_name(client, name, input)).id)
@@ -49,15 +55,19 @@ def run_now(name: str, input: Any) -> str:
         run_id = call(fetch)
     except CroniumError as exc:  # no such event
         raise DashboardError(str(exc)) from None
+    auth.record(actor, AuditAction.trigger, name, run_id=run_id)
     _changed()
     return run_id
 
 
 def set_status(name: str, status: str) -> None:
+    action = AuditAction.pause if status == EventStatus.paused.value else AuditAction.resume
+    actor = auth.require(Permission.pause, action, name)
     try:
         call(lambda client: set_event_status(name, EventStatus(status)))
     except CroniumError as exc:
         raise DashboardError(str(exc)) from None
+    auth.record(actor, action, name)
     _changed()
 
 
@@ -131,6 +141,7 @@ def test_server(name: str) -> dict[str, Any]:
     """Connect now and read the facts (recorded as an event for everyone)."""
     from cronium_prefect.flows.servers import check_server
 
+    auth.require(Permission.run, AuditAction.read, name)  # it connects: not for viewers
     try:
         with api_errors():
             return check_server(name)
@@ -165,20 +176,37 @@ def variables() -> list[dict[str, Any]]:
     return call(fetch)
 
 
+def _may_change(action: AuditAction, key: str, owner: str | None, secret: bool) -> Any:
+    """The actor, when they may change this variable: an operator sets and deletes plain
+    ones; a secret (new or already stored under the key) needs an admin."""
+    try:
+        with api_errors():
+            stored = {(e.owner, e.key): e for e in BlockVariableStore().entries([key], owner)}
+    except ValueError as exc:  # a key that is no key
+        raise DashboardError(str(exc)) from None
+    was_secret = bool((entry := stored.get((owner, key))) and entry.secret)
+    needed = Permission.manage if secret or was_secret else Permission.set_variable
+    return auth.require(needed, action, key)
+
+
 def set_variable(key: str, value: Any, owner: str | None, secret: bool) -> None:
+    actor = _may_change(AuditAction.variable_set, key, owner or None, secret)
     try:
         with api_errors():
             BlockVariableStore().set(key, value, owner or None, secret)
     except ValueError as exc:  # key or value refused, with the reason
         raise DashboardError(str(exc)) from None
+    auth.record(actor, AuditAction.variable_set, key, owner=owner or None, secret=secret)
     _changed()
 
 
 def delete_variable(key: str, owner: str | None) -> bool:
+    actor = _may_change(AuditAction.variable_delete, key, owner or None, False)
     try:
         with api_errors():
             deleted = BlockVariableStore().delete(key, owner or None)
     except ValueError as exc:
         raise DashboardError(str(exc)) from None
+    auth.record(actor, AuditAction.variable_delete, key, owner=owner or None, deleted=deleted)
     _changed()
     return deleted

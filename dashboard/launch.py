@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 from typing import IO
 
-__all__ = ["APP", "streamlit_command", "start_dashboard", "exec_dashboard"]
+__all__ = ["APP", "SERVER", "streamlit_command", "start_dashboard", "exec_dashboard"]
 
-APP = Path(__file__).with_name("app.py")
+APP = Path(__file__).with_name("app.py")  # the pages (what AppTest runs)
+SERVER = Path(__file__).with_name("server.py")  # the pages and the sign-in routes
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
@@ -20,7 +21,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "-m",
         "cronium_prefect.dashboard.serve",  # streamlit run, imports done ahead of visitors
         "run",
-        str(APP),
+        str(SERVER),
         "--server.address",
         host,
         "--server.port",

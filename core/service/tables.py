@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "User", "Token", "AuditEntry", "VERSION_TABLE"]
+__all__ = ["Base", "User", "Token", "Session", "AuditEntry", "VERSION_TABLE"]
 
 # Prefect's own Alembic keeps `alembic_version` in the same database.
 VERSION_TABLE = "cronium_alembic_version"
@@ -61,3 +61,16 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(200), index=True)  # event, key, user, ...
     outcome: Mapped[str] = mapped_column(String(16))  # ok | refused | failed
     detail: Mapped[dict] = mapped_column(JSON)
+
+
+class Session(Base):
+    """A dashboard sign-in: the browser holds `<id>_<secret>` in an HttpOnly cookie; only
+    the secret's SHA-256 is kept. Signing out or deleting the user ends it."""
+
+    __tablename__ = "cronium_sessions"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("cronium_users.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -4,18 +4,16 @@ its scopes; an expired or revoked one, or one whose user is gone, is refused."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from cronium_prefect.access import MAX_SCOPES, Actor, Role, check_scope
 from cronium_prefect.errors import CroniumError
 
+from .credentials import aware, digest, matches, new_id, new_secret, now
 from .store import Store
 from .tables import Token, User
 
@@ -52,13 +50,9 @@ class TokenInfo:
     def state(self, now: datetime) -> str:
         if self.revoked_at is not None:
             return "revoked"
-        if self.expires_at is not None and _aware(self.expires_at) <= now:
+        if self.expires_at is not None and aware(self.expires_at) <= now:
             return "expired"
         return "active"
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 async def create_token(
@@ -77,9 +71,7 @@ async def create_token(
         raise TokenError("--expires must be more than 0 and at most 3650d")
     if len(name) > 100:
         raise TokenError("a token's name has at most 100 characters")
-    token_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
-    secret = secrets.token_urlsafe(32)
-    now = _now()
+    token_id, secret, created = new_id(), new_secret(), now()
     async with store.session() as session:
         owner = await session.scalar(select(User).where(User.name == user))
         if owner is None:
@@ -88,10 +80,10 @@ async def create_token(
             id=token_id,
             user_id=owner.id,
             name=name,
-            secret_hash=_digest(secret),
+            secret_hash=digest(secret),
             scopes=scopes,
-            created_at=now,
-            expires_at=now + lifetime if lifetime else None,
+            created_at=created,
+            expires_at=created + lifetime if lifetime else None,
             revoked_at=None,
             last_used_at=None,
         )
@@ -117,7 +109,7 @@ async def revoke_token(store: Store, token_id: str, user: str | None = None) -> 
             raise TokenError(f"no token {token_id!r} (see `cronium token list`)")
         token, owner = found
         if token.revoked_at is None:
-            token.revoked_at = _now()
+            token.revoked_at = now()
         return _info(token, owner)
 
 
@@ -127,7 +119,7 @@ async def token_actor(store: Store, text: str, source: str) -> Actor | None:
     if match is None:
         return None
     token_id, secret = match.groups()
-    now = _now()
+    at = now()
     async with store.session() as session:
         found = (
             await session.execute(select(Token, User).join(User).where(Token.id == token_id))
@@ -135,15 +127,13 @@ async def token_actor(store: Store, text: str, source: str) -> Actor | None:
         if found is None:
             return None
         token, user = found
-        if not hmac.compare_digest(token.secret_hash, _digest(secret)):
+        if not matches(token.secret_hash, secret):
             return None
-        if _info(token, user.name).state(now) != "active":
+        if _info(token, user.name).state(at) != "active":
             return None
         # At most once a minute: a busy token does not write on every request.
-        if token.last_used_at is None or now - _aware(token.last_used_at) > timedelta(minutes=1):
-            await session.execute(
-                update(Token).where(Token.id == token_id).values(last_used_at=now)
-            )
+        if token.last_used_at is None or at - aware(token.last_used_at) > timedelta(minutes=1):
+            await session.execute(update(Token).where(Token.id == token_id).values(last_used_at=at))
     return Actor(
         "token", f"token {token_id} of {user.name}", source, Role(user.role), tuple(token.scopes)
     )
@@ -160,12 +150,3 @@ def _info(token: Token, user: str) -> TokenInfo:
         token.revoked_at,
         token.last_used_at,
     )
-
-
-def _aware(when: datetime) -> datetime:
-    """SQLite returns naive datetimes: they were written in UTC."""
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)

@@ -14,7 +14,7 @@ from cronium_prefect.access import Role
 from cronium_prefect.errors import CroniumError
 
 from .store import Store
-from .tables import Token, User
+from .tables import Session, Token, User
 
 __all__ = [
     "UserInfo",
@@ -105,6 +105,7 @@ async def delete_user(store: Store, name: str) -> None:
         await _keep_an_admin(session, user, None)
         # Not left to ON DELETE CASCADE: SQLite enforces foreign keys only when asked.
         await session.execute(delete(Token).where(Token.user_id == user.id))
+        await session.execute(delete(Session).where(Session.user_id == user.id))
         await session.execute(delete(User).where(User.id == user.id))
 
 
@@ -118,7 +119,10 @@ async def set_role(store: Store, name: str, role: Role) -> None:
 async def set_password(store: Store, name: str, password: str) -> None:
     hashed = _hasher.hash(_check_password(password))
     async with store.session() as session:
-        (await _existing(session, name)).password_hash = hashed
+        user = await _existing(session, name)
+        user.password_hash = hashed
+        # A new password signs the user out everywhere (a leaked session ends with it).
+        await session.execute(delete(Session).where(Session.user_id == user.id))
 
 
 async def authenticate(store: Store, name: str, password: str) -> UserInfo | None:

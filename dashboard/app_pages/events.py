@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from cronium_prefect.access import Permission
 from cronium_prefect.caps import NestedTooDeep, load_json
 from cronium_prefect.dashboard import data_admin, data_events, ui
 
@@ -77,7 +78,8 @@ raw_input = st.text_area(
     "Input (JSON)", value="{}", key="run_input", help="What the script reads with input()."
 )
 run_col, pause_col, resume_col, _ = st.columns([1, 1, 1, 5])
-if run_col.button("Run now", type="primary"):
+actor = st.session_state["actor"]  # buttons its role may not use are disabled (and refused)
+if run_col.button("Run now", type="primary", disabled=not actor.may(Permission.run, name)):
     try:
         value = load_json(raw_input, "the input") if raw_input.strip() else None
     except NestedTooDeep as exc:
@@ -92,9 +94,9 @@ if run_col.button("Run now", type="primary"):
             label=f"Follow the run of {name}",
             query_params={"name": name, "run": run_id},
         )
-if pause_col.button("Pause"):
+if pause_col.button("Pause", disabled=not actor.may(Permission.pause)):
     data_admin.set_status(name, "paused")
     st.success(f"{name}: paused")
-if resume_col.button("Resume"):
+if resume_col.button("Resume", disabled=not actor.may(Permission.pause)):
     data_admin.set_status(name, "active")
     st.success(f"{name}: active")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cronium_prefect.access import Permission
 from cronium_prefect.dashboard import data_admin
 from cronium_prefect.dashboard.api import DashboardError
 from cronium_prefect.flows.servers import facts_text
@@ -27,7 +28,11 @@ for row in rows:
             f" and more (the first {len(row['events'])} are listed)" if row["events_capped"] else ""
         )
         st.text("Used by: " + (", ".join(row["events"]) or "no event") + more)
-        if st.button("Test now", key=f"test-{row['name']}"):
+        if st.button(
+            "Test now",
+            key=f"test-{row['name']}",
+            disabled=not st.session_state["actor"].may(Permission.run),
+        ):
             try:
                 facts = data_admin.test_server(row["name"])
             except DashboardError as exc:
