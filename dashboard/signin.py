@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -86,10 +86,13 @@ def _source(request: Request) -> str:
 
 async def _form(request: Request) -> dict[str, str] | None:
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _FORM_LIMIT:
-            return None
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _FORM_LIMIT:
+                return None
+    except ClientDisconnect:
+        return None
     try:
         fields = parse_qs(body.decode("utf-8"), max_num_fields=10, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):

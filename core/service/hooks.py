@@ -33,6 +33,7 @@ from prefect.blocks.system import Secret
 from prefect.client.orchestration import PrefectClient
 from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from cronium_prefect.access import Actor, AuditAction, Permission, Role
 from cronium_prefect.caps import InputTooLarge, NestedTooDeep, check_input, load_json
@@ -88,7 +89,10 @@ class Hooks:
         source = request.client.host if request.client else ""
         caller = Actor("webhook", name[:100], source, Role.operator)
         try:
-            body = await self._body(request)
+            try:
+                body = await self._body(request)
+            except ClientDisconnect:  # it closed before its body: nobody to answer
+                return JSONResponse({"error": "the request ended before its body"}, 400)
             caller, deployment, hook = await self._authenticated(name, request, body, source)
             await self._within_rate(name, hook.rate)
             data = self._json(request, body)
