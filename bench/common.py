@@ -18,6 +18,7 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 server_log: Path | None = None  # the output of the server prefect_api started last
+database_url: str | None = None  # its PostgreSQL database, when it started one
 
 
 def free_port() -> int:
@@ -55,7 +56,8 @@ def prefect_api(postgres: bool = False) -> Iterator[str]:
 
         cluster = Postgres.start()
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = cluster.create_database("prefect")
-    global server_log
+    global server_log, database_url
+    database_url = env.get("PREFECT_API_DATABASE_CONNECTION_URL")
     server_log = home / "prefect-server.log"
     with open(server_log, "w") as log:
         server = start_prefect_server(port, env, log=log)

@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "drain": ([], ["--quick"]),
     "apply_scale": ([], ["--quick"]),
     "dashboard_events": ([], ["--events", "500", "--repeat", "2"]),
+    "webhooks": ([], ["--seconds", "15", "--runs", "3"]),
 }
 
 

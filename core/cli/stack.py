@@ -40,8 +40,8 @@ def dashboard(
 
 
 _EXPOSED_NOTE = (
-    "The dashboard has no login of its own: anyone who reaches it can run events and change\n"
-    "variables. Keep it on 127.0.0.1 or put it behind an authenticating proxy."
+    "Until a user exists (`cronium user add NAME --role admin`), the dashboard has no\n"
+    "sign-in: anyone who reaches it can run events and change variables."
 )
 
 

@@ -61,6 +61,9 @@ __all__ = ["Hooks"]
 logger = logging.getLogger("cronium.service")
 _UNAUTHORIZED = "no such hook, or the credentials are missing or wrong"
 _SEEN_LIMIT = 100_000  # signatures remembered within their replay windows
+# A Secret block's value is kept this long (its load is three API calls, a third of a
+# webhook's time): a changed secret takes effect within it.
+SECRET_TTL_S = 10.0
 
 
 class Refused(Exception):
@@ -84,6 +87,7 @@ class Hooks:
     def __post_init__(self) -> None:
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.seen: OrderedDict[str, float] = OrderedDict()  # signature -> when it expires
+        self.secrets: dict[str, tuple[str | None, float]] = {}  # block -> (value, until)
 
     async def handle(self, name: str, request: Request) -> JSONResponse:
         source = request.client.host if request.client else ""
@@ -203,13 +207,22 @@ class Hooks:
         return True
 
     async def _secret(self, hook: Webhook) -> str | None:
+        name = hook.secret or ""
+        value, until = self.secrets.get(name, (None, 0.0))
+        if time.monotonic() < until:
+            return value
         try:
-            block = await Secret.aload(hook.secret, client=self.client)
+            block = await Secret.aload(name, client=self.client)
         except (ValueError, ObjectNotFound):
-            logger.warning("the Secret block %r of a webhook does not exist", hook.secret)
-            return None
-        value = block.value.get_secret_value()
-        return value if isinstance(value, str) and value else None
+            logger.warning("the Secret block %r of a webhook does not exist", name)
+            value = None
+        else:
+            value = block.value.get_secret_value()
+            value = value if isinstance(value, str) and value else None
+        if len(self.secrets) > 10_000:  # one per hook's block: bounded all the same
+            self.secrets.clear()
+        self.secrets[name] = (value, time.monotonic() + SECRET_TTL_S)
+        return value
 
     async def _within_rate(self, event: str, hook_rate: str | None) -> None:
         """Counted per hook after authentication: callers without credentials cannot spend

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.ports import free_port
+from tests.processes import wait_for_http
 
 CLI = [sys.executable, "-m", "cronium_prefect.cli"]
 
@@ -87,20 +88,23 @@ def stop_up(process: subprocess.Popen, port: int, log_path) -> None:
     stopping = printed[printed.index("stopping ...") :]
     assert "Traceback" not in stopping and "Error" not in stopping, stopping
     order = re.search(
-        r"stopped \(dashboard [\d.]+ s, worker [\d.]+ s, Prefect server [\d.]+ s\)", stopping
+        r"stopped \(dashboard [\d.]+ s, HTTP service [\d.]+ s, worker [\d.]+ s, "
+        r"Prefect server [\d.]+ s\)",
+        stopping,
     )
     assert order, stopping
     print(order.group(0))
 
 
 def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_client, tmp_path):
-    port, dashboard_port = free_port(), free_port()
+    port, dashboard_port, api_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
         {
             "CRONIUM_HOME": str(tmp_path / "home"),
             "CRONIUM_STACK_PORT": str(port),
             "CRONIUM_DASHBOARD_PORT": str(dashboard_port),
+            "CRONIUM_API_PORT": str(api_port),
         }
     )
     client_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
@@ -132,6 +136,16 @@ def test_up_serves_applies_the_examples_runs_them_and_stops_on_ctrl_c(docker_cli
         )
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout)["output"] == {"greeted": "Up"}
+        # The HTTP service runs beside them, on the stack's database: the CLI here shares
+        # it, so its trigger is in the audit log.
+        assert f"webhooks:    http://127.0.0.1:{api_port}/hooks/EVENT" in printed
+        wait_for_http(f"http://127.0.0.1:{api_port}/health", timeout=60)
+        audited = subprocess.run(
+            [*CLI, "audit", "--json"], env=client_env, capture_output=True, text=True
+        )
+        assert ("trigger", "hello", "ok") in [
+            (e["action"], e["target"], e["outcome"]) for e in json.loads(audited.stdout)
+        ], audited.stderr
         secret = subprocess.run(
             [*CLI, "var", "set", "UP_TOKEN", "up-secret-5d1f", "--secret"], env=client_env
         )
