@@ -237,7 +237,7 @@ def _stop_in_reverse(children: list[tuple[str, subprocess.Popen]]) -> None:
             child.kill()
             child.wait()
         took.append(f"{name} {time.monotonic() - started:.1f} s")
-    err.print(f"stopped ({', '.join(took)})", highlight=False)
+    err.print(f"stopped ({', '.join(took)})", highlight=False, soft_wrap=True)
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
