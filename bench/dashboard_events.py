@@ -184,6 +184,12 @@ def main() -> None:
     args = parser.parse_args()
     search = "evt-0990"  # matches 10 events (evt-09900 ... evt-09909)
     with prefect_api(postgres=not args.sqlite) as api:
+        # Sign-ins are checked against the server's database: told, as in a deployment.
+        import common
+
+        os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = common.database_url or (
+            f"sqlite+aiosqlite:///{os.environ['PREFECT_HOME']}/prefect.db"
+        )
         seed_s = asyncio.run(_seed(args.events, runs_on=60, runs_each=10))
         print(f"seeded {args.events} events and 600 runs through the API in {seed_s:.0f} s")
         first, filtered = _apptest_times(args.repeat, search)

@@ -160,6 +160,11 @@ class CroniumSettings(BaseSettings):
         return self.home / "staging"
 
     @property
+    def stack_api_url(self) -> str:
+        """The Prefect API `cronium up` serves on this machine."""
+        return f"http://127.0.0.1:{self.stack_port}/api"
+
+    @property
     def stack_database_url(self) -> str:
         """The SQLite database `cronium up` gives Prefect (and Cronium's own tables)."""
         return f"sqlite+aiosqlite:///{self.home / 'prefect.db'}"

@@ -97,6 +97,8 @@ class Webhook(BaseModel):
             caller = ip_address(address or "")
         except ValueError:
             return False
+        # A dual-stack listener sees IPv4 callers as ::ffff:a.b.c.d.
+        caller = getattr(caller, "ipv4_mapped", None) or caller
         return any(caller in network for network in self.allow)
 
 

@@ -13,7 +13,11 @@ from cronium_prefect.dashboard.api import DashboardError
 PAGES = Path(__file__).parent / "app_pages"
 
 st.set_page_config(page_title="Cronium", page_icon="⏱", layout="wide")
-actor = auth.current_actor()
+try:
+    actor = auth.current_actor()
+except DashboardError as exc:  # the database is not the server's, or is down
+    st.error(str(exc))
+    st.stop()
 if actor is None:  # users exist, and this browser has no live session
     st.title("Cronium")
     st.info("Sign in to use the dashboard.")

@@ -12,6 +12,7 @@ pages hide or disable what a role may not do, but the check here is what refuses
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ import streamlit as st
 from cronium_prefect.access import Actor, AuditAction, Permission, Role
 from cronium_prefect.service import audit
 from cronium_prefect.service.sessions import session_actor
-from cronium_prefect.service.store import Store
+from cronium_prefect.service.store import Store, server_store
 from cronium_prefect.service.users import any_user
 
 from .api import DashboardError
@@ -34,6 +35,7 @@ __all__ = [
     "record",
     "in_store",
     "store",
+    "NoServerDatabase",
 ]
 
 T = TypeVar("T")
@@ -53,9 +55,27 @@ class Forbidden(DashboardError):
     """The signed-in role may not do this (refused here, whatever the page showed)."""
 
 
+class NoServerDatabase(DashboardError):
+    """The dashboard cannot tell which database the Prefect server uses: it refuses to
+    serve rather than check sign-ins against a database that is not the server's."""
+
+
 @st.cache_resource(show_spinner=False)
+def _store() -> Store | None:
+    from prefect.settings import get_current_settings
+
+    return server_store(get_current_settings().api.url)  # a connection per call
+
+
 def store() -> Store:
-    return Store()  # migrated on first use; a connection per call (a loop per call)
+    found = _store()
+    if found is None:
+        raise NoServerDatabase(
+            "The dashboard cannot check sign-ins: it talks to a Prefect API on another "
+            "machine, whose database it does not know. Set "
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL to the Prefect server's database."
+        )
+    return found
 
 
 def in_store(work: Callable[[Store], Awaitable[T]]) -> T:
@@ -102,4 +122,13 @@ def require(permission: Permission, action: AuditAction, target: str) -> Actor:
 
 
 def record(actor: Actor, action: AuditAction, target: str, **detail: Any) -> None:
-    in_store(lambda db: audit.record(db, actor, action, target, audit.OK, **detail))
+    """Record what was done. Done it is: a failure to record is said, not raised."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cronium_prefect.service.store import StoreUnavailable
+
+    try:
+        in_store(lambda db: audit.record(db, actor, action, target, audit.OK, **detail))
+    except (SQLAlchemyError, StoreUnavailable) as exc:
+        logging.getLogger("cronium.dashboard").error("audit log: %s", exc)
+        st.warning(f"Done, but the audit log did not record it: {type(exc).__name__}.")

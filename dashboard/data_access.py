@@ -103,13 +103,19 @@ def create_token(scopes: list[str], days: int | None, name: str) -> str:
     if actor is None or actor.name == "anonymous":
         raise DashboardError("tokens belong to users: add one with `cronium user add` first")
     lifetime = timedelta(days=days) if days else None
-    info, text = _done(
-        actor,
-        AuditAction.token_create,
-        actor.name,
-        lambda db: tokens.create_token(db, actor.name, scopes, lifetime, name),
-        scopes=scopes,
-    )
+    try:
+        info, text = auth.in_store(
+            lambda db: tokens.create_token(db, actor.name, scopes, lifetime, name)
+        )
+    except CroniumError as exc:
+        error = str(exc)
+        auth.in_store(
+            lambda db: audit.record(
+                db, actor, AuditAction.token_create, actor.name, audit.REFUSED, error=error
+            )
+        )
+        raise DashboardError(error) from None
+    auth.record(actor, AuditAction.token_create, info.id, user=actor.name, scopes=info.scopes)
     return text
 
 

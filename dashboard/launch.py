@@ -43,9 +43,13 @@ def streamlit_command(host: str, port: int) -> list[str]:
 
 
 def start_dashboard(
-    host: str, port: int, api_url: str, log: IO[str] | int | None = None
+    host: str,
+    port: int,
+    api_url: str,
+    log: IO[str] | int | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    env = {**os.environ, "PREFECT_API_URL": api_url}
+    env = {**(os.environ if env is None else env), "PREFECT_API_URL": api_url}
     return subprocess.Popen(
         streamlit_command(host, port),
         env=env,

@@ -6,13 +6,15 @@ script in a page can read (a Streamlit widget can set neither).
     POST /signin    check the password (argon2), start a session, set the cookie, go to /
     GET  /signout   end the session and drop the cookie
 
-Every attempt is recorded in the audit log; an address gets 10 attempts a minute.
+Every sign-in is recorded in the audit log, and refusals up to 30 a minute per address
+(then counted); an address gets 10 attempts a minute. A form posted from another site is
+refused.
 """
 
 from __future__ import annotations
 
 import html
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from limits import parse
 from limits.aio.storage import MemoryStorage
@@ -25,7 +27,7 @@ from cronium_prefect.access import Actor, AuditAction, Role
 from cronium_prefect.service import audit
 from cronium_prefect.service.sessions import LIFETIME, end_session, start_session
 from cronium_prefect.service.store import Store
-from cronium_prefect.service.users import MAX_PASSWORD, authenticate
+from cronium_prefect.service.users import MAX_PASSWORD, NAME, authenticate
 
 from .auth import COOKIE
 
@@ -33,6 +35,7 @@ __all__ = ["ROUTES"]
 
 _ATTEMPTS = parse("10/minute")
 _limiter = MovingWindowRateLimiter(MemoryStorage())
+_refusals = audit.RefusalGate()
 _FORM_LIMIT = 4096  # bytes of a sign-in form
 _store: Store | None = None
 
@@ -100,32 +103,56 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {key: values[0] for key, values in fields.items()}
 
 
+def _same_origin(request: Request) -> bool:
+    """A browser names the page a form came from: another site's form (signing a victim in
+    to the attacker's account) is refused. No Origin (curl, old browsers): allowed."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
+async def _refused(who: Actor, name: str, **detail: str) -> None:
+    admitted = await _refusals.admit(who.source)
+    if admitted is not None:
+        await audit.record(
+            _db(), who, AuditAction.sign_in, name, audit.REFUSED, **detail, **admitted
+        )
+
+
 async def signin(request: Request) -> Response:
     if request.method == "GET":
         return _page()
     source = _source(request)
     form = await _form(request)
     name = (form or {}).get("user", "")[:64]
-    who = Actor("user", name or "(none)", source, Role.viewer)
+    # Not yet anyone: a name typed in a form is a claim (never counted as that user's).
+    who = Actor("visitor", name if NAME.fullmatch(name) else "?", source, Role.viewer)
+    if not _same_origin(request):
+        await _refused(who, who.name, reason="another site's form")
+        return _page("", "Sign in from this page.", 403)
     if not await _limiter.hit(_ATTEMPTS, "signin", source):
-        await audit.record(_db(), who, AuditAction.sign_in, name, audit.REFUSED, reason="rate")
+        await _refused(who, who.name, reason="rate")
         return _page(name, "Too many attempts from this address: wait a minute.", 429)
     user = await authenticate(_db(), name, (form or {}).get("password", "")) if form else None
     if user is None:
-        await audit.record(_db(), who, AuditAction.sign_in, name, audit.REFUSED)
+        await _refused(who, who.name)
         return _page(name, "Wrong user name or password.", 401)
     cookie = await start_session(_db(), user.id)
     await audit.record(
         _db(), Actor("user", user.name, source, user.role), AuditAction.sign_in, user.name
     )
     response = RedirectResponse("./", status_code=303)
+    # Behind a TLS proxy the request here is plain HTTP: the proxy's word is enough, as a
+    # Secure cookie only ever narrows where the browser sends it.
+    secure = request.url.scheme == "https" or (
+        request.headers.get("x-forwarded-proto", "").lower() == "https"
+    )
     response.set_cookie(
         COOKIE,
         cookie,
         max_age=int(LIFETIME.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure,
     )
     return response
 

@@ -33,7 +33,7 @@ EPHEMERAL_STARTUP_TIMEOUT_S = 180  # a first start migrates the database; slow d
 
 
 def stack_api_url() -> str:
-    return f"http://127.0.0.1:{get_settings().stack_port}/api"
+    return get_settings().stack_api_url
 
 
 def stack_encryption_env() -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOption, fail_usage, out, print_json
+from .common import JsonOption, fail_usage, out, print_json, visible
 from .users import in_store
 
 __all__ = ["register"]
@@ -66,9 +66,12 @@ def audit_log(
         return
     for e in entries:
         detail = " ".join(f"{k}={v}" for k, v in e.detail.items())
-        out.print(
+        line = (
             f"{e.at:%Y-%m-%d %H:%M:%S} {e.actor_kind}:{e.actor} from {e.source} "
-            f"{e.action} {e.target} -> {e.outcome}" + (f" ({detail})" if detail else ""),
+            f"{e.action} {e.target} -> {e.outcome}" + (f" ({detail})" if detail else "")
+        )
+        out.print(
+            visible(line),  # callers chose some of it: no colour or control code passes
             highlight=False,
             markup=False,
             soft_wrap=True,

@@ -93,22 +93,14 @@ def cli_actor() -> Any:
 
 
 def audit_store() -> Any:
-    """Cronium's tables when this CLI shares the server's database: the stack `cronium up`
-    runs (or its temporary server), or PREFECT_SERVER_DATABASE_CONNECTION_URL. A CLI on
-    another machine, talking to a remote Prefect API, has none: it acts through Prefect's
-    API as an administrator, and the server's audit log cannot see it."""
-    import os
-
+    """Cronium's tables when this CLI shares the server's database (service.store's
+    `server_store`). A CLI on another machine, talking to a remote Prefect API, has none:
+    it acts through Prefect's API as an administrator, which the audit log cannot see."""
     from prefect.settings import get_current_settings
 
-    from cronium_prefect.service.store import DATABASE_ENV, Store
+    from cronium_prefect.service.store import server_store
 
-    from .api import stack_api_url
-
-    api = get_current_settings().api.url
-    if os.environ.get(DATABASE_ENV) or not api or api == stack_api_url():
-        return Store()
-    return None
+    return server_store(get_current_settings().api.url)
 
 
 def audit(action: Any, target: str, outcome: str = "ok", **detail: Any) -> None:

@@ -266,6 +266,8 @@ def run(
         if "Failed to reach API" not in str(exc):  # Prefect's words for an unreachable API
             raise
         raise fail(f"cannot talk to the Prefect API: {exc}") from None
+    # A run of a file or of a deployed event's definition, here: recorded like a trigger.
+    audit(AuditAction.trigger, record.event, run_id=record.run_id, via="cronium run")
     _print_record(record, as_json)
     raise typer.Exit(0 if record.status.ok else EXIT_FAILED)
 

@@ -75,7 +75,8 @@ def up(
         int | None, typer.Option(help="Port of the Prefect API [default: CRONIUM_STACK_PORT, 4200]")
     ] = None,
     dashboard_host: Annotated[
-        str, typer.Option(help="Address the dashboard listens on (it has no login).")
+        str,
+        typer.Option(help="Address the dashboard listens on (no sign-in until a user exists)."),
     ] = "127.0.0.1",
     api_host: Annotated[
         str,
@@ -178,7 +179,9 @@ def up(
         children.append(
             (
                 "dashboard",
-                start_dashboard(dashboard_host, settings.dashboard_port, api, log=dashboard_log),
+                start_dashboard(
+                    dashboard_host, settings.dashboard_port, api, log=dashboard_log, env=env
+                ),
             )
         )
         ui = api.removesuffix("/api")

@@ -79,7 +79,9 @@ def create_app() -> FastAPI:
     async def health(request: Request) -> JSONResponse:
         async with request.app.state.store.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-        await request.app.state.client.api_healthcheck()
+        problem = await request.app.state.client.api_healthcheck()  # None, or what failed
+        if problem is not None:
+            return JSONResponse({"error": "the Prefect API is unavailable"}, 503)
         return JSONResponse({"status": "ok"})
 
     @app.exception_handler(SQLAlchemyError)

@@ -17,11 +17,49 @@ from cronium_prefect.access import Actor, AuditAction
 from .store import Store
 from .tables import AuditEntry
 
-__all__ = ["Entry", "record", "read", "prune", "DETAIL_CHARS", "OK", "REFUSED", "FAILED"]
+__all__ = [
+    "Entry",
+    "RefusalGate",
+    "record",
+    "read",
+    "prune",
+    "DETAIL_CHARS",
+    "OK",
+    "REFUSED",
+    "FAILED",
+]
 
 OK, REFUSED, FAILED = "ok", "refused", "failed"
 DETAIL_CHARS = 4000  # a detail longer than this is cut to its first names, and says so
 _LIST_ITEMS = 100
+
+
+class RefusalGate:
+    """Refused requests are recorded at most `rate` per caller address: a flood of bad
+    requests (anyone can send them) must not fill the log or lock the database. The
+    ones beyond are counted, and the next recorded refusal from that address says how
+    many were not recorded (`not_recorded_before`)."""
+
+    _MAX_ADDRESSES = 10_000
+
+    def __init__(self, rate: str = "30/minute") -> None:
+        from limits import parse
+        from limits.aio.storage import MemoryStorage
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        self._item = parse(rate)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._skipped: dict[str, int] = {}
+
+    async def admit(self, source: str) -> dict[str, int] | None:
+        """The detail to add when this refusal is to be recorded; None when it is not."""
+        if await self._limiter.hit(self._item, "audit-refusal", source):
+            skipped = self._skipped.pop(source, 0)
+            return {"not_recorded_before": skipped} if skipped else {}
+        if source not in self._skipped and len(self._skipped) >= self._MAX_ADDRESSES:
+            source = "(other addresses)"  # counted together past this many
+        self._skipped[source] = self._skipped.get(source, 0) + 1
+        return None
 
 
 @dataclass(frozen=True)
@@ -82,12 +120,14 @@ async def read(
     event: str | None = None,
     limit: int = 1000,
 ) -> list[Entry]:
-    """Newest last. `user` matches a user and their tokens; `event` the target."""
+    """Newest last. `user` matches what a user did, in person, with their tokens or as
+    the CLI's OS user (never a webhook or a failed sign-in that used the name); `event`
+    matches the target."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if since is not None:
         query = query.where(AuditEntry.at >= since.astimezone(timezone.utc))
     if user is not None:
-        query = query.where(
+        query = query.where(AuditEntry.actor_kind.in_(("user", "token", "cli"))).where(
             or_(
                 AuditEntry.actor == user,
                 AuditEntry.actor.like(f"token % of {_literal(user)}", escape="\\"),
@@ -97,6 +137,8 @@ async def read(
         query = query.where(AuditEntry.target == event)
     async with store.session() as session:
         rows = list(await session.scalars(query))
+    if user is not None:  # SQLite's LIKE ignores case: "Alice" is not "alice"
+        rows = [r for r in rows if r.actor == user or r.actor.endswith(f" of {user}")]
     return [
         Entry(
             r.id,

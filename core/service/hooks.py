@@ -33,6 +33,7 @@ from prefect.blocks.system import Secret
 from prefect.client.orchestration import PrefectClient
 from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect
 
 from cronium_prefect.access import Actor, AuditAction, Permission, Role
@@ -53,7 +54,7 @@ from cronium_prefect.webhook import (
 )
 
 from . import audit
-from .store import Store
+from .store import Store, StoreUnavailable
 from .tokens import PREFIX, token_actor
 
 __all__ = ["Hooks"]
@@ -69,9 +70,15 @@ SECRET_TTL_S = 10.0
 class Refused(Exception):
     """A request answered with `status` and `message` (and recorded as refused)."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        actor: Actor | None = None,  # who was refused, when known (a token out of scope)
+    ):
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
+        self.status, self.message, self.headers, self.actor = status, message, headers, actor
 
 
 @dataclass
@@ -88,10 +95,13 @@ class Hooks:
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.seen: OrderedDict[str, float] = OrderedDict()  # signature -> when it expires
         self.secrets: dict[str, tuple[str | None, float]] = {}  # block -> (value, until)
+        self.refusals = audit.RefusalGate()
 
     async def handle(self, name: str, request: Request) -> JSONResponse:
         source = request.client.host if request.client else ""
-        caller = Actor("webhook", name[:100], source, Role.operator)
+        # A path that is no event name is not written anywhere as one (terminal codes).
+        shown = name if _is_name(name) else "?"
+        caller = Actor("webhook", shown, source, Role.operator)
         try:
             try:
                 body = await self._body(request)
@@ -109,21 +119,29 @@ class Hooks:
                 tags=[Trigger.WEBHOOK.tag, f"{WEBHOOK_TAG}{name}"],
             )
         except Refused as refused:
-            await audit.record(
-                self.store,
-                caller,
-                AuditAction.trigger,
-                name if _is_name(name) else "?",  # not a name: not recorded as one
-                audit.REFUSED,
-                status=refused.status,
-                reason=refused.message,
-            )
+            admitted = await self.refusals.admit(source)
+            if admitted is not None:
+                await audit.record(
+                    self.store,
+                    refused.actor or caller,
+                    AuditAction.trigger,
+                    shown,
+                    audit.REFUSED,
+                    status=refused.status,
+                    reason=refused.message,
+                    **admitted,
+                )
             return JSONResponse(
                 {"error": refused.message}, status_code=refused.status, headers=refused.headers
             )
-        await audit.record(
-            self.store, caller, AuditAction.trigger, name, audit.OK, run_id=str(run.id), via="hook"
-        )
+        try:
+            await audit.record(
+                self.store, caller, AuditAction.trigger, name, audit.OK, run_id=str(run.id)
+            )
+        except (SQLAlchemyError, StoreUnavailable) as exc:  # the run exists: still a 202
+            logger.error(
+                "run %s of %s started; the audit log did not take it: %s", run.id, name, exc
+            )
         status_url = str(request.url_for("run_status", run_id=str(run.id)))
         return JSONResponse(
             {"run_id": str(run.id), "event": name, "status_url": status_url}, status_code=202
@@ -174,7 +192,9 @@ class Hooks:
                 return None
             if presented.startswith(PREFIX):
                 actor = await token_actor(self.store, presented, source)
-                return actor if actor is not None and actor.may(Permission.run, name) else None
+                if actor is not None and not actor.may(Permission.run, name):
+                    raise Refused(401, _UNAUTHORIZED, actor=actor)  # recorded as the token
+                return actor
             secret = await self._secret(hook)
             return webhook if secret is not None and signature_matches(secret, presented) else None
         secret = await self._secret(hook)
@@ -189,25 +209,30 @@ class Hooks:
             return None
         if abs(time.time() - int(stamp)) > hook.replay_window:
             return None
-        if not signature_matches(sign(secret, stamp, body), given):
+        expected = sign(secret, stamp, body)
+        if not signature_matches(expected, given):
             return None
-        return webhook if self._first_time(given or "", hook.replay_window) else None
+        # Acceptable until its timestamp leaves the window: remembered until then.
+        return webhook if self._first_time(expected, int(stamp) + hook.replay_window) else None
 
-    def _first_time(self, signature: str, window: float) -> bool:
-        """Whether a valid signature is new: the same signed request sent again within its
-        window is a replay. Bounded: the oldest are forgotten first once past their window."""
+    def _first_time(self, signature: str, acceptable_until: float) -> bool:
+        """Whether a valid signature is new: the same signed request sent again while its
+        timestamp is still acceptable is a replay. Bounded: past _SEEN_LIMIT the oldest
+        entries are forgotten first (the documented limit)."""
         now = time.time()
         while self.seen and next(iter(self.seen.values())) < now:
             self.seen.popitem(last=False)
-        if signature in self.seen:
+        if self.seen.get(signature, 0.0) >= now:
             return False
         if len(self.seen) >= _SEEN_LIMIT:
             self.seen.popitem(last=False)
-        self.seen[signature] = now + window
+        self.seen[signature] = acceptable_until
         return True
 
     async def _secret(self, hook: Webhook) -> str | None:
-        name = hook.secret or ""
+        if hook.secret is None:  # a token hook that takes API tokens only
+            return None
+        name = hook.secret
         value, until = self.secrets.get(name, (None, 0.0))
         if time.monotonic() < until:
             return value

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -20,7 +21,7 @@ from sqlalchemy.pool import NullPool
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.settings import get_settings
 
-__all__ = ["Store", "database_url", "StoreUnavailable"]
+__all__ = ["Store", "database_url", "server_store", "StoreUnavailable"]
 
 DATABASE_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,6 +35,17 @@ class StoreUnavailable(CroniumError):
 def database_url() -> str:
     """Prefect's database: PREFECT_SERVER_DATABASE_CONNECTION_URL, else `cronium up`'s."""
     return os.environ.get(DATABASE_ENV) or get_settings().stack_database_url
+
+
+def server_store(api_url: str | None, pooled: bool = False) -> Store | None:
+    """Cronium's tables when this process provably shares the Prefect server's database:
+    PREFECT_SERVER_DATABASE_CONNECTION_URL is set, or the API is `cronium up`'s own on
+    this machine (whose database is the stack's SQLite file). None otherwise: a process
+    talking to a remote API cannot know the server's database, and must not open a local
+    file in its place (an empty one has no users, and would let everyone in)."""
+    if os.environ.get(DATABASE_ENV) or not api_url or api_url == get_settings().stack_api_url:
+        return Store(pooled=pooled)
+    return None
 
 
 class Store:
@@ -76,6 +88,11 @@ class Store:
                     await connection.run_sync(_upgrade)
         except OSError as exc:
             raise StoreUnavailable(f"cannot reach Cronium's tables: {exc}") from None
+        except CommandError as exc:  # e.g. tables migrated by a newer Cronium
+            raise StoreUnavailable(
+                f"Cronium's tables are at a schema this version does not know ({exc}): "
+                "run the Cronium version that migrated them, or a newer one"
+            ) from None
         self._migrated = True
 
     async def close(self) -> None:

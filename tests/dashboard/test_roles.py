@@ -54,7 +54,7 @@ def users_db(prefect_api, tmp_path_factory):
     url = f"sqlite+aiosqlite:///{folder / 'cronium.db'}"
     before = os.environ.get(DATABASE_ENV)
     os.environ[DATABASE_ENV] = url
-    auth.store.clear()
+    st.cache_resource.clear()
 
     async def seed():
         store = Store(url)
@@ -74,7 +74,7 @@ def users_db(prefect_api, tmp_path_factory):
         os.environ.pop(DATABASE_ENV, None)
     else:
         os.environ[DATABASE_ENV] = before
-    auth.store.clear()
+    st.cache_resource.clear()
 
 
 def session_of(url: str, name: str) -> str:
@@ -172,12 +172,31 @@ FORCED = [
     ("r-op", "data_access.set_role('r-op', 'admin')", "may not manage users"),
     ("r-op", "data_access.audit_rows(None, None, None)", "may not manage users"),
     ("r-op", "data_access.token_rows(everyone=True)", "may not manage users"),
+    ("r-op", "data_access.delete_user('r-view')", "may not manage users"),
+    ("r-view", "data_admin.delete_variable('ROLES_PLAIN', None)", "may not set or delete"),
+    ("r-op", "data_access.revoke_token(ADMIN_TOKEN)", "no token"),  # another user's
 ]
 
 
 @pytest.mark.parametrize("user,call,refusal", FORCED, ids=[c for _, c, _ in FORCED])
+def _admin_token_id(url: str) -> str:
+    from datetime import timedelta
+
+    from cronium_prefect.service.tokens import create_token
+
+    async def make():
+        store = Store(url)
+        info, _ = await create_token(store, "r-admin", ["read"], timedelta(days=1))
+        await store.close()
+        return info.id
+
+    return asyncio.run(make())
+
+
 def test_every_action_is_refused_server_side_to_a_role_that_may_not(users_db, user, call, refusal):
     runs_before = len(runs_of(EVENT))
+    if "ADMIN_TOKEN" in call:
+        call = call.replace("ADMIN_TOKEN", repr(_admin_token_id(users_db)))
     app = AppTest.from_function(_forced, args=(call,), default_timeout=60)
     app.session_state[auth.SESSION_STATE] = session_of(users_db, user)
     app.run()
@@ -312,3 +331,24 @@ def test_sign_in_in_a_browser_survives_a_refresh_and_signs_out(users_db, dashboa
     assert run_now.is_enabled()
     signins = [(e.actor, e.outcome) for e in audit_of(users_db, "r-view") if e.action == "sign-in"]
     assert signins[-2:] == [("r-view", "refused"), ("r-view", "ok")]
+
+
+def test_a_sign_in_form_posted_from_another_site_is_refused(users_db, dashboard):
+    import httpx
+
+    form = {"user": "r-view", "password": PASSWORDS["r-view"]}
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:1"]:
+        answer = httpx.post(f"{dashboard}/signin", data=form, headers={"Origin": origin})
+        assert answer.status_code == 403 and "set-cookie" not in answer.headers, origin
+    same = httpx.post(
+        f"{dashboard}/signin", data=form, headers={"Origin": dashboard}, follow_redirects=False
+    )
+    assert same.status_code == 303 and auth.COOKIE in same.headers["set-cookie"]
+    assert "HttpOnly" in same.headers["set-cookie"] and "Secure" not in same.headers["set-cookie"]
+    proxied = httpx.post(
+        f"{dashboard}/signin",
+        data=form,
+        headers={"X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert "Secure" in proxied.headers["set-cookie"]  # behind a TLS proxy

@@ -110,6 +110,7 @@ def test_a_scripted_sequence_reads_back_entry_by_entry(prefect_api, tmp_path):
 
 
 def test_the_front_door_on_postgresql(postgres_api, postgres_cluster, tmp_path):
+    started = datetime.now(timezone.utc).isoformat()
     database = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_cluster.port}/prefect"
     env = {**os.environ, "PREFECT_API_URL": postgres_api, DATABASE_ENV: database}
     with temporary_settings({PREFECT_API_URL: postgres_api}):
@@ -135,7 +136,7 @@ def test_the_front_door_on_postgresql(postgres_api, postgres_cluster, tmp_path):
         assert status.status_code == 200 and status.json()["event"] == "aud-ev"
     finally:
         door.stop()
-    entries = json.loads(ok(cronium("audit", "--json", env=env)))
+    entries = json.loads(ok(cronium("audit", "--since", started, "--json", env=env)))
     assert [(e["action"], e["target"], e["outcome"]) for e in entries] == [
         ("apply", str(tmp_path / "aud.yaml"), "ok"),
         ("user.add", "pg-admin", "ok"),

@@ -135,9 +135,9 @@ def test_tokens_scopes_expiry_revocation_and_a_deleted_user(store_url):
         for presented in [wrong, text + "x", text.upper(), "crn_", "", "Bearer " + text]:
             assert await token_actor(store, presented, "x") is None, presented
         # Expiry.
-        _, short = await create_token(store, "ops", ["read"], timedelta(seconds=1))
+        _, short = await create_token(store, "ops", ["read"], timedelta(seconds=3))
         assert await token_actor(store, short, "x") is not None
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(3.5)
         assert await token_actor(store, short, "x") is None
         # Revocation, and only the owner's when a user is named.
         with pytest.raises(TokenError):
@@ -173,7 +173,29 @@ def test_audit_keeps_names_caps_details_and_reads_by_user_event_and_time(store_u
     under = Actor("user", "a_b", "10.1.1.2", Role.admin)  # `_` is a LIKE wildcard
     token = Actor("token", "token abc of alice", "10.1.1.3", Role.operator, ("read",))
 
+    hook = Actor("webhook", "alice", "10.1.1.4", Role.operator)  # a hook named alice
+    visitor = Actor("visitor", "alice", "10.1.1.5", Role.viewer)  # a failed sign-in
+    big_alice = Actor("token", "token xyz of Alice", "10.1.1.6", Role.viewer, ("read",))
+
     async def scenario(store):
+        from sqlalchemy import insert
+
+        from cronium_prefect.service.tables import AuditEntry
+
+        async with store.session() as session:  # an entry from two years ago
+            await session.execute(
+                insert(AuditEntry).values(
+                    at=datetime.now(timezone.utc) - timedelta(days=730),
+                    actor_kind="user",
+                    actor="alice",
+                    source="x",
+                    action="pause",
+                    target="old",
+                    outcome="ok",
+                    detail={},
+                )
+            )
+        pruned = await audit.prune(store, 365)
         await audit.record(store, alice, AuditAction.pause, "nightly")
         await audit.record(store, under, AuditAction.resume, "nightly")
         await audit.record(store, token, AuditAction.trigger, "backup", audit.REFUSED, status=401)
@@ -182,13 +204,16 @@ def test_audit_keeps_names_caps_details_and_reads_by_user_event_and_time(store_u
         )
         await audit.record(store, alice, AuditAction.variable_set, "K", blob="x" * 10_000)
         everything = await audit.read(store)
+        for not_alice in (hook, visitor, big_alice):
+            await audit.record(store, not_alice, AuditAction.trigger, "x", audit.REFUSED)
         mine = await audit.read(store, user="alice")
+        underscored = await audit.read(store, user="a_b")
+        wildcard = await audit.read(store, user="a%")
         nightly = await audit.read(store, event="nightly")
         later = await audit.read(store, since=datetime.now(timezone.utc) + timedelta(minutes=1))
-        pruned = await audit.prune(store, 1)
-        return everything, mine, nightly, later, pruned
+        return everything, mine, underscored, wildcard, nightly, later, pruned
 
-    everything, mine, nightly, later, pruned = run(scenario, store_url)
+    everything, mine, underscored, wildcard, nightly, later, pruned = run(scenario, store_url)
     assert [(e.actor, e.action, e.target, e.outcome) for e in everything] == [
         ("alice", "pause", "nightly", "ok"),
         ("a_b", "resume", "nightly", "ok"),
@@ -201,7 +226,9 @@ def test_audit_keeps_names_caps_details_and_reads_by_user_event_and_time(store_u
     assert everything[3].detail["created_not_listed"] == 150  # cut, and said so
     assert everything[4].detail["truncated"] is True
     assert len(everything[4].detail["detail_start"]) == audit.DETAIL_CHARS
+    # alice's own actions and her token's; not a hook, a failed sign-in or Alice's token.
     assert [e.actor for e in mine] == ["alice", "token abc of alice", "alice", "alice"]
+    assert [e.actor for e in underscored] == ["a_b"] and wildcard == []
     assert [e.action for e in nightly] == ["pause", "resume"]
-    assert later == [] and pruned == 0
+    assert later == [] and pruned == 1  # the two-year-old entry, and only it
     assert all(e.at.tzinfo is not None for e in everything)

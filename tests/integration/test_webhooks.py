@@ -180,7 +180,7 @@ def test_api_tokens_by_scope_role_expiry_and_revocation(door):
     other_scope = user_token("hook-ops", "operator", "run:backup-*")
     read_only = user_token("hook-ops", "operator", "read")
     viewer = user_token("hook-viewer", "viewer", "run:*")
-    short = user_token("hook-ops", "operator", "run:*", expires=1)
+    short = user_token("hook-ops", "operator", "run:*", expires=3)
     before = len(runs_of("hook-tokens-only"))
     started(door.bearer("hook-tokens-only", runner, b"[1]"), "hook-tokens-only", [1])
     started(door.bearer("hook-token", runner, b"2"), "hook-token", 2)  # any token hook
@@ -189,7 +189,7 @@ def test_api_tokens_by_scope_role_expiry_and_revocation(door):
         assert (refused.status_code, refused.json()) == (401, UNAUTHORIZED), token[:20]
     # A signed hook takes no token.
     assert door.bearer("hook-hmac", runner).status_code == 401
-    time.sleep(1.5)
+    time.sleep(3.5)
     assert door.bearer("hook-tokens-only", short).status_code == 401  # expired
     token_id = runner.split("_")[1]
     assert cli("token", "revoke", token_id).returncode == 0
@@ -347,7 +347,7 @@ def test_run_status_for_tokens(door):
         assert answer.status_code == 404
 
 
-def test_a_webhook_run_through_the_worker_and_docker(door, docker_client, tmp_path):
+def test_a_webhook_run_through_the_worker_and_docker(door, docker_client, tmp_path, monkeypatch):
     log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "cronium_prefect.cli", "worker", "--pool", RUN_POOL],
@@ -374,6 +374,24 @@ def test_a_webhook_run_through_the_worker_and_docker(door, docker_client, tmp_pa
         assert final["output"] is None and final["input"] == {"from": "a webhook"}
         shown = cli("logs", run_id)
         assert '{"from": "a webhook"}' in shown.stdout or '{"from":"a webhook"}' in shown.stdout
+        # The dashboard's run page says so too.
+        import streamlit as st
+        from streamlit.testing.v1 import AppTest
+
+        from cronium_prefect.dashboard.launch import APP
+
+        st.cache_data.clear()
+        st.cache_resource.clear()  # the dashboard's tables: a fresh file, no users
+        monkeypatch.setenv(
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/d.db"
+        )
+        page = AppTest.from_file(str(APP), default_timeout=60)
+        page.run()
+        page.query_params["id"] = run_id
+        page.switch_page("app_pages/run.py").run()
+        shown = "\n".join(str(m.value) for m in page.markdown)
+        assert "trigger **webhook** (the webhook of **hook-run**)" in shown, shown
+        st.cache_resource.clear()
     finally:
         stop(worker)
         log.close()
@@ -388,7 +406,11 @@ def test_no_secret_or_body_reaches_the_service_log_or_the_audit_log(door):
     door.hmac("hook-hmac", "wrong-" + SIGNING, body)
     door.github("hook-github", GITHUB, body)
     door.post("hook-token", b"{" + marker.encode(), Authorization=f"Bearer {TOKEN}")
+    door.post("%1b%5b8m%1b%5d0;owned%07", body)  # terminal codes as a hook's name
     audit = cli("audit", "--json").stdout
+    assert "\\u001b" not in audit and "\x1b" not in audit  # recorded as "?"
+    shown = cli("audit").stdout
+    assert "\x1b" not in shown
     for text in [door.log(), audit]:
         for secret in [TOKEN, SIGNING, GITHUB, marker]:
             assert secret not in text

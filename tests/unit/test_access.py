@@ -85,3 +85,46 @@ def test_allow_list_and_signatures():
     for wrong in [None, "", signed.upper(), signed[:-1], "sha256=" + "0" * 64, signed + "é"]:
         assert not signature_matches(signed, wrong)
     assert github_sign("k", b"{}") != sign("k", "", b"{}")
+
+
+def test_ipv4_callers_seen_through_a_dual_stack_listener_match_ipv4_networks():
+    hook = Webhook(secret="s", allow=["10.0.0.0/8"])
+    assert hook.admits("::ffff:10.0.0.1")
+    assert not hook.admits("::ffff:11.0.0.1")
+
+
+def test_a_signed_request_cannot_be_replayed_while_its_timestamp_is_acceptable(monkeypatch):
+    """A timestamp from the future stays acceptable for longer than `now + window`: the
+    signature is remembered until the timestamp itself leaves the window."""
+    from cronium_prefect.service import hooks
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(hooks.time, "time", lambda: clock[0])
+    door = hooks.Hooks(store=None, client=None, body_limit=1, input_limit=1)
+    window = 60
+    stamp = clock[0] + 59  # a sender whose clock runs 59 s ahead
+    assert door._first_time("sig-a", stamp + window)
+    assert not door._first_time("sig-a", stamp + window)  # at once: a replay
+    clock[0] += 61  # past now + window, but the timestamp is still acceptable
+    assert abs(clock[0] - stamp) <= window
+    assert not door._first_time("sig-a", stamp + window)
+    clock[0] = stamp + window + 1  # the timestamp itself is refused from here on
+    assert door._first_time("sig-b", clock[0] + window)
+
+
+def test_refusals_past_the_rate_are_counted_and_said_by_the_next_recorded_one():
+    import asyncio
+    import time
+
+    from cronium_prefect.service.audit import RefusalGate
+
+    async def scenario():
+        gate = RefusalGate("2/second")
+        seen = [await gate.admit("10.0.0.1") for _ in range(5)]
+        other = await gate.admit("10.0.0.2")  # another address has its own count
+        time.sleep(1.1)
+        return seen, other, await gate.admit("10.0.0.1")
+
+    seen, other, later = asyncio.run(scenario())
+    assert seen == [{}, {}, None, None, None] and other == {}
+    assert later == {"not_recorded_before": 3}

@@ -95,7 +95,11 @@ def test_compose_file_is_valid_and_takes_every_secret_from_the_environment(tmp_p
     # The front door keeps its tables in the database Prefect's server uses.
     assert services["api"]["command"] == ["api", "--host", "0.0.0.0", "--port", "8502"]
     database = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
-    assert services["api"]["environment"][database] == services["server"]["environment"][database]
+    for service in ("api", "dashboard"):  # users, tokens, audit: the server's database
+        assert (
+            services[service]["environment"][database]
+            == (services["server"]["environment"][database])
+        )
     assert (
         services["dashboard"]["ports"][0]["host_ip"] == "127.0.0.1"
         if isinstance(services["dashboard"]["ports"][0], dict)
