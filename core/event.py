@@ -44,9 +44,18 @@ __all__ = [
     "Action",
     "TRIGGER_WORDS",
     "SCRIPT_TYPES",
+    "NAME_PATTERN",
+    "is_event_name",
 ]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,99}$"
+
+
+def is_event_name(value: object) -> bool:
+    """Whether `value` is an event's name: text that may go into an API path or a page."""
+    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
+
+
 POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"  # a work pool's name, as Cronium makes it
 MAX_DECLARED_VARIABLES = 100  # global and owner's documents: one page (200) of the API
 # What Prefect accepts as a block name: anything else names no server, and must never be

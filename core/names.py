@@ -21,6 +21,7 @@ __all__ = [
     "RETRYABLE_TAG",
     "TRIGGER_TAG",
     "WEBHOOK_TAG",
+    "tag_value",
     "Trigger",
     "FINAL_STATE_TYPES",
     "run_artifact_key",
@@ -52,6 +53,12 @@ RETRYABLE_TAG = "cronium-retryable"  # a crashed run is scheduled again (crash_d
 # Flow run tag: how the run was started (Prefect tags scheduled runs "auto-scheduled").
 TRIGGER_TAG = "cronium-trigger:"
 WEBHOOK_TAG = "cronium-webhook:"  # which event's webhook started the run
+
+
+def tag_value(tags: object, prefix: str) -> str | None:
+    """The value of the first tag with `prefix` (e.g. the hook of WEBHOOK_TAG), or None."""
+    found = (t for t in tags or () if isinstance(t, str) and t.startswith(prefix))
+    return next((t.removeprefix(prefix) for t in found), None)
 
 
 class Trigger(str, Enum):

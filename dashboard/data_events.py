@@ -7,14 +7,13 @@ costs the same with 10 or 10,000 events. Results are plain dicts, cached a few s
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import datetime, timezone
 from typing import Any
 
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
-from cronium_prefect.event import NAME_PATTERN
+from cronium_prefect.event import is_event_name
 from cronium_prefect.flows.listing import schedule_text
 from cronium_prefect.flows.report import RECORD_TYPES, record_from_artifact
 from cronium_prefect.flows.resolve import deployment_name
@@ -28,6 +27,7 @@ from cronium_prefect.names import (
     TYPE_TAG,
     WEBHOOK_TAG,
     Trigger,
+    tag_value,
 )
 from cronium_prefect.record import RunRecord
 
@@ -58,14 +58,13 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
     """The fields of a flow run every table shows."""
     state = run.get("state") or {}
     tags = run.get("tags") or []
-    trigger = next(
-        (t.removeprefix(TRIGGER_TAG) for t in tags if t.startswith(TRIGGER_TAG)),
-        "schedule" if "auto-scheduled" in tags else (run.get("parameters") or {}).get("trigger"),
+    trigger = tag_value(tags, TRIGGER_TAG) or (
+        "schedule" if "auto-scheduled" in tags else (run.get("parameters") or {}).get("trigger")
     )
     # Tags and parameters are anyone's to set through Prefect's API: only what Cronium
     # writes there reaches a page (a "trigger" or "event" of markdown would render).
     trigger = trigger if trigger in _TRIGGERS else None
-    hook = next((t.removeprefix(WEBHOOK_TAG) for t in tags if t.startswith(WEBHOOK_TAG)), None)
+    hook = tag_value(tags, WEBHOOK_TAG)
     return {
         "run_id": run["id"],
         "run_name": run.get("name"),
@@ -74,7 +73,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "state": state.get("name"),
         "trigger": trigger,
         # whose webhook started it: an event name, or nothing (see the note above)
-        "webhook": hook if trigger == "webhook" and _is_name(hook) else None,
+        "webhook": hook if trigger == "webhook" and is_event_name(hook) else None,
         "start": run.get("start_time") or run.get("expected_start_time"),
         "end": run.get("end_time"),
         "duration_s": run.get("total_run_time"),
@@ -85,11 +84,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
 def _event_name(run: dict[str, Any]) -> str | None:
     event = (run.get("parameters") or {}).get("event")
     name = event.get("name") if isinstance(event, dict) else event
-    return name if _is_name(name) else None
-
-
-def _is_name(name: Any) -> bool:
-    return isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) is not None
+    return name if is_event_name(name) else None
 
 
 async def _runs_by_deployment(

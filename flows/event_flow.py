@@ -24,7 +24,7 @@ from cronium_prefect.caps import cap_text, check_input
 from cronium_prefect.errors import CroniumError, RunFailed
 from cronium_prefect.event import Event, EventType, RunLocation
 from cronium_prefect.executors.base import ExecutionResult
-from cronium_prefect.names import WEBHOOK_TAG, Trigger
+from cronium_prefect.names import WEBHOOK_TAG, Trigger, tag_value
 from cronium_prefect.record import RunRecord, RunStatus
 from cronium_prefect.variables import Visible
 
@@ -276,5 +276,4 @@ def _final_state(record: RunRecord) -> State:
 
 def _webhook(flow_run: Any) -> str | None:
     """The hook that started the run: the front door tags the run it starts."""
-    tags = flow_run.tags if flow_run else ()
-    return next((t.removeprefix(WEBHOOK_TAG) for t in tags if t.startswith(WEBHOOK_TAG)), None)
+    return tag_value(flow_run.tags if flow_run else (), WEBHOOK_TAG)

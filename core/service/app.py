@@ -30,7 +30,7 @@ from cronium_prefect.settings import get_settings
 from cronium_prefect.sizes import size_bytes
 
 from . import audit
-from .hooks import Hooks
+from .hooks import Hooks, bearer
 from .store import Store, StoreUnavailable
 from .tokens import token_actor
 
@@ -105,12 +105,8 @@ _NOT_FOUND = "no such run, or the token may not read it"
 async def _run_status(run_id: str, request: Request) -> JSONResponse:
     state = request.app.state
     source = request.client.host if request.client else ""
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    actor = (
-        await token_actor(state.store, presented.strip(), source)
-        if scheme.lower() == "bearer"
-        else None
-    )
+    presented = bearer(request)
+    actor = await token_actor(state.store, presented, source) if presented else None
     if actor is None:
         return JSONResponse({"error": "give an API token: Authorization: Bearer crn_..."}, 401)
     try:

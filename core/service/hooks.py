@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from starlette.requests import ClientDisconnect
 
 from cronium_prefect.access import Actor, AuditAction, Permission, Role
 from cronium_prefect.caps import InputTooLarge, NestedTooDeep, check_input, load_json
-from cronium_prefect.event import NAME_PATTERN, EventStatus
+from cronium_prefect.event import EventStatus, is_event_name
 from cronium_prefect.flows.resolve import deployment_name
 from cronium_prefect.flows.status import deployed_status
 from cronium_prefect.names import WEBHOOK_TAG, Trigger
@@ -57,7 +56,7 @@ from . import audit
 from .store import Store, StoreUnavailable
 from .tokens import PREFIX, token_actor
 
-__all__ = ["Hooks"]
+__all__ = ["Hooks", "bearer"]
 
 logger = logging.getLogger("cronium.service")
 _UNAUTHORIZED = "no such hook, or the credentials are missing or wrong"
@@ -100,7 +99,7 @@ class Hooks:
     async def handle(self, name: str, request: Request) -> JSONResponse:
         source = request.client.host if request.client else ""
         # A path that is no event name is not written anywhere as one (terminal codes).
-        shown = name if _is_name(name) else "?"
+        shown = name if is_event_name(name) else "?"
         caller = Actor("webhook", shown, source, Role.operator)
         try:
             try:
@@ -163,7 +162,7 @@ class Hooks:
         self, name: str, request: Request, body: bytes, source: str
     ) -> tuple[Actor, Any, Webhook]:
         """Who calls, the event's deployment and its hook; Refused(401) for every no."""
-        if not _is_name(name):
+        if not is_event_name(name):
             raise Refused(401, _UNAUTHORIZED)
         try:
             deployment = await self.client.read_deployment_by_name(deployment_name(name))
@@ -187,7 +186,7 @@ class Hooks:
     ) -> Actor | None:
         webhook = Actor("webhook", name, source, Role.operator)
         if hook.auth == WebhookAuth.token:
-            presented = _bearer(request)
+            presented = bearer(request)
             if presented is None:
                 return None
             if presented.startswith(PREFIX):
@@ -299,10 +298,6 @@ def _short(exc: Exception) -> str:
     return str(exc).split("\n")[0][:200]
 
 
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-def _is_name(name: str) -> bool:
-    return re.fullmatch(NAME_PATTERN, name) is not None
