@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -50,7 +52,7 @@ def stack_encryption_env() -> dict[str, str]:
     home = get_settings().home
     key_file = home / "encryption.key"
     if not key_file.exists():
-        if (home / "prefect.db").exists():
+        if _prefect_made(home / "prefect.db"):
             return {}
         from cryptography.fernet import Fernet
 
@@ -59,6 +61,19 @@ def stack_encryption_env() -> dict[str, str]:
         with os.fdopen(descriptor, "wb") as out:
             out.write(Fernet.generate_key())
     return {"PREFECT_SERVER_ENCRYPTION_KEY": key_file.read_text().strip()}
+
+
+def _prefect_made(database: Path) -> bool:
+    """Whether Prefect's server has used this SQLite file (its own migrations ran): one
+    that holds only Cronium's tables (`cronium user add` before the first `up`) has no
+    block key of Prefect's yet, and gets the key file like a new one."""
+    if not database.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+    return found is not None
 
 
 def _answers(api_url: str) -> bool:
