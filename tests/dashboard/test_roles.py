@@ -21,7 +21,7 @@ from cronium_prefect.service import audit
 from cronium_prefect.service.sessions import start_session
 from cronium_prefect.service.store import DATABASE_ENV, Store
 from cronium_prefect.service.users import add_user, find_user
-from tests.browser import body, chromium, idle, wait
+from tests.browser import body, chromium, wait
 from tests.ports import free_port
 from tests.processes import stop, wait_for_http
 
@@ -290,6 +290,19 @@ def dashboard(users_db, tmp_path_factory):
     log.close()
 
 
+def _run_now_button(browser):
+    """The Events page's Run now button, once the page has drawn it (the sidebar draws
+    first: waiting for the page to be idle alone was not enough)."""
+    from selenium.webdriver.common.by import By
+
+    return wait(
+        lambda: next(
+            b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Run now"
+        ),
+        what="the Run now button",
+    )
+
+
 def _sign_in(browser, url: str, name: str, password: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -315,9 +328,8 @@ def test_sign_in_in_a_browser_survives_a_refresh_and_signs_out(users_db, dashboa
     assert "document.cookie" not in browser.page_source
     assert browser.execute_script("return document.cookie").find(auth.COOKIE) == -1
     browser.get(f"{dashboard}/events")  # a refresh: a new Streamlit session, same sign-in
-    wait(lambda: "Signed in as r-view" in body(browser) and idle(browser), what="the refresh")
-    run_now = next(b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Run now")
-    assert not run_now.is_enabled()
+    wait(lambda: "Signed in as r-view" in body(browser), what="the refresh")
+    assert not _run_now_button(browser).is_enabled()
     browser.get(f"{dashboard}/signout")
     wait(lambda: browser.find_elements(By.ID, "sign-in"), what="the sign-in form")
     browser.get(f"{dashboard}/events")
@@ -326,9 +338,7 @@ def test_sign_in_in_a_browser_survives_a_refresh_and_signs_out(users_db, dashboa
     _sign_in(browser, dashboard, "r-op", PASSWORDS["r-op"])
     wait(lambda: "Signed in as r-op (operator)" in body(browser), what="the operator")
     browser.get(f"{dashboard}/events")
-    wait(lambda: idle(browser) and "Run now" in body(browser), what="the events page")
-    run_now = next(b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Run now")
-    assert run_now.is_enabled()
+    assert _run_now_button(browser).is_enabled()
     signins = [(e.actor, e.outcome) for e in audit_of(users_db, "r-view") if e.action == "sign-in"]
     assert signins[-2:] == [("r-view", "refused"), ("r-view", "ok")]
 
