@@ -178,7 +178,6 @@ FORCED = [
 ]
 
 
-@pytest.mark.parametrize("user,call,refusal", FORCED, ids=[c for _, c, _ in FORCED])
 def _admin_token_id(url: str) -> str:
     from datetime import timedelta
 
@@ -193,6 +192,7 @@ def _admin_token_id(url: str) -> str:
     return asyncio.run(make())
 
 
+@pytest.mark.parametrize("user,call,refusal", FORCED, ids=[c for _, c, _ in FORCED])
 def test_every_action_is_refused_server_side_to_a_role_that_may_not(users_db, user, call, refusal):
     runs_before = len(runs_of(EVENT))
     if "ADMIN_TOKEN" in call:
