@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import shlex
 import statistics
@@ -34,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import common  # noqa: E402
-from common import metric, prefect_api, stop, write_result  # noqa: E402
+from common import metric, parse_with_image, prefect_api, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     CpuMeter,
     apply,
@@ -119,13 +118,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sqlite", action="store_true", help="Prefect on SQLite")
     parser.add_argument("--quick", action="store_true", help="30 runs, 1 round")
-    parser.add_argument(
-        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
-    )
-    args = parser.parse_args()
+    args = parse_with_image(parser)
     if args.quick:
         args.runs, args.rounds = 30, 1
-    os.environ["CRONIUM_IMAGE_BASH"] = args.image
     database = "sqlite" if args.sqlite else "postgresql"
     gate = 4 if args.sqlite else None
     work = Path(tempfile.mkdtemp(prefix="cronium-bench-burst-"))

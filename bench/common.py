@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -25,6 +26,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def parse_with_image(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse a bench's arguments plus --image, the image its bash runs use."""
+    parser.add_argument(
+        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
+    )
+    args = parser.parse_args()
+    os.environ["CRONIUM_IMAGE_BASH"] = args.image
+    return args
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, stop, summary, write_result  # noqa: E402
+from common import metric, parse_with_image, prefect_api, stop, summary, write_result  # noqa: E402
 
 DEFAULT_FLOW = """
 import subprocess
@@ -95,11 +95,7 @@ def _raw(image: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument(
-        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
-    )
-    args = parser.parse_args()
-    os.environ["CRONIUM_IMAGE_BASH"] = args.image
+    args = parse_with_image(parser)
     work = Path(tempfile.mkdtemp(prefix="cronium-bench-dispatch-"))
     cli = [sys.executable, "-m", "cronium_prefect.cli"]
     with prefect_api():

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, summary, write_result  # noqa: E402
+from common import metric, parse_with_image, prefect_api, summary, write_result  # noqa: E402
 
 GOAL = 1.3
 
@@ -30,11 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--cli-runs", type=int, default=5)
-    parser.add_argument(
-        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
-    )
-    args = parser.parse_args()
-    os.environ["CRONIUM_IMAGE_BASH"] = args.image
+    args = parse_with_image(parser)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
     with prefect_api() as api:

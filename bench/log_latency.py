@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, quantiles, stop, write_result  # noqa: E402
+from common import metric, parse_with_image, prefect_api, quantiles, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     apply,
     cli_env,
@@ -108,13 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="100 lines")
-    parser.add_argument(
-        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
-    )
-    args = parser.parse_args()
+    args = parse_with_image(parser)
     if args.quick:
         args.lines = 100
-    os.environ["CRONIUM_IMAGE_BASH"] = args.image
     work = Path(tempfile.mkdtemp(prefix="cronium-bench-logs-"))
     (work / "events").mkdir()
     script = f'for i in $(seq {args.lines}); do echo "{MARK}$i $(date +%s.%N)"; sleep 0.05; done'

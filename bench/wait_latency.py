@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, quantiles, stop, write_result  # noqa: E402
+from common import metric, parse_with_image, prefect_api, quantiles, stop, write_result  # noqa: E402
 from harness import CLI, apply, cli_env, start_worker, wait_for_workers  # noqa: E402
 
 P50_GOAL = 0.5
@@ -58,13 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="8 runs each")
-    parser.add_argument(
-        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
-    )
-    args = parser.parse_args()
+    args = parse_with_image(parser)
     if args.quick:
         args.runs = 8
-    os.environ["CRONIUM_IMAGE_BASH"] = args.image
     work = Path(tempfile.mkdtemp(prefix="cronium-bench-wait-"))
     (work / "events").mkdir()
     (work / "events" / "wait.yaml").write_text(

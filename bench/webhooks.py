@@ -30,7 +30,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, metric, prefect_api, quantiles, stop, summary, write_result  # noqa: E402
+from common import (  # noqa: E402
+    free_port,
+    metric,
+    parse_with_image,
+    prefect_api,
+    quantiles,
+    stop,
+    summary,
+    write_result,
+)
 from harness import apply, cli_env, start_worker  # noqa: E402
 
 SECRET = "bench-signing-secret"
@@ -176,11 +185,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument(
-        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
-    )
-    args = parser.parse_args()
-    os.environ["CRONIUM_IMAGE_BASH"] = args.image
+    args = parse_with_image(parser)
     work = Path(tempfile.mkdtemp(prefix="cronium-bench-hooks-"))
     with prefect_api(postgres=True):
         import common

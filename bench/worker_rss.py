@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import metric, prefect_api, stop, write_result  # noqa: E402
+from common import metric, parse_with_image, prefect_api, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     CLI,
     apply,
@@ -130,13 +129,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--sleep", type=int, default=30, help="seconds each script sleeps")
     parser.add_argument("--quick", action="store_true", help="10 runs of sleep 10")
-    parser.add_argument(
-        "--image", default=os.environ.get("CRONIUM_TEST_IMAGE", "cronium-test:bookworm")
-    )
-    args = parser.parse_args()
+    args = parse_with_image(parser)
     if args.quick:
         args.runs, args.sleep = 10, 10
-    os.environ["CRONIUM_IMAGE_BASH"] = args.image
     work = Path(tempfile.mkdtemp(prefix="cronium-bench-rss-"))
     (work / "events").mkdir()
     (work / "events" / "rss.yaml").write_text(
