@@ -48,13 +48,15 @@ class Problem:
     field: str = ""
     source: str = ""
     line: int | None = None
-    event: str = ""
+    event: str = ""  # the name of the event, or of the workflow
+    kind: str = "event"  # or "workflow"
 
     def __str__(self) -> str:
         where = self.source
         if where and self.line is not None:
             where = f"{where}:{self.line}"
-        parts = [p for p in (where, self.event and f"event {self.event!r}", self.field) if p]
+        named = self.event and f"{self.kind} {self.event!r}"
+        parts = [p for p in (where, named, self.field) if p]
         return ": ".join([*parts, self.message])
 
 

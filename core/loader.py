@@ -11,6 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,19 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidEvent, Problem
 from .event import Event
+from .workflow import WORKFLOW_KIND, Workflow, graph_problems
 
-__all__ = ["load_paths", "load_file", "parse_text", "validate_event", "check_references"]
+__all__ = [
+    "Definitions",
+    "load_definitions",
+    "load_paths",
+    "load_file",
+    "parse_documents",
+    "parse_text",
+    "validate_event",
+    "validate_document",
+    "check_references",
+]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_NODES = 100_000
@@ -210,7 +222,22 @@ def validate_event(
     line: int | None = None,
     base_dir: Path | None = None,
 ) -> Event:
-    """One document → Event, or InvalidEvent naming each field, value and line."""
+    """One event document → Event, or InvalidEvent naming each field, value and line."""
+    found = validate_document(data, source, lines, line, base_dir)
+    if isinstance(found, Workflow):
+        raise InvalidEvent([Problem("this is a workflow, not an event", source=source, line=line)])
+    return found
+
+
+def validate_document(
+    data: Any,
+    source: str = "",
+    lines: dict[Location, int] | None = None,
+    line: int | None = None,
+    base_dir: Path | None = None,
+) -> Event | Workflow:
+    """One document → Event, or Workflow for `kind: workflow`; else InvalidEvent naming
+    each field, value and line."""
     lines = lines or {}
     if not isinstance(data, dict):
         raise InvalidEvent(
@@ -222,53 +249,83 @@ def validate_event(
                 )
             ]
         )
+    model: type[Event] | type[Workflow] = Workflow if data.get("kind") == WORKFLOW_KIND else Event
+    kind = "workflow" if model is Workflow else "event"
     name = data.get("name") if isinstance(data.get("name"), str) else ""
+
+    def problem(message: str, loc: Sequence[Any]) -> Problem:
+        return Problem(
+            message,
+            field=_dotted(tuple(loc)),
+            source=source,
+            line=_line_for(lines, loc) or line,
+            event=name,
+            kind=kind,
+        )
+
+    context = {"base_dir": str(base_dir or Path.cwd()), "graph_checked_later": True}
     try:
-        return Event.model_validate(data, context={"base_dir": str(base_dir or Path.cwd())})
+        found = model.model_validate(data, context=context)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
             loc = [p for p in error["loc"] if not _is_pydantic_tag(p)]
-            problems.append(
-                Problem(
-                    _message(error, Event),
-                    field=_dotted(tuple(loc)),
-                    source=source,
-                    line=_line_for(lines, loc) or line,
-                    event=name,
-                )
-            )
+            problems.append(problem(_message(error, model), loc))
         raise InvalidEvent(problems) from None
+    if isinstance(found, Workflow):
+        graph = graph_problems(found)
+        if graph:
+            raise InvalidEvent([problem(message, loc) for loc, message in graph])
+    return found
 
 
-def parse_text(
+@dataclass
+class Definitions:
+    """What definition files hold: events and workflows."""
+
+    events: list[Event] = field(default_factory=list)
+    workflows: list[Workflow] = field(default_factory=list)
+
+    def add(self, found: Event | Workflow) -> None:
+        (self.workflows if isinstance(found, Workflow) else self.events).append(found)
+
+    @property
+    def all_events(self) -> list[Event]:
+        """The events, with those workflows define inline in their steps."""
+        return [*self.events, *(e for w in self.workflows for e in w.inline_events())]
+
+
+def parse_documents(
     text: str, source: str = "<text>", fmt: str = "yaml", base_dir: Path | None = None
-) -> list[Event]:
-    """Every event in `text` (YAML documents or JSON object/array); all problems at once."""
-    events: list[Event] = []
+) -> list[Event | Workflow]:
+    """Every event and workflow in `text` (YAML documents or JSON object/array); all
+    problems at once."""
+    found: list[Event | Workflow] = []
     problems: list[Problem] = []
     documents = _json_documents(text) if fmt == "json" else _yaml_documents(text)
     try:
         first_line: dict[str, int] = {}
         for data, lines, line in documents:
             try:
-                event = validate_event(data, source, lines, line, base_dir)
+                document = validate_document(data, source, lines, line, base_dir)
             except InvalidEvent as exc:
                 problems.extend(exc.problems)
                 continue
-            if event.name in first_line:
+            if document.name in first_line:
                 problems.append(
                     Problem(
-                        f"name defined twice in this file (first at line {first_line[event.name]})",
+                        f"name defined twice in this file (first at line "
+                        f"{first_line[document.name]})",
                         field="name",
                         source=source,
                         line=line,
-                        event=event.name,
+                        event=document.name,
+                        kind=_kind(document),
                     )
                 )
                 continue
-            first_line[event.name] = line
-            events.append(event)
+            first_line[document.name] = line
+            found.append(document)
     except _DocumentError as exc:
         problems.append(Problem(str(exc), field=exc.field, source=source, line=exc.line))
     except yaml.YAMLError as exc:
@@ -281,10 +338,38 @@ def parse_text(
         problems.append(Problem("nested too deeply", source=source))
     if problems:
         raise InvalidEvent(problems)
-    return events
+    return found
 
 
-def load_file(path: Path) -> list[Event]:
+def _kind(document: Event | Workflow) -> str:
+    return "workflow" if isinstance(document, Workflow) else "event"
+
+
+def _events_only(documents: list[Event | Workflow], source: str) -> list[Event]:
+    workflows = [d.name for d in documents if isinstance(d, Workflow)]
+    if workflows:
+        raise InvalidEvent(
+            [
+                Problem(
+                    "is a workflow: `cronium apply` deploys it and `cronium trigger` runs it",
+                    source=source,
+                    event=name,
+                    kind="workflow",
+                )
+                for name in workflows
+            ]
+        )
+    return documents  # type: ignore[return-value]
+
+
+def parse_text(
+    text: str, source: str = "<text>", fmt: str = "yaml", base_dir: Path | None = None
+) -> list[Event]:
+    """Every event in `text`; a workflow there is a problem (see parse_documents)."""
+    return _events_only(parse_documents(text, source, fmt, base_dir), source)
+
+
+def load_documents(path: Path) -> list[Event | Workflow]:
     source = str(path)
     try:
         raw = path.read_bytes()
@@ -309,7 +394,12 @@ def load_file(path: Path) -> list[Event]:
             [Problem(f"not UTF-8 text (byte {exc.start})", source=source, line=line)]
         ) from None
     fmt = "json" if path.suffix.lower() == ".json" else "yaml"
-    return parse_text(text, source, fmt, base_dir=path.parent)
+    return parse_documents(text, source, fmt, base_dir=path.parent)
+
+
+def load_file(path: Path) -> list[Event]:
+    """The events of one file; a workflow there is a problem."""
+    return _events_only(load_documents(path), str(path))
 
 
 def _definition_files(paths: Iterable[Path]) -> Iterable[Path]:
@@ -322,11 +412,13 @@ def _definition_files(paths: Iterable[Path]) -> Iterable[Path]:
             yield path
 
 
-def load_paths(paths: Iterable[Path | str], references: bool = True) -> list[Event]:
-    """All events under the given files/folders. Raises one InvalidEvent with every problem,
-    including names defined twice and (with `references`) `run_event` targets that do not
-    exist among them or form cycles; pass False to check those against more events."""
-    events: list[Event] = []
+def load_definitions(paths: Iterable[Path | str], references: bool = True) -> Definitions:
+    """All events and workflows under the given files/folders. Raises one InvalidEvent
+    with every problem, including names defined twice (events, workflows and the events
+    workflows define inline share one namespace) and, with `references`, `run_event`
+    targets and steps' events that do not exist among them, and run_event cycles; pass
+    False to check those against more events (`check_references`)."""
+    found = Definitions()
     origin: dict[str, str] = {}
     problems: list[Problem] = []
     for path in _definition_files(Path(p) for p in paths):
@@ -334,31 +426,49 @@ def load_paths(paths: Iterable[Path | str], references: bool = True) -> list[Eve
             problems.append(Problem("no such file or folder", source=str(path)))
             continue
         try:
-            loaded = load_file(path)
+            loaded = load_documents(path)
         except InvalidEvent as exc:
             problems.extend(exc.problems)
             continue
-        for event in loaded:
-            if event.name in origin:
-                problems.append(
-                    Problem(
-                        f"name defined twice (also in {origin[event.name]})",
-                        field="name",
-                        source=str(path),
-                        event=event.name,
+        for document in loaded:
+            names = [document.name]
+            if isinstance(document, Workflow):
+                names += [e.name for e in document.inline_events()]
+            for name in names:
+                if name in origin:
+                    problems.append(
+                        Problem(
+                            f"name defined twice (also in {origin[name]})",
+                            field="name",
+                            source=str(path),
+                            event=name,
+                            kind=_kind(document),
+                        )
                     )
-                )
-            origin.setdefault(event.name, str(path))
-            events.append(event)
+                origin.setdefault(name, str(path))
+            found.add(document)
     if not problems and references:
-        problems.extend(check_references(events))
+        problems.extend(check_references(found))
     if problems:
         raise InvalidEvent(problems)
-    return events
+    return found
 
 
-def check_references(events: Sequence[Event], known: Iterable[str] = ()) -> list[Problem]:
-    """`run_event` targets must exist (among `events` or `known`) and never form a cycle."""
+def load_paths(paths: Iterable[Path | str], references: bool = True) -> list[Event]:
+    """All events under the given files/folders (see load_definitions); a workflow among
+    them is a problem."""
+    found = load_definitions(paths, references)
+    return _events_only([*found.events, *found.workflows], " ".join(map(str, paths)))
+
+
+def check_references(
+    found: Definitions | Sequence[Event], known: Iterable[str] = ()
+) -> list[Problem]:
+    """`run_event` targets and steps' events must exist (among the definitions or `known`,
+    the names of deployed events) and run_event chains never form a cycle."""
+    if not isinstance(found, Definitions):
+        found = Definitions(events=list(found))
+    events = found.all_events
     names = {e.name for e in events} | set(known)
     edges = {e.name: [a.run_event for a in e.actions if a.run_event] for e in events}
     problems = [
@@ -369,6 +479,27 @@ def check_references(events: Sequence[Event], known: Iterable[str] = ()) -> list
         for i, target in enumerate(a.run_event for a in e.actions)
         if target and target not in names
     ]
+    for workflow in found.workflows:
+        problems += [
+            Problem(
+                f"run_event {action.run_event!r} names no event",
+                field=f"actions[{i}].run_event",
+                event=workflow.name,
+                kind="workflow",
+            )
+            for i, action in enumerate(workflow.actions)
+            if action.run_event and action.run_event not in names
+        ]
+        problems += [
+            Problem(
+                f"event {step.event!r} does not exist (define it, or use run: for an inline event)",
+                field=f"steps[{i}].event",
+                event=workflow.name,
+                kind="workflow",
+            )
+            for i, step in enumerate(workflow.steps)
+            if step.event and step.event not in names
+        ]
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
 
     def visit(name: str, path: list[str]) -> None:

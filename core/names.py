@@ -10,6 +10,7 @@ from enum import Enum
 
 __all__ = [
     "FLOW_NAME",
+    "WORKFLOW_FLOW_NAME",
     "MESSAGE_FLOW_NAME",
     "POOL_TYPE",
     "TYPE_TAG",
@@ -21,6 +22,8 @@ __all__ = [
     "RETRYABLE_TAG",
     "TRIGGER_TAG",
     "WEBHOOK_TAG",
+    "WORKFLOW_TAG",
+    "STEP_TAG",
     "tag_value",
     "Trigger",
     "FINAL_STATE_TYPES",
@@ -37,6 +40,7 @@ __all__ = [
 ]
 
 FLOW_NAME = "cronium-event"  # every event is a deployment of this one flow
+WORKFLOW_FLOW_NAME = "cronium-workflow"  # every workflow is a deployment of this one
 MESSAGE_FLOW_NAME = "cronium-message"  # an action's message, a subflow of the event's run
 POOL_TYPE = "cronium"  # the work pool type `cronium worker` serves
 
@@ -53,6 +57,8 @@ RETRYABLE_TAG = "cronium-retryable"  # a crashed run is scheduled again (crash_d
 # Flow run tag: how the run was started (Prefect tags scheduled runs "auto-scheduled").
 TRIGGER_TAG = "cronium-trigger:"
 WEBHOOK_TAG = "cronium-webhook:"  # which event's webhook started the run
+WORKFLOW_TAG = "cronium-workflow:"  # a step's run: the workflow it belongs to
+STEP_TAG = "cronium-step:"  # and its step
 
 
 def tag_value(tags: object, prefix: str) -> str | None:
@@ -69,6 +75,7 @@ class Trigger(str, Enum):
     ACTION = "action"  # another event's run_event action
     API = "api"  # Prefect's UI or API, or the Python API
     WEBHOOK = "webhook"  # POST /hooks/{event} on Cronium's HTTP service
+    WORKFLOW = "workflow"  # a step of a workflow's run
 
     @property
     def tag(self) -> str:

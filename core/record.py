@@ -16,7 +16,7 @@ from cronium_prefect.caps import cap_text
 from cronium_prefect.names import Trigger
 from cronium_prefect.variables import mask_value
 
-__all__ = ["RunStatus", "ServerResult", "RunRecord"]
+__all__ = ["RunStatus", "ServerResult", "RunRecord", "StepStatus", "StepRecord", "WorkflowRecord"]
 
 
 class RunStatus(str, Enum):
@@ -105,6 +105,72 @@ class RunRecord:
                 "servers": [ServerResult.from_json(s) for s in data.get("servers") or []],
             }
         )
+
+
+class StepStatus(str, Enum):
+    """Where a workflow's step is (its item runs' statuses make it SUCCESS or FAILURE)."""
+
+    PENDING = "PENDING"  # waiting for what it needs
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    SKIPPED = "SKIPPED"  # what it needs ended so that it must not run
+    CANCELLED = "CANCELLED"  # stopped while running (cancel, fail_fast, timeout)
+    NOT_STARTED = "NOT_STARTED"  # the workflow stopped before it could start
+
+    @property
+    def ended(self) -> bool:
+        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+
+@dataclass
+class StepRecord:
+    """One step of a workflow run: its runs (one, or one per for_each item) summed up."""
+
+    name: str
+    event: str
+    status: StepStatus = StepStatus.PENDING
+    run_ids: list[str] = field(default_factory=list)  # in item order
+    attempts: int = 0
+    duration_s: float = 0.0
+    output: Any = None  # a for_each step's: the list of its items' outputs, in order
+    condition: bool = False
+    error: str | None = None
+    items: int | None = None  # a for_each step's number of items
+    reused_from: str | None = None  # the run whose output `cronium retry` reused
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepRecord:
+        return cls(**{**_known(cls, data), "status": StepStatus(data["status"])})
+
+
+@dataclass
+class WorkflowRecord(RunRecord):
+    """A workflow run's record: a run record (`event` is the workflow's name, `output` the
+    outputs of the steps nothing needs, by step) with every step's."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def make_safe(self, secrets: Sequence[str]) -> None:
+        super().make_safe(secrets)
+        for step in self.steps:
+            step.output = mask_value(step.output, secrets)
+            step.error = cap_text(mask_value(step.error, secrets))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "steps": [s.to_json() for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkflowRecord:
+        record = RunRecord.from_json(data)
+        steps = [StepRecord.from_json(s) for s in data.get("steps") or []]
+        return cls(**{f.name: getattr(record, f.name) for f in fields(RunRecord)}, steps=steps)
+
+    def step(self, name: str) -> StepRecord:
+        return next(s for s in self.steps if s.name == name)
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -9,17 +9,18 @@ line; it never renders half a message.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .errors import TemplateError
 from .names import MASK
 
-__all__ = ["render", "template_context"]
+__all__ = ["render", "evaluate", "is_template", "referenced", "template_context"]
 
 
 _MAX_POWER = 64
@@ -41,6 +42,13 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
                     if len(seq) * times > _MAX_REPEAT:
                         raise SecurityError(f"repeating builds more than {_MAX_REPEAT} items")
         return super().call_binop(context, operator, left, right)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """A key of JSON data before a method of dict: `output.items` is the output's
+        `items`, not `dict.items` (Jinja looks up the attribute first)."""
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
 
 def _is_number(value: Any) -> bool:
@@ -82,6 +90,64 @@ def render(template: str, context: dict[str, Any], where: str) -> str:
         raise TemplateError(f"{where}: line {line}: {message}") from None
 
 
+# A text that is one expression and nothing else: `{{ steps.fetch.output.items }}`.
+_ONE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expression>(?:(?!\}\}|\{\{|\{%).)*)\}\}\s*$", re.S)
+
+
+def is_template(text: object) -> bool:
+    return isinstance(text, str) and ("{{" in text or "{%" in text)
+
+
+def evaluate(template: str, context: dict[str, Any], where: str) -> Any:
+    """A template as a value: one `{{ expression }}` alone gives its JSON value (a list
+    stays a list, a number a number); any other text renders to text."""
+    match = _ONE_EXPRESSION.match(template)
+    if match is None:
+        return render(template, context, where)
+    try:
+        expression = _environment.compile_expression(match["expression"], undefined_to_none=False)
+        value = expression(**context)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{where}: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"{where}: refused by the sandbox: {exc}") from None
+    except RecursionError:
+        raise TemplateError(f"{where}: recursion too deep") from None
+    except (JinjaError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        raise TemplateError(f"{where}: {getattr(exc, 'message', None) or exc}") from None
+    return _json_value(value, where)
+
+
+def _json_value(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_value(item, where) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item, where) for key, item in value.items()}
+    if isinstance(value, StrictUndefined):
+        raise TemplateError(f"{where}: {value._undefined_message}")
+    raise TemplateError(f"{where}: evaluates to a {type(value).__name__}, not a JSON value")
+
+
+def referenced(template: str, root: str, where: str) -> set[str]:
+    """The names a template reads under `root` (`steps.fetch.output` reads `fetch` of
+    `steps`); raises TemplateError for a template that does not parse."""
+    try:
+        tree = _environment.parse(template)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"{where}: line {exc.lineno}: {exc.message}") from None
+    found = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if isinstance(base, nodes.Name) and base.name == root:
+            if isinstance(node, nodes.Getattr):
+                found.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                found.add(node.arg.value)
+    return found
+
+
 def template_context(
     event: Any,
     record: Any,
@@ -94,7 +160,7 @@ def template_context(
     return {
         "event": {
             "name": event.name,
-            "type": event.type.value,
+            "type": getattr(event, "kind", None) or event.type.value,  # or "workflow"
             "tags": list(event.tags),
             "owner": event.owner,
         },

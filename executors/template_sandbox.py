@@ -53,9 +53,17 @@ class TemplateSandbox:
     def render(self, template: str, context: dict[str, Any], where: str) -> str:
         """Render `template` with `context` (JSON values); raises TemplateError naming
         `where` for a bad template and for one that went over a limit."""
-        request = json.dumps(
-            {"template": template, "context": context, "where": where}, default=str
-        ).encode()
+        return self._ask({"template": template, "context": context, "where": where})["text"]
+
+    def evaluate(self, template: str, context: dict[str, Any], where: str) -> Any:
+        """templates.evaluate, within the same limits: one `{{ expression }}` gives its
+        JSON value, any other text its rendering."""
+        request = {"template": template, "context": context, "where": where, "evaluate": True}
+        return self._ask(request)["value"]
+
+    def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        where = message["where"]
+        request = json.dumps(message, default=str).encode()
         with self._slots:
             try:
                 child = self._take()
@@ -71,9 +79,9 @@ class TemplateSandbox:
                 if isinstance(exc, Exception):
                     raise TemplateError(f"{where}: the template renderer failed: {exc}") from None
                 raise
-            if "text" in reply:
+            if "error" not in reply:
                 self._give_back(child)
-                return reply["text"]
+                return reply
             if reply.get("limit"):
                 child.kill()  # its heap may stay large: a fresh child next time
             else:
@@ -230,7 +238,7 @@ def _address_space_now() -> int:
 
 
 def _serve(memory_mb: int, cpu_seconds: float, max_chars: int) -> None:
-    from cronium_prefect.templates import render  # imported before the limit applies
+    from cronium_prefect.templates import evaluate, render  # imported before the limit
 
     budget = memory_mb * 1024 * 1024
     limit = _address_space_now() + budget
@@ -249,17 +257,22 @@ def _serve(memory_mb: int, cpu_seconds: float, max_chars: int) -> None:
         try:
             signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
             try:
-                text = render(request["template"], request["context"], where)
+                if request.get("evaluate"):
+                    value = evaluate(request["template"], request["context"], where)
+                    size = len(json.dumps(value, ensure_ascii=False))
+                    reply = {"value": value}
+                else:
+                    text = render(request["template"], request["context"], where)
+                    size = len(text)
+                    reply = {"text": text}
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
-            if len(text) > max_chars:
+            if size > max_chars:
                 reply = {
-                    "error": f"{where}: renders to {len(text)} characters, over the limit "
+                    "error": f"{where}: renders to {size} characters, over the limit "
                     f"of {max_chars} (CRONIUM_TEMPLATE_MAX_CHARS)",
                     "limit": True,
                 }
-            else:
-                reply = {"text": text}
         except TemplateError as exc:
             reply = {"error": str(exc)}
         except _OverTime:

@@ -38,10 +38,12 @@ from cronium_prefect.names import (
     RETRYABLE_TAG,
     SERVER_TAG,
     TYPE_TAG,
+    WORKFLOW_FLOW_NAME,
 )
 from cronium_prefect.settings import get_settings
+from cronium_prefect.workflow import Workflow
 
-from .parameters import PARAMETER_SCHEMA
+from .parameters import PARAMETER_SCHEMA, WORKFLOW_PARAMETER_SCHEMA
 from .status import deployed_status, lifecycle_tag
 
 __all__ = [
@@ -53,13 +55,18 @@ __all__ = [
     "read_deployed_events",
     "PARAMETER_SCHEMA",
     "ENTRYPOINT",
+    "WORKFLOW_ENTRYPOINT",
+    "flow_name",
     "QUEUE_PRIORITIES",
     "facet_tags",
     "activated_at",
     "set_event_status",
+    "writer_client",
 ]
 
 ENTRYPOINT = "cronium_prefect.flows.event_flow.cronium_event"  # a module path: any worker
+WORKFLOW_ENTRYPOINT = "cronium_prefect.flows.workflow_flow.cronium_workflow"
+Definition = Event | Workflow
 QUEUE_PRIORITIES = {"critical": 1, "high": 2, "normal": 3, "low": 4}  # lower runs first
 _PAGE = 200  # the most Prefect's /deployments/filter returns at once (one page at a time:
 # 2, 3 or 4 at once were 5-85% slower to read 1,600 deployments on SQLite)
@@ -73,7 +80,12 @@ _CONCURRENT_WRITES = 1
 T = TypeVar("T")
 
 
-def _schedules(event: Event) -> list[DeploymentScheduleCreate]:
+def flow_name(definition: Definition) -> str:
+    """The flow a definition is a deployment of."""
+    return WORKFLOW_FLOW_NAME if isinstance(definition, Workflow) else FLOW_NAME
+
+
+def _schedules(event: Definition) -> list[DeploymentScheduleCreate]:
     schedule = event.schedule
     if schedule is None:
         return []
@@ -97,21 +109,25 @@ def _schedules(event: Event) -> list[DeploymentScheduleCreate]:
     return [DeploymentScheduleCreate(schedule=kind, active=True)]
 
 
-def facet_tags(event: Event) -> list[str]:
+def facet_tags(event: Definition) -> list[str]:
     """Tags the API can filter on (the dashboard's filters, "which events use server X",
     "which events chain into Y"): Prefect filters deployments by tag, not by parameter."""
-    tags = [f"{TYPE_TAG}{event.type.value}"]
+    workflow = isinstance(event, Workflow)
+    tags = [f"{TYPE_TAG}{'workflow' if workflow else event.type.value}"]
     if event.owner:
         tags.append(f"{OWNER_TAG}{event.owner}")
-    tags += [f"{SERVER_TAG}{server}" for server in event.servers]
+    tags += [] if workflow else [f"{SERVER_TAG}{server}" for server in event.servers]
     tags += [f"{CHAINS_TAG}{a.run_event}" for a in event.actions if a.run_event]
-    if event.retries:
-        tags.append(RETRYABLE_TAG)  # a crashed run is scheduled again (crash_detection)
+    # A crashed run is scheduled again (crash_detection): a workflow's always, since it
+    # resumes where it was (its steps' runs are found again, not started again).
+    if workflow or event.retries:
+        tags.append(RETRYABLE_TAG)
     return tags
 
 
-def deployment_spec(event: Event) -> dict[str, Any]:
+def deployment_spec(event: Definition) -> dict[str, Any]:
     """Keyword arguments for `create_deployment` (all but flow_id), version included."""
+    workflow = isinstance(event, Workflow)
     concurrency: dict[str, Any] = {}
     if event.overlap != "allow":
         strategy = (
@@ -126,14 +142,14 @@ def deployment_spec(event: Event) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": event.name,
         "description": event.description or None,
-        "parameters": {"event": event.to_parameters()},
+        "parameters": {"workflow" if workflow else "event": event.to_parameters()},
         "tags": sorted({*event.tags, "cronium", *facet_tags(event)}),
         "work_pool_name": event.pool or get_settings().work_pool,
         "work_queue_name": event.priority.value,
-        "entrypoint": ENTRYPOINT,
+        "entrypoint": WORKFLOW_ENTRYPOINT if workflow else ENTRYPOINT,
         "schedules": _schedules(event),
         "enforce_parameter_schema": False,
-        "parameter_openapi_schema": PARAMETER_SCHEMA,
+        "parameter_openapi_schema": WORKFLOW_PARAMETER_SCHEMA if workflow else PARAMETER_SCHEMA,
         **concurrency,
     }
     canonical = json.dumps(
@@ -211,15 +227,15 @@ class Deployed:
     paused: bool
 
 
-async def read_deployed_events(client: PrefectClient) -> dict[str, Deployed]:
-    """Every deployment of the cronium-event flow, by event name: id, version, tags and
-    parameters only.
+async def read_deployed_events(client: PrefectClient, flow: str = FLOW_NAME) -> dict[str, Deployed]:
+    """Every deployment of the cronium-event flow (or of `flow`), by name: id, version,
+    tags and parameters only.
 
     For apply and the listing, which read them all: plain JSON instead of Prefect's models
     (building those took ~10x longer than decoding the JSON).
     """
     body: dict[str, Any] = {
-        "flows": {"name": {"any_": [FLOW_NAME]}},
+        "flows": {"name": {"any_": [flow]}},
         "sort": "NAME_ASC",
         "limit": _PAGE,
     }
@@ -248,7 +264,7 @@ async def read_deployed_events(client: PrefectClient) -> dict[str, Deployed]:
         offset += _PAGE
 
 
-def _activation_tag(event: Event, current: Any) -> str:
+def _activation_tag(event: Definition, current: Any) -> str:
     """Keep the activation time while the event stays active; a new one when it becomes
     active (created active, or resumed), which restarts the max_executions count."""
     was_active = (
@@ -301,6 +317,12 @@ async def _retry_soon(response: httpx.Response) -> None:
         response.headers["Retry-After"] = _SOON
 
 
+def writer_client() -> PrefectClient:
+    """A Prefect client that tries again after 50 ms when SQLite was locked (see
+    `_retry_soon`): for code that writes many things at once."""
+    return get_client(httpx_settings={"event_hooks": {"response": [_retry_soon]}})
+
+
 async def retried(write: Callable[[], Awaitable[T]]) -> T:
     """An idempotent write (an upsert, a schedule, a delete), tried again while Prefect
     answers 503: Prefect's client gives up after 5 quick tries (`_retry_soon`); this goes
@@ -331,68 +353,74 @@ class ApplySummary:
 
 
 async def apply_events(
-    events: Iterable[Event],
+    definitions: Iterable[Definition],
     existing: dict[str, Any],
     prune: bool = False,
     advance: Callable[[int], None] = lambda n: None,
+    existing_workflows: dict[str, Any] | None = None,
 ) -> ApplySummary:
     """Create or update what changed (and delete what is gone, with `prune`).
 
-    `existing` comes from `read_deployed_events` (or `read_event_deployments`); the caller
-    validates everything against it first, so that nothing is written when anything is
-    invalid.
+    `existing` (events) and `existing_workflows` come from `read_deployed_events` (or
+    `read_event_deployments`); the caller validates everything against them first, so
+    that nothing is written when anything is invalid. Workflows are pruned only when
+    `existing_workflows` is given.
     """
     summary = ApplySummary()
-    events = list(events)
-    async with get_client(httpx_settings={"event_hooks": {"response": [_retry_soon]}}) as client:
-        return await _write_all(client, events, existing, prune, advance, summary)
+    definitions = list(definitions)
+    deployed = {FLOW_NAME: existing, WORKFLOW_FLOW_NAME: existing_workflows}
+    async with writer_client() as client:
+        return await _write_all(client, definitions, deployed, prune, advance, summary)
 
 
 async def _write_all(
     client: PrefectClient,
-    events: list[Event],
-    existing: dict[str, Any],
+    definitions: list[Definition],
+    deployed: dict[str, dict[str, Any] | None],
     prune: bool,
     advance: Callable[[int], None],
     summary: ApplySummary,
 ) -> ApplySummary:
-    pools = sorted({event.pool or get_settings().work_pool for event in events})
+    pools = sorted({d.pool or get_settings().work_pool for d in definitions})
     for pool in pools or [get_settings().work_pool]:
         if await retried(lambda pool=pool: ensure_pool(client, pool)):
             summary.pools_created.append(pool)
-    flow_id = await retried(lambda: client.create_flow_from_name(FLOW_NAME))
+    flows = {flow_name(d) for d in definitions} | {FLOW_NAME}
+    flow_ids = {f: await retried(lambda f=f: client.create_flow_from_name(f)) for f in flows}
     gate = asyncio.Semaphore(_CONCURRENT_WRITES)
 
-    async def write(event: Event) -> None:
-        spec = deployment_spec(event)
-        current = existing.get(event.name)
+    async def write(definition: Definition) -> None:
+        spec = deployment_spec(definition)
+        flow = flow_name(definition)
+        current = (deployed[flow] or {}).get(definition.name)
         was = None if current is None else deployed_status(current.paused, current.tags)
-        if current is not None and current.version == spec["version"] and was == event.status:
-            summary.unchanged.append(event.name)
+        if current is not None and current.version == spec["version"] and was == definition.status:
+            summary.unchanged.append(definition.name)
         else:
-            if was is not None and was != event.status:
-                summary.status_changes.append((event.name, was, event.status))
-            spec["tags"] = [*spec["tags"], _activation_tag(event, current)]
+            if was is not None and was != definition.status:
+                summary.status_changes.append((definition.name, was, definition.status))
+            spec["tags"] = [*spec["tags"], _activation_tag(definition, current)]
             async with gate:
                 deployment_id = await retried(
-                    lambda: client.create_deployment(flow_id=flow_id, **spec)
+                    lambda: client.create_deployment(flow_id=flow_ids[flow], **spec)
                 )
-                if event.schedule is not None and not spec["paused"]:
+                if definition.schedule is not None and not spec["paused"]:
                     await retried(lambda: _schedule_now(client, deployment_id))
-            (summary.updated if current is not None else summary.created).append(event.name)
+            (summary.updated if current is not None else summary.created).append(definition.name)
         advance(1)
 
-    await asyncio.gather(*(write(e) for e in events))
+    await asyncio.gather(*(write(d) for d in definitions))
     if prune:
-        names = {e.name for e in events}
-        for name, deployment in existing.items():
-            if name not in names:
-                try:
-                    await retried(lambda d=deployment: client.delete_deployment(d.id))
-                except ObjectNotFound:
-                    pass
-                summary.pruned.append(name)
-                advance(1)
+        for flow, existing in deployed.items():
+            names = {d.name for d in definitions if flow_name(d) == flow}
+            for name, deployment in (existing or {}).items():
+                if name not in names:
+                    try:
+                        await retried(lambda d=deployment: client.delete_deployment(d.id))
+                    except ObjectNotFound:
+                        pass
+                    summary.pruned.append(name)
+                    advance(1)
     return summary
 
 

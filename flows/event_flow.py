@@ -38,7 +38,7 @@ from .resolve import FLOW_NAME, resolve_event
 from .runtime import current_runtime
 from .script import ScriptRun, run_on_target
 
-__all__ = ["cronium_event", "FLOW_NAME"]
+__all__ = ["cronium_event", "final_state", "FLOW_NAME"]
 
 
 def _now() -> datetime:
@@ -162,7 +162,7 @@ async def cronium_event(
             await enforce_max_executions(definition, deployment, logger)
         if definition.actions:
             await run_actions(definition, record, chain or [], logger, variables)
-    return _final_state(record)
+    return final_state(record)
 
 
 async def _deployment_of(flow_run: Any) -> Any:
@@ -262,7 +262,7 @@ async def _load_server(name: str) -> SSHServer:
         ) from None
 
 
-def _final_state(record: RunRecord) -> State:
+def final_state(record: RunRecord) -> State:
     data = record.to_json()
     if record.status == RunStatus.SUCCESS:
         return Completed(data=data, message="SUCCESS")

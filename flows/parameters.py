@@ -14,7 +14,7 @@ from typing import Any
 
 from cronium_prefect.names import Trigger
 
-__all__ = ["PARAMETER_SCHEMA"]
+__all__ = ["PARAMETER_SCHEMA", "WORKFLOW_PARAMETER_SCHEMA"]
 
 PARAMETER_SCHEMA: dict[str, Any] = {
     "title": "Parameters",
@@ -46,4 +46,33 @@ PARAMETER_SCHEMA: dict[str, Any] = {
         },
     },
     "required": ["event"],
+}
+
+# The cronium-workflow flow's (flows/workflow_flow.py), for the same reasons.
+WORKFLOW_PARAMETER_SCHEMA: dict[str, Any] = {
+    "title": "Parameters",
+    "type": "object",
+    "properties": {
+        "workflow": {
+            "title": "workflow",
+            "position": 0,
+            "description": "The workflow's definition (as `cronium apply` wrote it) or the "
+            "name of a deployed workflow.",
+        },
+        "input": {
+            "title": "input",
+            "position": 1,
+            "default": None,
+            "description": "Any JSON value; the first steps' input, and `input` in templates.",
+        },
+        "trigger": PARAMETER_SCHEMA["properties"]["trigger"] | {"position": 2},
+        "retry_of": {
+            "title": "retry_of",
+            "position": 3,
+            "default": None,
+            "description": "A run of this workflow whose succeeded steps are reused.",
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+        },
+    },
+    "required": ["workflow"],
 }

@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.sorting import ArtifactSort
 
 from cronium_prefect.names import RECORD_ARTIFACT_TYPE, run_artifact_key
-from cronium_prefect.record import RunRecord
+from cronium_prefect.record import RunRecord, WorkflowRecord
 
 __all__ = [
     "publish_run_artifacts",
@@ -108,7 +108,8 @@ def record_from_artifact(type: str | None, data: Any) -> RunRecord | None:
     data edited by hand): one such run must not take a page or a command down."""
     try:
         if type == RECORD_ARTIFACT_TYPE:
-            return RunRecord.from_json(json.loads(data) if isinstance(data, str) else data)
+            data = json.loads(data) if isinstance(data, str) else data
+            return (WorkflowRecord if "steps" in data else RunRecord).from_json(data)
         if type == "markdown" and isinstance(data, str) and _LEGACY_RECORD in data:
             return RunRecord.from_json(
                 json.loads(data.split(_LEGACY_RECORD, 1)[1].rsplit("\n```", 1)[0])

@@ -14,17 +14,18 @@ from pydantic import ValidationError
 from cronium_prefect.caps import check_input
 from cronium_prefect.errors import EventNotFound, InvalidEvent, Problem
 from cronium_prefect.event import NAME_PATTERN, Event
-from cronium_prefect.names import FLOW_NAME, Trigger
+from cronium_prefect.names import FLOW_NAME, WORKFLOW_FLOW_NAME, Trigger
 from cronium_prefect.settings import get_settings
 
-__all__ = ["resolve_event", "deployment_name", "run_now", "FLOW_NAME"]
+__all__ = ["resolve_event", "deployment_name", "read_runnable", "run_now", "FLOW_NAME"]
 
 
-def deployment_name(event_name: str) -> str:
-    """The deployment's name; a text that is no event name never goes into an API path."""
+def deployment_name(event_name: str, flow: str = FLOW_NAME) -> str:
+    """The deployment's name (of an event, or of a workflow with its flow's name); a text
+    that is no event name never goes into an API path."""
     if not re.fullmatch(NAME_PATTERN, event_name):
         raise EventNotFound(f"{event_name!r} is not an event name (a-z, 0-9 and '-')")
-    return f"{FLOW_NAME}/{event_name}"
+    return f"{flow}/{event_name}"
 
 
 async def resolve_event(event: Event | str | dict[str, Any]) -> Event:
@@ -54,15 +55,24 @@ def _validated(data: Any, source: str) -> Event:
         ) from None
 
 
+async def read_runnable(client: PrefectClient, name: str) -> Any:
+    """The deployment of the event, or else of the workflow, named `name`."""
+    for flow in (FLOW_NAME, WORKFLOW_FLOW_NAME):
+        try:
+            return await client.read_deployment_by_name(deployment_name(name, flow))
+        except ObjectNotFound:
+            continue
+    raise EventNotFound(
+        f"no event or workflow named {name!r} (see `cronium events`, `cronium workflows`)"
+    )
+
+
 async def run_now(client: PrefectClient, name: str, input: Any = None) -> FlowRun:
-    """Start a run of the deployed event `name` through its deployment (a worker runs it):
-    "Run now", from the CLI (`cronium trigger`) and the dashboard alike. Raises
-    EventNotFound for a name no deployed event has."""
+    """Start a run of the deployed event (or workflow) `name` through its deployment (a
+    worker runs it): "Run now", from the CLI (`cronium trigger`) and the dashboard alike.
+    Raises EventNotFound for a name nothing deployed has."""
     check_input(input, get_settings().input_limit, "the input")
-    try:
-        deployment = await client.read_deployment_by_name(deployment_name(name))
-    except ObjectNotFound:
-        raise EventNotFound(f"no event named {name!r} (see `cronium events`)") from None
+    deployment = await read_runnable(client, name)
     return await client.create_flow_run_from_deployment(
         deployment.id,
         parameters={"input": input, "trigger": Trigger.MANUAL.value},

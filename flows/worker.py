@@ -264,8 +264,9 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         return CroniumWorkerResult(identifier=key, status_code=0)
 
     async def _flow_for(self, flow_run: FlowRun) -> Any:
-        from .deploy import ENTRYPOINT
+        from .deploy import ENTRYPOINT, WORKFLOW_ENTRYPOINT
         from .event_flow import cronium_event
+        from .workflow_flow import cronium_workflow
 
         if flow_run.deployment_id is None:
             return cronium_event
@@ -273,7 +274,20 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         self.runtime.deployments[str(flow_run.id)] = deployment  # the run reads it from here
         if deployment.entrypoint in (None, ENTRYPOINT):
             return cronium_event
+        if deployment.entrypoint == WORKFLOW_ENTRYPOINT:
+            self._give_slot_back(flow_run)
+            return cronium_workflow
         return await anyio.to_thread.run_sync(load_flow_from_entrypoint, deployment.entrypoint)
+
+    def _give_slot_back(self, flow_run: FlowRun) -> None:
+        """A workflow run waits for its steps' runs, which need this worker's slots: if it
+        kept one, as many workflows as slots would wait forever for steps that cannot
+        start. It costs no more than a waiting coroutine, so it runs outside the limit."""
+        try:
+            self.limiter.release_on_behalf_of(flow_run.id)
+        except RuntimeError:  # no limit, or not held
+            return
+        self._wake()
 
     async def _cancel_running(self, key: str) -> None:
         """Cancel a run executing here. Prefect's worker only cancels runs that have not

@@ -13,6 +13,7 @@ from rich.progress import Progress
 from cronium_prefect.access import AuditAction
 from cronium_prefect.errors import CroniumError, InvalidEvent, Problem
 from cronium_prefect.event import Event, EventStatus
+from cronium_prefect.workflow import Workflow
 
 from .common import JsonOption, audit, err, fail_usage, out, print_json
 
@@ -27,14 +28,21 @@ def register(app: typer.Typer) -> None:
 
 
 async def _existing() -> dict[str, Any]:
+    return (await _deployed())[0]
+
+
+async def _deployed() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The deployed events and workflows, by name."""
     from prefect.client.orchestration import get_client
 
     from cronium_prefect.flows.deploy import read_deployed_events
     from cronium_prefect.flows.status import migrate_legacy_status
+    from cronium_prefect.names import WORKFLOW_FLOW_NAME
 
     async with get_client() as client:
         await migrate_legacy_status(client)  # deployments of an earlier version
-        return await read_deployed_events(client)
+        events = await read_deployed_events(client)
+        return events, await read_deployed_events(client, WORKFLOW_FLOW_NAME)
 
 
 async def _server_names() -> set[str]:
@@ -71,14 +79,14 @@ async def _secret_block_names() -> set[str]:
         return {doc["name"] for doc in await read_documents(client, of_type("secret"))}
 
 
-def _message_blocks(event: Event) -> list[tuple[str, str]]:
+def _message_blocks(event: Event | Workflow) -> list[tuple[str, str]]:
     """(field, block name) of every message an event sends."""
     found = [
         (f"actions[{i}].send_message.block", a.send_message.block)
         for i, a in enumerate(event.actions)
         if a.send_message is not None
     ]
-    if event.tool is not None:
+    if isinstance(event, Event) and event.tool is not None:
         found.append(("tool.block", event.tool.block))
     return found
 
@@ -88,20 +96,24 @@ def apply(
     prune: Annotated[bool, typer.Option(help="Delete deployed events that are gone.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create or update the deployment of every event found in files or folders.
+    """Create or update the deployment of every event and workflow found in files or
+    folders.
 
-    Nothing is written if any definition is invalid; unchanged events are not written.
+    Nothing is written if any definition is invalid; unchanged ones are not written.
     """
-    from cronium_prefect.loader import check_references, load_paths
+    from cronium_prefect.loader import check_references, load_definitions
 
     try:
-        loaded = load_paths(paths, references=False)  # checked below, with deployed events
+        found = load_definitions(paths, references=False)  # checked below, with deployed ones
     except InvalidEvent as exc:
         raise fail_usage(f"invalid definitions, nothing was applied:\n{exc}") from None
-    existing = asyncio.run(_existing())
+    loaded, workflows = found.all_events, found.workflows
+    existing, existing_workflows = asyncio.run(_deployed())
     names = {e.name for e in loaded}
     others = set() if prune else set(existing) - names
-    problems = check_references(loaded, known=others)
+    problems = check_references(found, known=others)
+    problems += _name_clashes(found, existing, existing_workflows, prune)
+    problems += _skipped_steps(found, existing)
     servers = asyncio.run(_server_names()) if any(e.servers for e in loaded) else set()
     problems += [
         Problem(
@@ -113,7 +125,7 @@ def apply(
         for name in e.servers
         if name not in servers
     ]
-    wanted = [(e, f, b) for e in loaded for f, b in _message_blocks(e)]
+    wanted = [(e, f, b) for e in [*loaded, *workflows] for f, b in _message_blocks(e)]
     blocks = asyncio.run(_notification_block_names()) if wanted else {}
     problems += [
         Problem(
@@ -124,11 +136,12 @@ def apply(
             f"({', '.join(sorted(blocks[name]))}); rename one",
             field=where,
             event=e.name,
+            kind=_kind(e),
         )
         for e, where, name in wanted
         if len(blocks.get(name, [])) != 1
     ]
-    hooked = [e for e in loaded if e.webhook and e.webhook.secret]
+    hooked = [e for e in [*loaded, *workflows] if e.webhook and e.webhook.secret]
     secrets = asyncio.run(_secret_block_names()) if hooked else set()
     problems += [
         Problem(
@@ -136,6 +149,7 @@ def apply(
             "that name first: it holds the webhook's token or signing secret)",
             field="webhook.secret",
             event=e.name,
+            kind=_kind(e),
         )
         for e in hooked
         if e.webhook.secret not in secrets
@@ -151,7 +165,7 @@ def apply(
             highlight=False,
             soft_wrap=True,
         )
-    summary = _apply(loaded, existing, prune)
+    summary = _apply([*loaded, *workflows], existing, prune, existing_workflows)
     audit(
         AuditAction.apply,
         _targets(paths),
@@ -165,6 +179,7 @@ def apply(
             {
                 **summary.counts(),
                 "events": len(loaded),
+                "workflows": len(workflows),
                 "status_changes": [{"event": n, "from": w, "to": t} for n, w, t in changes],
                 "pools_created": summary.pools_created,
             }
@@ -183,6 +198,58 @@ def apply(
         ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "unchanged", "pruned")),
         highlight=False,
     )
+
+
+def _kind(definition: Event | Workflow) -> str:
+    return "workflow" if isinstance(definition, Workflow) else "event"
+
+
+def _name_clashes(
+    found: Any, existing: dict[str, Any], existing_workflows: dict[str, Any], prune: bool
+) -> list[Problem]:
+    """Events and workflows share one namespace (`cronium trigger NAME`, /hooks/NAME):
+    a name may not be one kind here and the other kind deployed (unless pruned)."""
+    if prune:
+        return []
+    return [
+        Problem(
+            f"a {other} of this name is deployed; delete it first (or apply with --prune)",
+            field="name",
+            event=d.name,
+            kind=_kind(d),
+        )
+        for items, deployed, other in (
+            (found.all_events, existing_workflows, "workflow"),
+            (found.workflows, existing, "event"),
+        )
+        for d in items
+        if d.name in deployed
+    ]
+
+
+def _skipped_steps(found: Any, existing: dict[str, Any]) -> list[Problem]:
+    """A step that may run its event while another run of it runs would be cancelled by
+    Prefect when that event's overlap is skip (its deployment's concurrency limit)."""
+    overlap = {
+        name: (d.parameters.get("event") or {}).get("overlap", "skip")
+        for name, d in existing.items()
+    }
+    overlap |= {e.name: e.overlap for e in found.all_events}
+    problems = []
+    for workflow in found.workflows:
+        for name, why in workflow.overlapping():
+            event = workflow.event_of(workflow.step(name))
+            if overlap.get(event) == "skip":
+                problems.append(
+                    Problem(
+                        f"{why}, and {event} has overlap: skip, so Prefect would cancel the "
+                        f"second run; give {event} overlap: allow (or queue: one at a time)",
+                        field=f"steps[{workflow.steps.index(workflow.step(name))}]",
+                        event=workflow.name,
+                        kind="workflow",
+                    )
+                )
+    return problems
 
 
 def _targets(paths: list[Path]) -> str:
@@ -237,17 +304,27 @@ def _past_one_shots(loaded: list[Event]) -> list[Event]:
     ]
 
 
-def _apply(loaded: list[Event], existing: dict[str, Any], prune: bool):
+def _apply(
+    loaded: list[Event | Workflow],
+    existing: dict[str, Any],
+    prune: bool,
+    existing_workflows: dict[str, Any],
+):
     from cronium_prefect.flows.deploy import apply_events
 
-    total = len(loaded) + (len(set(existing) - {e.name for e in loaded}) if prune else 0)
+    gone = len({*existing, *existing_workflows} - {e.name for e in loaded}) if prune else 0
+    total = len(loaded) + gone
+
+    def run(advance: Any = lambda n: None) -> Any:
+        return asyncio.run(
+            apply_events(loaded, existing, prune, advance, existing_workflows=existing_workflows)
+        )
+
     if total < PROGRESS_FROM:
-        return asyncio.run(apply_events(loaded, existing, prune))
+        return run()
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("applying", total=total)
-        return asyncio.run(
-            apply_events(loaded, existing, prune, advance=lambda n: progress.advance(task, n))
-        )
+        return run(lambda n: progress.advance(task, n))
 
 
 def events(

@@ -23,7 +23,7 @@ from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, Ru
 from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.loader import load_file
 from cronium_prefect.names import Trigger
-from cronium_prefect.record import RunRecord, RunStatus
+from cronium_prefect.record import RunRecord, RunStatus, WorkflowRecord
 from cronium_prefect.settings import get_settings
 
 from .common import (
@@ -300,12 +300,20 @@ def _print_record(record: RunRecord, as_json: bool) -> None:
             "condition": record.condition,
             "duration_s": record.duration_s,
             "error": record.error,
+            "trigger": record.trigger.value,
+            "webhook": record.webhook,
         }
         summary["servers"] = [
             {"name": s.name, "status": s.status.value, "exit_code": s.exit_code}
             for s in record.servers
         ]
+        if isinstance(record, WorkflowRecord):
+            summary["workflow"] = summary.pop("event")
+            summary["steps"] = [s.to_json() for s in record.steps]
         print_json(summary)
+        return
+    if isinstance(record, WorkflowRecord):
+        _print_workflow_record(record)
         return
     colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
     out.print(
@@ -323,4 +331,34 @@ def _print_record(record: RunRecord, as_json: bool) -> None:
         markup=False,
     )
     out.print(f"condition: {json.dumps(record.condition)}", highlight=False)
+    out.print(f"run id: {record.run_id}", style="dim", highlight=False)
+
+
+def _print_workflow_record(record: WorkflowRecord) -> None:
+    colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
+    out.print(
+        f"[bold {colour}]{record.status.value}[/] workflow {record.event}  "
+        f"{record.duration_s:.2f} s",
+        highlight=False,
+    )
+    width = max(len(s.name) for s in record.steps) if record.steps else 4
+    for step in record.steps:
+        runs = f"{len(step.run_ids)} runs" if step.items is not None else "1 run"
+        detail = "reused" if step.reused_from else (runs if step.run_ids else "")
+        out.print(
+            f"  {step.name.ljust(width)}  {step.status.value:<11}  {step.duration_s:7.2f} s  "
+            f"{detail}",
+            highlight=False,
+            markup=False,
+        )
+        if step.error and step.status.value in ("FAILURE", "CANCELLED"):
+            out.print(f"  {''.ljust(width)}  {step.error}", highlight=False, markup=False)
+    if record.error:
+        out.print(f"error: {record.error}", highlight=False, markup=False)
+    out.print(
+        "output:",
+        json.dumps(record.output, indent=2, ensure_ascii=False),
+        highlight=False,
+        markup=False,
+    )
     out.print(f"run id: {record.run_id}", style="dim", highlight=False)
