@@ -50,7 +50,7 @@ class Plan:
                 decisions.append(Decision(step, StepStatus.NOT_STARTED, "the workflow stopped"))
                 continue
             ready, dead, reason = self._readiness(step)
-            if stopping and (ready or dead or self._waits_on_unstarted(step)):
+            if stopping and (ready or dead):
                 if ready and any(n.on in _HANDLERS and self._holds(n) for n in step.needs):
                     decisions.append(Decision(step, StepStatus.RUNNING))
                 else:

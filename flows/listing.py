@@ -8,12 +8,12 @@ from typing import Any
 
 from prefect.client.orchestration import PrefectClient, get_client
 
-from cronium_prefect.names import FINAL_STATE_TYPES
+from cronium_prefect.names import FINAL_STATE_TYPES, WORKFLOW_FLOW_NAME
 
 from .deploy import read_deployed_events
 from .status import deployed_status
 
-__all__ = ["list_events", "schedule_text"]
+__all__ = ["list_events", "list_workflows", "schedule_text"]
 
 _RUNS = 200
 
@@ -92,6 +92,33 @@ async def list_events(status: str | None = None, tag: str | None = None) -> list
                 "schedule": schedule_text(event),
                 "tags": event.get("tags", []),
                 "next_run": _iso(upcoming.get("next_scheduled_start_time")) if upcoming else None,
+                "last_run": _iso(last.get("end_time")) if last else None,
+                "last_status": (last.get("state") or {}).get("name") if last else None,
+                "deployment_id": deployment.id,
+            }
+        )
+    return rows
+
+
+async def list_workflows() -> list[dict[str, Any]]:
+    """One row per deployed workflow, as `list_events` gives events."""
+    async with get_client() as client:
+        deployments = await read_deployed_events(client, WORKFLOW_FLOW_NAME)
+        ids = [d.id for d in deployments.values()]
+        last_runs: dict[str, dict[str, Any]] = {}
+        if ids:
+            last_runs = await _runs(client, ids, list(FINAL_STATE_TYPES), "END_TIME_DESC")
+    rows = []
+    for deployment in sorted(deployments.values(), key=lambda d: d.name):
+        workflow = deployment.parameters.get("workflow") or {}
+        last = last_runs.get(deployment.id)
+        rows.append(
+            {
+                "name": deployment.name,
+                "status": deployed_status(deployment.paused, deployment.tags).value,
+                "schedule": schedule_text(workflow),
+                "steps": len(workflow.get("steps") or []),
+                "tags": workflow.get("tags", []),
                 "last_run": _iso(last.get("end_time")) if last else None,
                 "last_status": (last.get("state") or {}).get("name") if last else None,
                 "deployment_id": deployment.id,

@@ -107,8 +107,13 @@ async def cronium_workflow(
                 await _reuse(client, record, retry_of)
             key = f"cronium-workflow:{run_id}:{await _restarts(client, flow_run)}"
             runner = StepRunner(client, definition, record, input, key, logger, cancelled)
-            with anyio.move_on_after(definition.timeout) as deadline:
-                await runner.run()
+            try:
+                with anyio.move_on_after(definition.timeout) as deadline:
+                    await runner.run()
+            except BaseException as exc:  # a bug, or this flow stopped: stop its steps too
+                with anyio.CancelScope(shield=True):
+                    await runner.halt(f"the workflow run stopped: {exc!r}")
+                raise
             if deadline.cancelled_caught:
                 with anyio.CancelScope(shield=True):
                     await runner.halt(f"the workflow timed out after {definition.timeout:g} s")

@@ -38,6 +38,7 @@ from cronium_prefect.templates import is_template
 from cronium_prefect.workflow import MAX_ITEMS, Step, Workflow
 from cronium_prefect.workflow_plan import Plan
 
+from .deploy import retried
 from .report import read_record
 from .resolve import deployment_name
 from .runtime import current_runtime
@@ -281,17 +282,21 @@ class StepRunner:
         step = self.record.step(item.step)
         item.started = time.monotonic()
         try:
-            run = await run_deployment(
-                client=self.client,
-                name=deployment_name(step.event),
-                parameters={"input": item.input, "trigger": Trigger.WORKFLOW.value},
-                timeout=0,
-                idempotency_key=f"{self.key}:{item.step}:{item.index}",
-                tags=[
-                    Trigger.WORKFLOW.tag,
-                    f"{WORKFLOW_TAG}{self.workflow.name}",
-                    f"{STEP_TAG}{item.step}",
-                ],
+            # Tried again while SQLite is locked (503): the idempotency key makes a run
+            # that was created before the answer was lost the one returned.
+            run = await retried(
+                lambda: run_deployment(
+                    client=self.client,
+                    name=deployment_name(step.event),
+                    parameters={"input": item.input, "trigger": Trigger.WORKFLOW.value},
+                    timeout=0,
+                    idempotency_key=f"{self.key}:{item.step}:{item.index}",
+                    tags=[
+                        Trigger.WORKFLOW.tag,
+                        f"{WORKFLOW_TAG}{self.workflow.name}",
+                        f"{STEP_TAG}{item.step}",
+                    ],
+                )
             )
         except Exception as exc:  # the API refused or is down: this step fails, clearly
             item.ended = time.monotonic()
@@ -309,11 +314,7 @@ class StepRunner:
     async def _collect(self) -> None:
         if not self.running:
             return
-        ids = [UUID(key) for key in self.running]
-        runs = await self.client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
-        )
-        for run in runs:
+        for run in await self._read_running():
             if run.state is None or not run.state.is_final():
                 continue
             item = self.running.pop(str(run.id))
@@ -377,6 +378,14 @@ class StepRunner:
         self.log.error("step %s: FAILURE: %s", step.name, error)
         self._failed()
 
+    async def _read_running(self) -> list[Any]:
+        ids = [UUID(key) for key in self.running]
+        return await retried(
+            lambda: self.client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
+            )
+        )
+
     # -- stopping -------------------------------------------------------------------
 
     def _drop_queue(self) -> None:
@@ -399,10 +408,7 @@ class StepRunner:
         through its worker (Cancelling: it stops the run's scripts)."""
         if not self.running:
             return
-        ids = [UUID(key) for key in self.running]
-        runs = await self.client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
-        )
+        runs = await self._read_running()
         for run in runs:
             if run.state is None or run.state.is_final():
                 continue
@@ -412,5 +418,9 @@ class StepRunner:
                 if run.state.type == StateType.SCHEDULED
                 else Cancelling(message=why)
             )
-            await self.client.set_flow_run_state(run.id, state, force=True)
+            await retried(
+                lambda run=run, state=state: self.client.set_flow_run_state(
+                    run.id, state, force=True
+                )
+            )
         self.log.warning("stopped %d running step run(s): %s", len(runs), why)

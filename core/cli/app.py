@@ -20,6 +20,7 @@ from .stack import register as register_stack_commands
 from .tokens import tokens_app
 from .users import users_app
 from .vars import vars_app
+from .workflows import register as register_workflow_commands
 
 __all__ = ["app", "main"]
 
@@ -34,6 +35,7 @@ app = typer.Typer(
 
 register_event_commands(app)
 register_run_commands(app)
+register_workflow_commands(app)
 register_stack_commands(app)
 register_project_commands(app)
 app.add_typer(servers_app, name="server")

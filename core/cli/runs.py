@@ -66,8 +66,6 @@ def trigger(
     """Run now through the deployment: a worker picks it up (\"Run now\")."""
     from prefect.client.orchestration import get_client
 
-    from cronium_prefect.flows.follow import follow_logs
-    from cronium_prefect.flows.report import read_record
     from cronium_prefect.flows.resolve import run_now
 
     input_data = _parse_input(input)
@@ -83,20 +81,32 @@ def trigger(
             err.print(f"triggered {name}: flow run {run.id}", highlight=False)
             if not wait:
                 return run, None
-            run = await follow_logs(
-                client,
-                run.id,
-                _print_log if not as_json else lambda log: err.print(log.message, markup=False),
-                follow=True,
-                warn=_warn,
-            )
-            return run, await read_record(client, run.id)
+            return await follow_run(client, run.id, as_json)
 
     run, record = asyncio.run(go())
     if not wait:
         if as_json:
             out.print(json.dumps({"event": name, "run_id": str(run.id)}))
         return
+    exit_with_record(run, record, as_json)
+
+
+async def follow_run(client: Any, run_id: Any, as_json: bool) -> tuple[Any, RunRecord | None]:
+    """Print the run's log as it comes (to stderr with --json); its end and record."""
+    from cronium_prefect.flows.follow import follow_logs
+    from cronium_prefect.flows.report import read_record
+
+    run = await follow_logs(
+        client,
+        run_id,
+        _print_log if not as_json else lambda log: err.print(log.message, markup=False),
+        follow=True,
+        warn=_warn,
+    )
+    return run, await read_record(client, run.id)
+
+
+def exit_with_record(run: Any, record: RunRecord | None, as_json: bool) -> None:
     if record is None:
         raise fail(f"the run ended in {run.state.name if run.state else '?'} without a record")
     _print_record(record, as_json)
@@ -313,7 +323,9 @@ def _print_record(record: RunRecord, as_json: bool) -> None:
         print_json(summary)
         return
     if isinstance(record, WorkflowRecord):
-        _print_workflow_record(record)
+        from .workflows import print_workflow_record
+
+        print_workflow_record(record)
         return
     colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
     out.print(
@@ -331,34 +343,4 @@ def _print_record(record: RunRecord, as_json: bool) -> None:
         markup=False,
     )
     out.print(f"condition: {json.dumps(record.condition)}", highlight=False)
-    out.print(f"run id: {record.run_id}", style="dim", highlight=False)
-
-
-def _print_workflow_record(record: WorkflowRecord) -> None:
-    colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
-    out.print(
-        f"[bold {colour}]{record.status.value}[/] workflow {record.event}  "
-        f"{record.duration_s:.2f} s",
-        highlight=False,
-    )
-    width = max(len(s.name) for s in record.steps) if record.steps else 4
-    for step in record.steps:
-        runs = f"{len(step.run_ids)} runs" if step.items is not None else "1 run"
-        detail = "reused" if step.reused_from else (runs if step.run_ids else "")
-        out.print(
-            f"  {step.name.ljust(width)}  {step.status.value:<11}  {step.duration_s:7.2f} s  "
-            f"{detail}",
-            highlight=False,
-            markup=False,
-        )
-        if step.error and step.status.value in ("FAILURE", "CANCELLED"):
-            out.print(f"  {''.ljust(width)}  {step.error}", highlight=False, markup=False)
-    if record.error:
-        out.print(f"error: {record.error}", highlight=False, markup=False)
-    out.print(
-        "output:",
-        json.dumps(record.output, indent=2, ensure_ascii=False),
-        highlight=False,
-        markup=False,
-    )
     out.print(f"run id: {record.run_id}", style="dim", highlight=False)

@@ -1,0 +1,143 @@
+"""`cronium workflows | retry`: the deployed workflows, and a run started again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from typing import Annotated, Any
+
+import typer
+
+from cronium_prefect.access import AuditAction
+from cronium_prefect.record import RunStatus, WorkflowRecord
+
+from .common import JsonOption, audit, err, fail_usage, out, print_json
+
+__all__ = ["register", "print_workflow_record"]
+
+
+def register(app: typer.Typer) -> None:
+    for command in (workflows, retry):
+        app.command()(command)
+
+
+def workflows(as_json: JsonOption = False) -> None:
+    """List workflows: status, schedule, steps, last run and its status."""
+    from cronium_prefect.flows.listing import list_workflows
+
+    rows = asyncio.run(list_workflows())
+    if as_json:
+        print_json(rows)
+        return
+    from .events import columns
+
+    sys.stdout.write(
+        columns(
+            ("workflow", "status", "schedule", "steps", "last run"),
+            [
+                (
+                    row["name"],
+                    row["status"],
+                    row["schedule"] or "manual",
+                    str(row["steps"]),
+                    f"{row['last_run']} {row['last_status']}" if row["last_run"] else "-",
+                )
+                for row in rows
+            ],
+        )
+        + "\n"
+    )
+
+
+def retry(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID")],
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed",
+            help="A workflow run: run only its failed and not-started steps, reusing the "
+            "outputs of those that succeeded.",
+        ),
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run; exit like `run`.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a run again, with the same input, through its deployment."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from cronium_prefect.flows.deploy import WORKFLOW_ENTRYPOINT
+    from cronium_prefect.names import Trigger
+
+    from .runs import exit_with_record, follow_run
+
+    try:
+        earlier_id = uuid.UUID(run_id)
+    except ValueError:
+        raise fail_usage(f"{run_id!r} is not a flow run id") from None
+
+    async def go() -> tuple[Any, Any]:
+        async with get_client() as client:
+            try:
+                earlier = await client.read_flow_run(earlier_id)
+                if earlier.deployment_id is None:
+                    raise fail_usage(f"flow run {run_id} has no deployment: nothing to retry")
+                deployment = await client.read_deployment(earlier.deployment_id)
+            except ObjectNotFound:
+                raise fail_usage(f"no flow run {run_id} (or its deployment is gone)") from None
+            is_workflow = deployment.entrypoint == WORKFLOW_ENTRYPOINT
+            if failed and not is_workflow:
+                raise fail_usage("--failed retries a workflow run's steps; this is an event run")
+            parameters: dict[str, Any] = {
+                "input": (earlier.parameters or {}).get("input"),
+                "trigger": Trigger.MANUAL.value,
+            }
+            if failed:
+                parameters["retry_of"] = run_id
+            run = await client.create_flow_run_from_deployment(
+                deployment.id, parameters=parameters, tags=[Trigger.MANUAL.tag]
+            )
+            audit(AuditAction.trigger, deployment.name, run_id=str(run.id), retry_of=run_id)
+            err.print(f"retrying {deployment.name}: flow run {run.id}", highlight=False)
+            if not wait:
+                return run, None
+            return await follow_run(client, run.id, as_json)
+
+    run, record = asyncio.run(go())
+    if not wait:
+        if as_json:
+            out.print(json.dumps({"run_id": str(run.id), "retry_of": run_id}))
+        return
+    exit_with_record(run, record, as_json)
+
+
+def print_workflow_record(record: WorkflowRecord) -> None:
+    colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
+    out.print(
+        f"[bold {colour}]{record.status.value}[/] workflow {record.event}  "
+        f"{record.duration_s:.2f} s",
+        highlight=False,
+    )
+    width = max(len(s.name) for s in record.steps) if record.steps else 4
+    for step in record.steps:
+        runs = f"{len(step.run_ids)} runs" if step.items is not None else "1 run"
+        detail = "reused" if step.reused_from else (runs if step.run_ids else "")
+        out.print(
+            f"  {step.name.ljust(width)}  {step.status.value:<11}  {step.duration_s:7.2f} s  "
+            f"{detail}",
+            highlight=False,
+            markup=False,
+        )
+        if step.error and step.status.value in ("FAILURE", "CANCELLED"):
+            out.print(f"  {''.ljust(width)}  {step.error}", highlight=False, markup=False)
+    if record.error:
+        out.print(f"error: {record.error}", highlight=False, markup=False)
+    out.print(
+        "output:",
+        json.dumps(record.output, indent=2, ensure_ascii=False),
+        highlight=False,
+        markup=False,
+    )
+    out.print(f"run id: {record.run_id}", style="dim", highlight=False)
