@@ -1,0 +1,183 @@
+"""Stopping and resuming workflow runs through the real worker and Docker: a cancel stops
+the running steps (no container left) and starts nothing more; `cronium retry --failed`
+runs only the failed and not-started steps; a step of a paused or deleted event fails
+there, clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.states import Cancelling
+
+from cronium_prefect.executors.docker import RUN_LABEL
+from cronium_prefect.names import STEP_TAG, WORKFLOW_TAG
+
+from .test_apply import cronium
+from .workflow_runs import apply_with_probes, steps_of, trigger_wait
+
+
+def _step_runs(workflow: str, step: str | None = None) -> list:
+    tags = [f"{WORKFLOW_TAG}{workflow}"] + ([f"{STEP_TAG}{step}"] if step else [])
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=tags))
+            )
+
+    return asyncio.run(read())
+
+
+def _wait_for(check, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+    return found
+
+
+def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_more(
+    worker, ssh_server, docker_client, tmp_path
+):
+    apply_with_probes(
+        tmp_path,
+        ssh_server,
+        """\
+        kind: workflow
+        name: wf-cancel
+        status: active
+        steps:
+          - {name: one, event: wf-probe, input: {sleep: 120}}
+          - {name: two, event: wf-probe, input: {sleep: 120}}
+          - {name: after, event: wf-probe, needs: [one]}
+        """,
+    )
+    done = cronium("trigger", "wf-cancel", "--json")
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+
+    def both_running():
+        runs = _step_runs("wf-cancel")
+        running = [r for r in runs if r.state and r.state.is_running()]
+        return running if len(running) == 2 else None
+
+    children = _wait_for(both_running, "both steps to run")
+    _wait_for(
+        lambda: len(docker_client.containers.list(filters={"label": RUN_LABEL})) >= 2,
+        "both steps' containers",
+    )
+
+    async def cancel():
+        async with get_client() as client:
+            await client.set_flow_run_state(run_id, Cancelling(message="test"), force=True)
+
+    asyncio.run(cancel())
+
+    async def read(flow_run_id):
+        async with get_client() as client:
+            return await client.read_flow_run(flow_run_id)
+
+    run = _wait_for(
+        lambda: (r := asyncio.run(read(run_id))).state.is_final() and r, "the run to end", 60
+    )
+    assert run.state.type.value == "CANCELLED", run.state
+    for child in children:
+        ended = _wait_for(
+            lambda c=child: (r := asyncio.run(read(c.id))).state.is_final() and r,
+            "a step's run to end",
+            60,
+        )
+        assert ended.state.type.value == "CANCELLED", ended.state
+    ids = {str(c.id) for c in children}
+    left = [
+        c
+        for c in docker_client.containers.list(all=True, filters={"label": RUN_LABEL})
+        if c.labels.get(RUN_LABEL) in ids
+    ]
+    assert not left, [c.name for c in left]
+    time.sleep(2)  # nothing starts later either
+    assert not _step_runs("wf-cancel", "after")
+
+
+def test_retry_failed_runs_only_the_failed_and_not_started_steps(worker, ssh_server, tmp_path):
+    apply_with_probes(
+        tmp_path,
+        ssh_server,
+        """\
+        name: wf-flaky
+        type: python
+        status: active
+        script: |
+          import cronium
+          if cronium.getVariable("WF_RETRY_OK") is None:
+              raise SystemExit("not yet")
+          cronium.output({"got": cronium.input()})
+        ---
+        kind: workflow
+        name: wf-retry
+        status: active
+        steps:
+          - {name: a, event: wf-probe, input: {value: 1}}
+          - {name: b, event: wf-flaky, needs: [a]}
+          - {name: c, event: wf-probe, needs: [b], input: {value: "{{ steps.b.output.got.value }}"}}
+        """,
+    )
+    code, first = trigger_wait("wf-retry")
+    assert code == 1, json.dumps(first, indent=1)
+    assert {n: s["status"] for n, s in steps_of(first).items()} == {
+        "a": "SUCCESS",
+        "b": "FAILURE",
+        "c": "NOT_STARTED",
+    }
+    assert cronium("var", "set", "WF_RETRY_OK", "1").returncode == 0
+    done = cronium("retry", first["run_id"], "--failed", "--wait", "--json", timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    second = json.loads(done.stdout)
+    steps = steps_of(second)
+    assert [s["status"] for s in steps.values()] == ["SUCCESS"] * 3
+    assert steps["a"]["reused_from"] == first["run_id"]
+    assert steps["a"]["run_ids"] == steps_of(first)["a"]["run_ids"]
+    assert steps["c"]["output"]["value"] == 1  # b got a's reused output
+    assert len(_step_runs("wf-retry", "a")) == 1  # a ran once in all
+    assert len(_step_runs("wf-retry", "b")) == 2
+
+
+def test_a_step_of_a_paused_or_deleted_event_fails_there_clearly(worker, ssh_server, tmp_path):
+    apply_with_probes(
+        tmp_path,
+        ssh_server,
+        """\
+        name: wf-stopped
+        type: bash
+        status: paused
+        script: echo never
+        ---
+        name: wf-gone
+        type: bash
+        status: active
+        script: echo never
+        ---
+        kind: workflow
+        name: wf-blocked
+        status: active
+        on_failure: continue
+        steps:
+          - {name: ok, event: wf-probe}
+          - {name: paused, event: wf-stopped}
+          - {name: deleted, event: wf-gone}
+        """,
+    )
+    assert cronium("delete", "wf-gone").returncode == 0
+    code, record = trigger_wait("wf-blocked")
+    assert code == 1 and record["status"] == "PARTIAL", json.dumps(record, indent=1)
+    steps = steps_of(record)
+    assert steps["ok"]["status"] == "SUCCESS"
+    assert steps["paused"]["status"] == "FAILURE"
+    assert "event 'wf-stopped' is paused" in steps["paused"]["error"]
+    assert steps["deleted"]["status"] == "FAILURE"
+    assert "event 'wf-gone' does not exist" in steps["deleted"]["error"]
+    assert not steps["paused"]["run_ids"] and not steps["deleted"]["run_ids"]
