@@ -425,19 +425,22 @@ async def _write_all(
 
 
 async def set_event_status(name: str, status: EventStatus) -> None:
-    """Pause, resume (activate) or archive one deployed event: its definition with the new
-    status, applied like any change. Reads only this event's deployment."""
-    from .resolve import deployment_name
+    """Pause, resume (activate) or archive one deployed event or workflow: its definition
+    with the new status, applied like any change. Reads only this deployment."""
+    from .resolve import read_runnable
 
     async with get_client() as client:
-        try:
-            current = await client.read_deployment_by_name(deployment_name(name))
-        except ObjectNotFound:
-            raise CroniumError(f"no event named {name!r} (see `cronium events`)") from None
+        current = await read_runnable(client, name)
+    parameters = current.parameters or {}
+    model: type[Definition] = Workflow if "workflow" in parameters else Event
     try:
-        event = Event.model_validate((current.parameters or {}).get("event"))
+        definition = model.model_validate(parameters.get("workflow") or parameters.get("event"))
     except ValueError as exc:
         raise CroniumError(
-            f"the deployment of {name!r} does not hold a valid event: {exc}"
+            f"the deployment of {name!r} does not hold a valid definition: {exc}"
         ) from None
-    await apply_events([event.model_copy(update={"status": status})], {name: current})
+    changed = definition.model_copy(update={"status": status})
+    if model is Workflow:
+        await apply_events([changed], {}, existing_workflows={name: current})
+    else:
+        await apply_events([changed], {name: current})

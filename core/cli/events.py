@@ -27,10 +27,6 @@ def register(app: typer.Typer) -> None:
         app.command()(command)
 
 
-async def _existing() -> dict[str, Any]:
-    return (await _deployed())[0]
-
-
 async def _deployed() -> tuple[dict[str, Any], dict[str, Any]]:
     """The deployed events and workflows, by name."""
     from prefect.client.orchestration import get_client
@@ -386,29 +382,30 @@ def _set_status(name: str, status: EventStatus) -> None:
 
 
 def pause(name: str) -> None:
-    """Pause an event: its schedules stop until `resume`."""
+    """Pause an event or a workflow: its schedules stop until `resume`."""
     _set_status(name, EventStatus.paused)
 
 
 def resume(name: str) -> None:
-    """Resume (activate) an event: its schedules run again."""
+    """Resume (activate) an event or a workflow: its schedules run again."""
     _set_status(name, EventStatus.active)
 
 
 def delete(name: str) -> None:
-    """Delete an event's deployment (its past runs stay in Prefect)."""
+    """Delete an event's or a workflow's deployment (its past runs stay in Prefect)."""
     from prefect.client.orchestration import get_client
 
     async def remove() -> bool:
-        existing = await _existing()
-        if name not in existing:
+        events, workflows = await _deployed()
+        found = events.get(name) or workflows.get(name)
+        if found is None:
             return False
         async with get_client() as client:
-            await client.delete_deployment(existing[name].id)
+            await client.delete_deployment(found.id)
         return True
 
     if not asyncio.run(remove()):
         audit(AuditAction.delete, name, "refused", error="no such event")
-        raise fail_usage(f"no event named {name!r} (see `cronium events`)")
+        raise fail_usage(f"no event or workflow named {name!r} (see `cronium events`)")
     audit(AuditAction.delete, name)
     err.print(f"deleted {name}", highlight=False)

@@ -37,8 +37,9 @@ from starlette.requests import ClientDisconnect
 
 from cronium_prefect.access import Actor, AuditAction, Permission, Role
 from cronium_prefect.caps import InputTooLarge, NestedTooDeep, check_input, load_json
+from cronium_prefect.errors import EventNotFound
 from cronium_prefect.event import EventStatus, is_event_name
-from cronium_prefect.flows.resolve import deployment_name
+from cronium_prefect.flows.resolve import read_runnable
 from cronium_prefect.flows.status import deployed_status
 from cronium_prefect.names import WEBHOOK_TAG, Trigger
 from cronium_prefect.webhook import (
@@ -165,11 +166,13 @@ class Hooks:
         if not is_event_name(name):
             raise Refused(401, _UNAUTHORIZED)
         try:
-            deployment = await self.client.read_deployment_by_name(deployment_name(name))
-        except ObjectNotFound:
+            deployment = await read_runnable(self.client, name)  # an event, or a workflow
+        except EventNotFound:
             raise Refused(401, _UNAUTHORIZED) from None
+        parameters = deployment.parameters or {}
+        definition = parameters.get("event") or parameters.get("workflow") or {}
         try:
-            hook = Webhook.model_validate((deployment.parameters.get("event") or {})["webhook"])
+            hook = Webhook.model_validate(definition["webhook"])
         except (KeyError, TypeError, ValidationError):
             raise Refused(401, _UNAUTHORIZED) from None  # no webhook declared
         if not hook.admits(source):

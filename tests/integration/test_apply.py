@@ -140,7 +140,7 @@ def test_pause_resume_delete(prefect_api, tmp_path):
     assert cronium("delete", "ap-toggle").returncode == 0
     assert "ap-toggle" not in deployed()
     missing = cronium("pause", "ap-toggle")
-    assert missing.returncode == 2 and "no event named 'ap-toggle'" in missing.stderr
+    assert missing.returncode == 2 and "no event or workflow named 'ap-toggle'" in missing.stderr
 
 
 def _listed_status(name: str) -> str:

@@ -415,3 +415,23 @@ def test_no_secret_or_body_reaches_the_service_log_or_the_audit_log(door):
         for secret in [TOKEN, SIGNING, GITHUB, marker]:
             assert secret not in text
     assert "Traceback" not in door.log()
+
+
+def test_a_workflow_declares_a_webhook_like_an_event(door, tmp_path):
+    (tmp_path / "flow.yaml").write_text(
+        f"kind: workflow\nname: hook-flow\nstatus: active\npool: {POOL}\n"
+        "webhook: {secret: hook-token-secret}\nsteps:\n  - {name: only, event: no-hook}\n"
+    )
+    applied = cli("apply", str(tmp_path / "flow.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    assert door.bearer("hook-flow", "wrong-token", b"{}").status_code == 401
+    run_id = started(door.bearer("hook-flow", TOKEN, b'{"n": 1}'), "hook-flow", {"n": 1})
+
+    async def read():
+        async with get_client() as client:
+            run = await client.read_flow_run(uuid.UUID(run_id))
+            return await client.read_deployment(run.deployment_id)
+
+    import asyncio
+
+    assert asyncio.run(read()).entrypoint.endswith("workflow_flow.cronium_workflow")

@@ -181,3 +181,28 @@ def test_a_step_of_a_paused_or_deleted_event_fails_there_clearly(worker, ssh_ser
     assert steps["deleted"]["status"] == "FAILURE"
     assert "event 'wf-gone' does not exist" in steps["deleted"]["error"]
     assert not steps["paused"]["run_ids"] and not steps["deleted"]["run_ids"]
+
+
+def test_workflows_are_listed_paused_resumed_and_deleted_like_events(prefect_api, tmp_path):
+    (tmp_path / "wf.yaml").write_text(
+        "name: wf-listed-step\ntype: bash\nstatus: active\nscript: 'true'\n---\n"
+        "kind: workflow\nname: wf-listed\nstatus: active\n"
+        "schedule: {cron: '0 3 * * *'}\nsteps:\n  - {name: only, event: wf-listed-step}\n"
+    )
+    assert cronium("apply", str(tmp_path / "wf.yaml")).returncode == 0
+
+    def listed() -> dict:
+        done = cronium("workflows", "--json")
+        assert done.returncode == 0, done.stderr
+        return {row["name"]: row for row in json.loads(done.stdout)}
+
+    row = listed()["wf-listed"]
+    assert (row["status"], row["steps"], row["schedule"]) == ("active", 1, "cron 0 3 * * * (UTC)")
+    assert cronium("pause", "wf-listed").returncode == 0
+    assert listed()["wf-listed"]["status"] == "paused"
+    assert cronium("resume", "wf-listed").returncode == 0
+    assert listed()["wf-listed"]["status"] == "active"
+    assert cronium("delete", "wf-listed").returncode == 0
+    assert "wf-listed" not in listed()
+    text = cronium("workflows").stdout
+    assert "WORKFLOW" in text and "wf-listed" not in text
