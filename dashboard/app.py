@@ -28,6 +28,8 @@ pages = [
     st.Page(PAGES / "overview.py", title="Overview", url_path="overview", default=True),
     st.Page(PAGES / "events.py", title="Events", url_path="events"),
     st.Page(PAGES / "event.py", title="Event", url_path="event"),
+    st.Page(PAGES / "workflows.py", title="Workflows", url_path="workflows"),
+    st.Page(PAGES / "workflow.py", title="Workflow", url_path="workflow"),
     st.Page(PAGES / "runs.py", title="Runs", url_path="runs"),
     st.Page(PAGES / "run.py", title="Run", url_path="run"),
     st.Page(PAGES / "servers.py", title="Servers", url_path="servers"),

@@ -51,3 +51,57 @@ def test_a_diamond_runs_b_and_c_at_once_and_d_gets_both_outputs(worker, ssh_serv
     child = child_record(steps["d"]["run_ids"][0])
     assert child["event"] == "wf-probe" and child["trigger"] == "workflow"
     assert parent_of(steps["d"]["run_ids"][0]) == record["run_id"]
+
+
+def test_the_dashboard_draws_the_latest_run_and_lists_runs(
+    worker, ssh_server, tmp_path, monkeypatch
+):
+    apply_with_probes(
+        tmp_path,
+        ssh_server,
+        """\
+        kind: workflow
+        name: wf-drawn
+        status: active
+        on_failure: continue
+        steps:
+          - {name: first, event: wf-probe}
+          - {name: broken, event: wf-probe, needs: [first], input: {fail: true}}
+          - {name: never, event: wf-probe, needs: [broken]}
+          - {name: tidy, event: wf-probe, needs: [{step: broken, on: always}]}
+        """,
+    )
+    code, record = trigger_wait("wf-drawn")
+    assert record["status"] == "PARTIAL", json.dumps(record, indent=1)
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from cronium_prefect.dashboard.launch import APP
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setenv(
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/d.db"
+    )
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    app.switch_page("app_pages/workflows.py").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    listed = app.dataframe[0].value
+    assert "workflow?name=wf-drawn" in list(listed["workflow"])
+    app.query_params["name"] = "wf-drawn"
+    app.switch_page("app_pages/workflow.py").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    (chart,) = app.get("graphviz_chart")
+    dot = chart.proto.spec
+    steps = steps_of(record)
+    for step, colour in [("first", "#2e9e44"), ("broken", "#d62728"), ("tidy", "#2e9e44")]:
+        line = next(x for x in dot.splitlines() if x.startswith(f'"{step}" ['))
+        assert colour in line and f'URL="run?id={steps[step]["run_ids"][0]}"' in line, line
+    assert "skipped" in next(x for x in dot.splitlines() if x.startswith('"never" ['))
+    assert '"broken" -> "tidy" [label="always"]' in dot
+    table = app.dataframe[0].value
+    assert list(table["status"]) == ["SUCCESS", "FAILURE", "SKIPPED", "SUCCESS"]
+    runs = app.dataframe[1].value
+    assert f"run?id={record['run_id']}" in list(runs["run"])
+    st.cache_resource.clear()
