@@ -36,7 +36,9 @@ from .resolve import deployment_name
 from .runtime import current_runtime
 from .workflow_steps import StepRunner
 
-__all__ = ["cronium_workflow", "resolve_workflow"]
+__all__ = ["cronium_workflow", "resolve_workflow", "MAX_CRASHES"]
+
+MAX_CRASHES = 3  # times a workflow run is resumed after its worker died
 
 
 async def resolve_workflow(workflow: Workflow | str | dict[str, Any]) -> Workflow:
@@ -194,9 +196,16 @@ async def _reuse(client: Any, record: WorkflowRecord, retry_of: str) -> None:
 async def _restarts(client: Any, flow_run: Any) -> int:
     """How often this run was started again by hand (Prefect's Retry): each such start
     runs its steps again. A start after its worker died (the crash automation) does not:
-    it finds the runs its steps already had."""
+    it finds the runs its steps already had; after MAX_CRASHES of those it gives up (a
+    workflow that kills its worker every time must not loop forever)."""
     if flow_run is None or flow_run.run_count <= 1:
         return 0
     history = await client.read_flow_run_states(flow_run.id)
     retries = [s for s in history if s.name == "AwaitingRetry"]
-    return sum(1 for s in retries if s.message != RETRY_MESSAGE)
+    crashes = sum(1 for s in retries if s.message == RETRY_MESSAGE)
+    if crashes > MAX_CRASHES:
+        raise CroniumError(
+            f"the worker running it stopped {crashes} times; a workflow run is started again "
+            f"after at most {MAX_CRASHES}"
+        )
+    return len(retries) - crashes

@@ -31,7 +31,7 @@ from prefect.states import Cancelled, Cancelling
 from cronium_prefect.caps import cap_text, check_input
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import EventStatus
-from cronium_prefect.names import STEP_TAG, WORKFLOW_TAG, Trigger
+from cronium_prefect.names import RETRYABLE_TAG, STEP_TAG, WORKFLOW_TAG, Trigger
 from cronium_prefect.record import RunRecord, RunStatus, StepRecord, StepStatus, WorkflowRecord
 from cronium_prefect.settings import get_settings
 from cronium_prefect.templates import is_template
@@ -50,6 +50,8 @@ POLL_SECONDS = 0.2  # how often the running steps are looked at: one query for a
 # How long a stopped workflow waits for its steps' runs to end: within the worker's grace
 # for a cancelled run (worker.CANCEL_GRACE_SECONDS), so that it records how they ended.
 CANCEL_WAIT_SECONDS = 8.0
+# How long a crashed step run of an event with retries is given to be scheduled again.
+CRASH_RETRY_WAIT_SECONDS = 60.0
 
 
 @dataclass
@@ -65,6 +67,7 @@ class _Item:
     started: float = 0.0
     ended: float = 0.0
     cancelled: bool = False  # stopped by this workflow (fail_fast, cancel, timeout)
+    crashed_at: float = 0.0  # when it was first seen Crashed
 
 
 @dataclass
@@ -202,9 +205,7 @@ class StepRunner:
         context = self._context()
         if step.for_each is None:
             return [await self._render(step.input, context, step, None)]
-        items = step.for_each
-        if isinstance(items, str):
-            items = await self._evaluate(items, context, f"steps.{step.name}.for_each")
+        items = await self._walk(step.for_each, context, f"steps.{step.name}.for_each")
         if not isinstance(items, list):
             raise CroniumError(
                 f"steps.{step.name}.for_each: gave a {type(items).__name__}, not a list"
@@ -317,6 +318,8 @@ class StepRunner:
         for run in await self._read_running():
             if run.state is None or not run.state.is_final():
                 continue
+            if self._may_run_again(self.running[str(run.id)], run.state):
+                continue
             item = self.running.pop(str(run.id))
             item.state, item.ended = run.state, time.monotonic()
             item.record = await read_record(self.client, run.id)
@@ -335,6 +338,17 @@ class StepRunner:
         if self.workflow.on_failure == "fail_fast":
             self._drop_queue()
             self._stop_wanted = True  # the run loop stops the running steps' runs
+
+    def _may_run_again(self, item: _Item, state: Any) -> bool:
+        """A crashed run of an event with retries is scheduled again by the crash
+        automation (crash_detection) moments later: not its end yet, for a while."""
+        if state.type != StateType.CRASHED:
+            return False
+        event = self.record.step(item.step).event
+        if RETRYABLE_TAG not in (self._deployments[event].tags or []):
+            return False
+        item.crashed_at = item.crashed_at or time.monotonic()
+        return time.monotonic() - item.crashed_at < CRASH_RETRY_WAIT_SECONDS
 
     @staticmethod
     def _item_ok(item: _Item) -> bool:

@@ -18,7 +18,7 @@ from cronium_prefect.loader import (
     parse_text,
     validate_event,
 )
-from cronium_prefect.workflow import Workflow, When, inline_event_name
+from cronium_prefect.workflow import When, Workflow, inline_event_name
 
 # The events the diamond's steps name, in a file of their own.
 EVENTS = """\
@@ -240,7 +240,9 @@ INVALID = [
     ),
     (
         "two-step cycle",
-        _workflow("  - name: a\n    event: e\n    needs: [b]\n  - name: b\n    event: e\n    needs: [a]\n"),
+        _workflow(
+            "  - name: a\n    event: e\n    needs: [b]\n  - name: b\n    event: e\n    needs: [a]\n"
+        ),
         "steps[1].needs",
         ("needs: [a]", None),
         "needs form a cycle: a -> b -> a",
@@ -391,14 +393,18 @@ INVALID = [
     ),
     (
         "a need listed twice",
-        _workflow("  - name: a\n    event: e\n  - name: b\n    event: e\n    needs: [a, {step: a, on: always}]\n"),
+        _workflow(
+            "  - name: a\n    event: e\n  - name: b\n    event: e\n    needs: [a, {step: a, on: always}]\n"
+        ),
         "steps[1]",
         ("- name: b", None),
         "needs: listed twice: a",
     ),
     (
         "a need on a condition that is none",
-        _workflow("  - name: a\n    event: e\n  - name: b\n    event: e\n    needs: [{step: a, on: sometimes}]\n"),
+        _workflow(
+            "  - name: a\n    event: e\n  - name: b\n    event: e\n    needs: [{step: a, on: sometimes}]\n"
+        ),
         "steps[1].needs[0].on",
         ("sometimes", None),
         "'sometimes'",
@@ -453,7 +459,9 @@ INVALID = [
     [c[1:] for c in INVALID],
     ids=[c[0] for c in INVALID],
 )
-def test_each_problem_names_file_line_workflow_and_field(tmp_path, document, field, where, fragment):
+def test_each_problem_names_file_line_workflow_and_field(
+    tmp_path, document, field, where, fragment
+):
     refused, source = _refused(tmp_path, document)
     line = _line_of(document, *where)
     matching = [p for p in refused.problems if p.field == field and fragment in p.message]
@@ -574,9 +582,13 @@ def test_inline_events_are_named_after_workflow_and_step_and_active():
     )
     (workflow,) = parse_documents(document)
     a, b = workflow.inline_events()
-    assert (a.name, b.name) == ("wf--a", "wf--b") == (
-        inline_event_name("wf", "a"),
-        inline_event_name("wf", "b"),
+    assert (
+        (a.name, b.name)
+        == ("wf--a", "wf--b")
+        == (
+            inline_event_name("wf", "a"),
+            inline_event_name("wf", "b"),
+        )
     )
     assert a.status.value == "active" and b.status.value == "active"
     assert a.overlap == "allow", "an inline event allows overlap by default"
@@ -775,11 +787,7 @@ def test_a_for_each_running_several_items_at_once_overlaps():
 
 
 def test_unordered_steps_of_one_event_overlap_and_ordered_ones_do_not():
-    parallel = (
-        "  - name: a\n    event: e\n"
-        "  - name: b\n    event: e\n"
-        "  - name: c\n    event: f\n"
-    )
+    parallel = "  - name: a\n    event: e\n  - name: b\n    event: e\n  - name: c\n    event: f\n"
     assert _overlapping(parallel) == [("b", "step a runs e too, maybe at once")]
     chained = (
         "  - name: a\n    event: e\n"

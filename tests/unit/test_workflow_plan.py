@@ -154,7 +154,9 @@ def test_join_any_starts_on_the_first_need_that_holds():
 
 
 def test_join_any_is_skipped_only_once_no_need_can_hold():
-    workflow = _workflow(_step("a"), _step("b"), _step("j", "a", "b", join="any"), on_failure="continue")
+    workflow = _workflow(
+        _step("a"), _step("b"), _step("j", "a", "b", join="any"), on_failure="continue"
+    )
     assert _decided(_plan(workflow, a=S.FAILURE, b=S.RUNNING)) == {}, "b may still succeed"
     plan = _plan(workflow, a=S.FAILURE, b=S.SKIPPED)
     (decision,) = plan.decide()
