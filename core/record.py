@@ -7,6 +7,7 @@ record, never a dict picked apart by hand.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
@@ -171,6 +172,26 @@ class WorkflowRecord(RunRecord):
 
     def step(self, name: str) -> StepRecord:
         return next(s for s in self.steps if s.name == name)
+
+    def fit(self, limit: int) -> None:
+        """Keep the record's JSON within `limit` bytes: the largest step outputs give way
+        first, each replaced by a note saying where it is (its runs' records keep it)."""
+        size = _json_size(self.to_json())
+        for step in sorted(self.steps, key=lambda s: -_json_size(s.output)):
+            if size <= limit or step.output is None:
+                break
+            size -= _json_size(step.output)
+            step.output = (
+                f"(left out: {_json_size(step.output)} bytes of JSON; the records of its "
+                "runs hold it)"
+            )
+            size += _json_size(step.output)
+        if size > limit and self.output is not None:
+            self.output = f"(left out: the record was over its limit of {limit} bytes)"
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, default=str).encode())
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

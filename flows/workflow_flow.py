@@ -31,7 +31,7 @@ from .actions import run_actions
 from .crash_detection import RETRY_MESSAGE
 from .deploy import writer_client
 from .event_flow import final_state
-from .report import publish_run_artifacts, read_record
+from .report import RECORD_BYTES, publish_run_artifacts, read_record
 from .resolve import deployment_name
 from .runtime import current_runtime
 from .workflow_steps import StepRunner
@@ -133,7 +133,8 @@ async def cronium_workflow(
         logger.error("%s", record.error)
     finally:
         runtime.running.pop(run_id, None)
-    record.make_safe([])  # each step's output was masked by its own run
+    record.make_safe([])  # each step's output was masked by its own run: this caps errors
+    record.fit(RECORD_BYTES)  # 1,000 items of 1 MiB each must not make a 1 GB record
     ended = datetime.now(timezone.utc)
     record.end_time = ended.isoformat()
     record.duration_s = round((ended - started).total_seconds(), 3)
