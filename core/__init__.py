@@ -1,6 +1,6 @@
 """Cronium on Prefect: script automation as Prefect deployments.
 
-from cronium_prefect import Event, load_paths
+from cronium_prefect import Event, Workflow, load_paths
 """
 
 from .errors import (
@@ -10,10 +10,14 @@ from .errors import (
     InvalidEvent,
 )
 from .event import Event
-from .loader import load_paths, parse_text
+from .loader import load_definitions, load_paths, parse_text
+from .workflow import Step, Workflow
 
 __all__ = [
     "Event",
+    "Workflow",
+    "Step",
+    "load_definitions",
     "run_event",
     "docker_script",
     "ssh_script",

@@ -1,15 +1,9 @@
-"""Reading event definitions from YAML / JSON files and folders, with locations in errors.
-
-YAML is read with YAML 1.2 booleans (`on:` stays the word "on"), duplicate keys refused,
-and a node budget so that alias bombs and absurd nesting fail fast and clearly.
-"""
+"""Reading event and workflow definitions from YAML / JSON files and folders, with
+locations in errors (the text itself is read by core/documents.py)."""
 
 from __future__ import annotations
 
 import difflib
-import json
-import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +12,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .documents import (
+    DocumentError,
+    Location,
+    dotted,
+    json_documents,
+    line_for,
+    yaml_documents,
+)
 from .errors import InvalidEvent, Problem
 from .event import Event
 from .workflow import WORKFLOW_KIND, Workflow, graph_problems
@@ -35,152 +37,7 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_NODES = 100_000
-MAX_DEPTH = 64
 SUFFIXES = (".yaml", ".yml", ".json")
-
-Location = tuple[Any, ...]
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: `on`, `off`, `yes`, `no` are plain words."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-_Yaml12CLoader: type | None = None
-if getattr(yaml, "__with_libyaml__", False):
-
-    class _Yaml12CLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
-        """The same, on libyaml's parser: only the composing is in C, the rest is shared."""
-
-    _Yaml12CLoader.yaml_implicit_resolvers = _Yaml12Loader.yaml_implicit_resolvers
-
-
-_TOO_LONG = f"a number with more than {sys.get_int_max_str_digits()} digits"
-
-
-class _DocumentError(Exception):
-    def __init__(self, message: str, line: int | None, field: str = ""):
-        super().__init__(message)
-        self.line, self.field = line, field
-
-
-def _dotted(path: Location) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-class _Builder:
-    """Turns a composed YAML node tree into Python values, remembering each path's line."""
-
-    def __init__(self, loader: yaml.SafeLoader):
-        self.loader = loader
-        self.lines: dict[Location, int] = {}
-        self.budget = MAX_NODES
-
-    def build(self, node: yaml.Node, path: Location = ()) -> Any:
-        line = node.start_mark.line + 1
-        self.lines.setdefault(path, line)
-        self.budget -= 1
-        if self.budget < 0:
-            raise _DocumentError(
-                f"document too large: more than {MAX_NODES} values (alias expansion?)", line
-            )
-        if len(path) > MAX_DEPTH:
-            raise _DocumentError(f"nested deeper than {MAX_DEPTH} levels", line, _dotted(path))
-        if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)  # resolves `<<` merge keys
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise _DocumentError("mapping keys must be plain values", line, _dotted(path))
-                key = self._construct(key_node, (*path, "<key>"))
-                key_line = key_node.start_mark.line + 1
-                if key in result:
-                    raise _DocumentError(
-                        f"duplicate key {key!r} (first at line {self.lines[(*path, key)]})",
-                        key_line,
-                        _dotted(path),
-                    )
-                self.lines[(*path, key)] = key_line
-                result[key] = self.build(value_node, (*path, key))
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._construct(node, path)
-
-    def _construct(self, node: yaml.Node, path: Location) -> Any:
-        """A scalar's value; a value Python refuses to build (a 5,000-digit integer, the
-        date 2024-02-30) is a document error on its line, not a traceback."""
-        try:
-            return self.loader.construct_object(node)
-        except ValueError as exc:
-            message = _TOO_LONG if "integer string conversion" in str(exc) else str(exc)
-            raise _DocumentError(message, node.start_mark.line + 1, _dotted(path)) from None
-
-
-def _compose(text: str, loader_class: type) -> Iterable[tuple[Any, dict[Location, int], int]]:
-    loader = loader_class(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            builder = _Builder(loader)
-            yield builder.build(node), builder.lines, node.start_mark.line + 1
-    finally:
-        loader.dispose()
-
-
-def _yaml_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
-    """libyaml's parser when PyYAML has it (~8x faster: `apply` may read 10,000 files);
-    a text it refuses is read again by the pure-Python one, whose messages we show. Tabs
-    go to the pure-Python one too: libyaml accepts some that it refuses (`a:<tab>b`)."""
-    if _Yaml12CLoader is not None and "\t" not in text:
-        try:
-            return list(_compose(text, _Yaml12CLoader))
-        except (yaml.YAMLError, _DocumentError, RecursionError):
-            pass  # read lazily below: problems in earlier documents come first, as ever
-    return _compose(text, _Yaml12Loader)
-
-
-def _json_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise _DocumentError(f"duplicate key {key!r}", None)
-            seen[key] = value
-        return seen
-
-    try:
-        data = json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise _DocumentError(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
-    except ValueError as exc:  # Python's cap on the digits of an int it converts from text
-        message = _TOO_LONG if "integer string conversion" in str(exc) else str(exc)
-        raise _DocumentError(message, None) from None
-    except RecursionError:
-        raise _DocumentError("nested too deeply", None) from None
-    for item in data if isinstance(data, list) else [data]:
-        yield item, {}, None
-
-
-def _line_for(lines: dict[Location, int], loc: Sequence[Any]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if tuple(loc[:end]) in lines:
-            return lines[tuple(loc[:end])]
-    return None
 
 
 def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
@@ -256,9 +113,9 @@ def validate_document(
     def problem(message: str, loc: Sequence[Any]) -> Problem:
         return Problem(
             message,
-            field=_dotted(tuple(loc)),
+            field=dotted(tuple(loc)),
             source=source,
-            line=_line_for(lines, loc) or line,
+            line=line_for(lines, loc) or line,
             event=name,
             kind=kind,
         )
@@ -302,7 +159,7 @@ def parse_documents(
     problems at once."""
     found: list[Event | Workflow] = []
     problems: list[Problem] = []
-    documents = _json_documents(text) if fmt == "json" else _yaml_documents(text)
+    documents = json_documents(text) if fmt == "json" else yaml_documents(text)
     try:
         first_line: dict[str, int] = {}
         for data, lines, line in documents:
@@ -326,7 +183,7 @@ def parse_documents(
                 continue
             first_line[document.name] = line
             found.append(document)
-    except _DocumentError as exc:
+    except DocumentError as exc:
         problems.append(Problem(str(exc), field=exc.field, source=source, line=exc.line))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -120,7 +120,7 @@ def inline_event_name(workflow: str, step: str) -> str:
 class Workflow(_Strict):
     """Steps and what they need, run as one Prefect flow run (see SPEC and docs)."""
 
-    kind: Literal["workflow"]
+    kind: Literal["workflow"] = "workflow"  # what tells a workflow document from an event
     name: Annotated[str, AfterValidator(_check_name)]
     description: str = Field(default="", max_length=500)
     status: EventStatus = EventStatus.draft

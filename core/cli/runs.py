@@ -23,7 +23,7 @@ from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, Ru
 from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.loader import load_file
 from cronium_prefect.names import Trigger
-from cronium_prefect.record import RunRecord, RunStatus, WorkflowRecord
+from cronium_prefect.record import RunRecord
 from cronium_prefect.settings import get_settings
 
 from .common import (
@@ -35,8 +35,8 @@ from .common import (
     fail,
     fail_usage,
     out,
-    print_json,
 )
+from .records import exit_with_record, follow_run, print_log, print_record, warn
 
 LOG_BATCH_SECONDS = 0.5  # how often `cronium worker` ships log lines, unless Prefect's is set
 
@@ -46,15 +46,6 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     for command in (run, trigger, logs, worker):
         app.command()(command)
-
-
-def _print_log(log: Any) -> None:
-    stamp = log.timestamp.strftime("%H:%M:%S.%f")[:-3]
-    out.print(f"{stamp} {log.message}", highlight=False, markup=False, soft_wrap=True)
-
-
-def _warn(message: str) -> None:
-    err.print(f"warning: {message}", highlight=False, soft_wrap=True)
 
 
 def trigger(
@@ -91,28 +82,6 @@ def trigger(
     exit_with_record(run, record, as_json)
 
 
-async def follow_run(client: Any, run_id: Any, as_json: bool) -> tuple[Any, RunRecord | None]:
-    """Print the run's log as it comes (to stderr with --json); its end and record."""
-    from cronium_prefect.flows.follow import follow_logs
-    from cronium_prefect.flows.report import read_record
-
-    run = await follow_logs(
-        client,
-        run_id,
-        _print_log if not as_json else lambda log: err.print(log.message, markup=False),
-        follow=True,
-        warn=_warn,
-    )
-    return run, await read_record(client, run.id)
-
-
-def exit_with_record(run: Any, record: RunRecord | None, as_json: bool) -> None:
-    if record is None:
-        raise fail(f"the run ended in {run.state.name if run.state else '?'} without a record")
-    _print_record(record, as_json)
-    raise typer.Exit(0 if record.status.ok else EXIT_FAILED)
-
-
 def logs(
     target: Annotated[str, typer.Argument(metavar="RUN_ID_OR_EVENT")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
@@ -139,7 +108,7 @@ def logs(
                     raise fail_usage(f"no runs of an event named {target!r}") from None
                 run_id = runs[0].id
             try:
-                await follow_logs(client, run_id, _print_log, follow=follow, warn=_warn)
+                await follow_logs(client, run_id, print_log, follow=follow, warn=warn)
             except ObjectNotFound:
                 raise fail_usage(f"no flow run {target}") from None
 
@@ -278,7 +247,7 @@ def run(
         raise fail(f"cannot talk to the Prefect API: {exc}") from None
     # A run of a file or of a deployed event's definition, here: recorded like a trigger.
     audit(AuditAction.trigger, record.event, run_id=record.run_id, via="cronium run")
-    _print_record(record, as_json)
+    print_record(record, as_json)
     raise typer.Exit(0 if record.status.ok else EXIT_FAILED)
 
 
@@ -297,50 +266,3 @@ async def _run_now(chosen: Event | str, input_data: Any) -> RunRecord:
     if not isinstance(result, dict):
         raise CroniumError(f"the run ended in {state.name}: {state.message or result}")
     return RunRecord.from_json(result)
-
-
-def _print_record(record: RunRecord, as_json: bool) -> None:
-    if as_json:
-        summary = {
-            "event": record.event,
-            "run_id": record.run_id,
-            "status": record.status.value,
-            "exit_code": record.exit_code,
-            "output": record.output,
-            "condition": record.condition,
-            "duration_s": record.duration_s,
-            "error": record.error,
-            "trigger": record.trigger.value,
-            "webhook": record.webhook,
-        }
-        summary["servers"] = [
-            {"name": s.name, "status": s.status.value, "exit_code": s.exit_code}
-            for s in record.servers
-        ]
-        if isinstance(record, WorkflowRecord):
-            summary["workflow"] = summary.pop("event")
-            summary["steps"] = [s.to_json() for s in record.steps]
-        print_json(summary)
-        return
-    if isinstance(record, WorkflowRecord):
-        from .workflows import print_workflow_record
-
-        print_workflow_record(record)
-        return
-    colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
-    out.print(
-        f"[bold {colour}]{record.status.value}[/] {record.event}  exit code "
-        f"{record.exit_code}  {record.duration_s:.2f} s (setup {record.setup_s:.2f} s, "
-        f"execution {record.execution_s:.2f} s)",
-        highlight=False,
-    )
-    if record.error:
-        out.print(f"error: {record.error}", highlight=False, markup=False)
-    out.print(
-        "output:",
-        json.dumps(record.output, indent=2, ensure_ascii=False),
-        highlight=False,
-        markup=False,
-    )
-    out.print(f"condition: {json.dumps(record.condition)}", highlight=False)
-    out.print(f"run id: {record.run_id}", style="dim", highlight=False)

@@ -11,11 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from cronium_prefect.access import AuditAction
-from cronium_prefect.record import RunStatus, WorkflowRecord
 
 from .common import JsonOption, audit, err, fail_usage, out, print_json
 
-__all__ = ["register", "print_workflow_record"]
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -71,7 +70,7 @@ def retry(
     from cronium_prefect.flows.deploy import WORKFLOW_ENTRYPOINT
     from cronium_prefect.names import Trigger
 
-    from .runs import exit_with_record, follow_run
+    from .records import exit_with_record, follow_run
 
     try:
         earlier_id = uuid.UUID(run_id)
@@ -111,33 +110,3 @@ def retry(
             out.print(json.dumps({"run_id": str(run.id), "retry_of": run_id}))
         return
     exit_with_record(run, record, as_json)
-
-
-def print_workflow_record(record: WorkflowRecord) -> None:
-    colour = {RunStatus.SUCCESS: "green", RunStatus.PARTIAL: "yellow"}.get(record.status, "red")
-    out.print(
-        f"[bold {colour}]{record.status.value}[/] workflow {record.event}  "
-        f"{record.duration_s:.2f} s",
-        highlight=False,
-    )
-    width = max(len(s.name) for s in record.steps) if record.steps else 4
-    for step in record.steps:
-        runs = f"{len(step.run_ids)} runs" if step.items is not None else "1 run"
-        detail = "reused" if step.reused_from else (runs if step.run_ids else "")
-        out.print(
-            f"  {step.name.ljust(width)}  {step.status.value:<11}  {step.duration_s:7.2f} s  "
-            f"{detail}",
-            highlight=False,
-            markup=False,
-        )
-        if step.error and step.status.value in ("FAILURE", "CANCELLED"):
-            out.print(f"  {''.ljust(width)}  {step.error}", highlight=False, markup=False)
-    if record.error:
-        out.print(f"error: {record.error}", highlight=False, markup=False)
-    out.print(
-        "output:",
-        json.dumps(record.output, indent=2, ensure_ascii=False),
-        highlight=False,
-        markup=False,
-    )
-    out.print(f"run id: {record.run_id}", style="dim", highlight=False)

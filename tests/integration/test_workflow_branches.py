@@ -9,7 +9,7 @@ import json
 from .workflow_runs import apply_with_probes, steps_of, trigger_wait
 
 # `a` fails. `on-fail` handles it, `on-ok` needs it to succeed, `either` joins `a` or
-# `on-fail`, `cleanup` runs however the others ended.
+# `on-fail`, `cleanup` (an event defined inline) runs however the others ended.
 BRANCHES = """\
 kind: workflow
 name: {name}
@@ -32,7 +32,9 @@ steps:
     join: any
     input: {{value: "{{{{ steps['on-fail'].output.value }}}}"}}
   - name: cleanup
-    event: wf-probe
+    run:  # an event of its own, defined here: {name}--cleanup
+      type: bash
+      script: cronium_output "$(cronium_input)"
     needs: [{{step: either, on: always}}, {{step: on-ok, on: always}}]
     input: {{value: cleaned}}
 """
@@ -72,7 +74,8 @@ def test_failure_branch_join_any_and_cleanup_under_fail_fast_and_continue(
         "cleanup": "SUCCESS",
     }
     assert steps["either"]["output"]["value"] == "a was FAILURE"
-    assert steps["cleanup"]["output"]["value"] == "cleaned"
+    assert steps["cleanup"]["output"] == {"value": "cleaned"}
+    assert steps["cleanup"]["event"] == "wf-go--cleanup"
     assert not steps["on-ok"]["run_ids"]
 
 
