@@ -18,6 +18,7 @@ __all__ = ["DocumentError", "Location", "yaml_documents", "json_documents", "lin
 
 MAX_NODES = 100_000
 MAX_DEPTH = 64
+SLOW_PARSER_BYTES = 256 * 1024  # above this, libyaml's errors are shown as they are
 
 Location = tuple[Any, ...]
 
@@ -51,6 +52,7 @@ class DocumentError(Exception):
     def __init__(self, message: str, line: int | None, field: str = ""):
         super().__init__(message)
         self.line, self.field = line, field
+        self.identity: dict[str, str] = {}  # the document's `name` and `kind`, when known
 
 
 def dotted(path: Location) -> str:
@@ -117,9 +119,27 @@ def _compose(text: str, loader_class: type) -> Iterable[tuple[Any, dict[Location
             if node is None:
                 continue
             builder = _Builder(loader)
-            yield builder.build(node), builder.lines, node.start_mark.line + 1
+            try:
+                built = builder.build(node)
+            except DocumentError as exc:
+                exc.identity = _identity(node)
+                raise
+            yield built, builder.lines, node.start_mark.line + 1
     finally:
         loader.dispose()
+
+
+def _identity(node: yaml.Node) -> dict[str, str]:
+    """`name` and `kind` of a document that could not be built, read off its nodes."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        key.value: value.value
+        for key, value in node.value
+        if isinstance(key, yaml.ScalarNode)
+        and key.value in ("name", "kind")
+        and isinstance(value, yaml.ScalarNode)
+    }
 
 
 def yaml_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
@@ -128,10 +148,36 @@ def yaml_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:
     go to the pure-Python one too: libyaml accepts some that it refuses (`a:<tab>b`)."""
     if _Yaml12CLoader is not None and "\t" not in text:
         try:
+            _count_values(text, _Yaml12CLoader)
             return list(_compose(text, _Yaml12CLoader))
-        except (yaml.YAMLError, DocumentError, RecursionError):
-            pass  # read lazily below: problems in earlier documents come first, as ever
+        except DocumentError:
+            if len(text) > SLOW_PARSER_BYTES:
+                raise  # ours, not the parser's: reading it again would only be slower
+        except (yaml.YAMLError, RecursionError):
+            if len(text) > SLOW_PARSER_BYTES:
+                raise  # the pure-Python parser takes ~40 s a MB: libyaml's word it is
+        # Read lazily below: problems in earlier documents come first, as ever.
     return _compose(text, _Yaml12Loader)
+
+
+def _count_values(text: str, loader_class: type) -> None:
+    """Refuse a document of more than MAX_NODES values before any of it is built: the
+    builder's own budget counts only after the composer has made every node (a 5 MB list
+    of 2.5 million zeros took minutes to refuse)."""
+    count = 0
+    for event in yaml.parse(text, Loader=loader_class):
+        if isinstance(event, yaml.DocumentStartEvent):
+            count = 0
+        elif isinstance(event, _VALUES):
+            count += 1
+            if count > MAX_NODES:
+                raise DocumentError(
+                    f"document too large: more than {MAX_NODES} values",
+                    event.start_mark.line + 1,
+                )
+
+
+_VALUES = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
 
 
 def json_documents(text: str) -> Iterable[tuple[Any, dict[Location, int], int]]:

@@ -4,6 +4,7 @@ locations in errors (the text itself is read by core/documents.py)."""
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from .documents import (
 )
 from .errors import InvalidEvent, Problem
 from .event import Event
-from .workflow import WORKFLOW_KIND, Workflow, graph_problems
+from .workflow import WORKFLOW_KIND, Workflow, graph_problems, inline_presets
 
 __all__ = [
     "Definitions",
@@ -45,11 +46,12 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
         key = str(error["loc"][-1])
         parent: Any = model
         for part in error["loc"][:-1]:
+            if isinstance(part, int) or _is_pydantic_tag(part):  # a list index, a union tag
+                continue
             field = getattr(parent, "model_fields", {}).get(part)
-            if field is None or not isinstance(field.annotation, type):
-                parent = None
+            parent = _model_in(field.annotation) if field is not None else None
+            if parent is None:
                 break
-            parent = field.annotation
         known = list(getattr(parent, "model_fields", {})) if parent else []
         close = difflib.get_close_matches(key, known, n=1)
         return f"unknown field{f' (did you mean {close[0]!r}?)' if close else ''}"
@@ -61,6 +63,17 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
     if shown in message:
         return message
     return f"{message} (got {shown[:77] + '...' if len(shown) > 80 else shown})"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: itself, or inside list[...], X | None, Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for inner in typing.get_args(annotation):
+        found = _model_in(inner)
+        if found is not None:
+            return found
+    return None
 
 
 _TAGS = {"str", "int", "float", "bool", "list", "dict"}
@@ -121,14 +134,18 @@ def validate_document(
         )
 
     context = {"base_dir": str(base_dir or Path.cwd()), "graph_checked_later": True}
+    # The model refuses these for the whole document; here they are put on their field.
+    preset = [problem(m, loc) for loc, m in inline_presets(data)] if model is Workflow else []
     try:
         found = model.model_validate(data, context=context)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
             loc = [p for p in error["loc"] if not _is_pydantic_tag(p)]
+            if preset and not loc:
+                continue  # the same refusal, without its place
             problems.append(problem(_message(error, model), loc))
-        raise InvalidEvent(problems) from None
+        raise InvalidEvent(preset + problems) from None
     if isinstance(found, Workflow):
         graph = graph_problems(found)
         if graph:
@@ -159,8 +176,8 @@ def parse_documents(
     problems at once."""
     found: list[Event | Workflow] = []
     problems: list[Problem] = []
-    documents = json_documents(text) if fmt == "json" else yaml_documents(text)
     try:
+        documents = json_documents(text) if fmt == "json" else yaml_documents(text)
         first_line: dict[str, int] = {}
         for data, lines, line in documents:
             try:
@@ -184,7 +201,11 @@ def parse_documents(
             first_line[document.name] = line
             found.append(document)
     except DocumentError as exc:
-        problems.append(Problem(str(exc), field=exc.field, source=source, line=exc.line))
+        kind = "workflow" if exc.identity.get("kind") == WORKFLOW_KIND else "event"
+        name = exc.identity.get("name", "")
+        problems.append(
+            Problem(str(exc), field=exc.field, source=source, line=exc.line, event=name, kind=kind)
+        )
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         detail = getattr(exc, "problem", None) or str(exc)

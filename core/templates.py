@@ -135,7 +135,8 @@ def referenced(template: str, root: str, where: str) -> set[str]:
     `steps`); raises TemplateError for a template that does not parse."""
     try:
         tree = _environment.parse(template)
-    except TemplateSyntaxError as exc:
+        _environment.from_string(template)  # compiling finds unknown filters and tests
+    except TemplateSyntaxError as exc:  # TemplateAssertionError included
         raise TemplateError(f"{where}: line {exc.lineno}: {exc.message}") from None
     found = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):

@@ -117,6 +117,30 @@ def inline_event_name(workflow: str, step: str) -> str:
     return f"{workflow}--{step}"
 
 
+def inline_presets(data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """(location, message) of each `name` or `status` given in an inline `run:`: the
+    workflow sets them (its name and step's, and active)."""
+    if not isinstance(data, dict):
+        return []
+    steps = data.get("steps")
+    workflow = data.get("name") if isinstance(data.get("name"), str) else "?"
+    found = []
+    for i, step in enumerate(steps if isinstance(steps, list) else []):
+        run = step.get("run") if isinstance(step, dict) else None
+        if not isinstance(run, dict) or not isinstance(step.get("name"), str):
+            continue
+        for field in ("name", "status"):
+            if field in run:
+                found.append(
+                    (
+                        ("steps", i, "run", field),
+                        f"set by the workflow (the event is "
+                        f"{inline_event_name(workflow, step['name'])!r}, active)",
+                    )
+                )
+    return found
+
+
 class Workflow(_Strict):
     """Steps and what they need, run as one Prefect flow run (see SPEC and docs)."""
 
@@ -154,21 +178,17 @@ class Workflow(_Strict):
         for step in data["steps"]:
             run = step.get("run") if isinstance(step, dict) else None
             if isinstance(run, dict) and isinstance(step.get("name"), str):
-                for field in ("name", "status"):
-                    if field in run:
-                        raise ValueError(
-                            f"step {step['name']!r}: run.{field} is set by the workflow "
-                            f"(the event is {inline_event_name(workflow, step['name'])!r}, "
-                            "active)"
-                        )
-                tags = run.get("tags") if isinstance(run.get("tags"), list) else []
+                for _, message in inline_presets({"name": workflow, "steps": [step]}):
+                    raise ValueError(f"step {step['name']!r}: {message}")
                 run = {
                     "overlap": "allow",  # run by this workflow only, whose overlap rules
                     **run,
                     "name": inline_event_name(workflow, step["name"]),
                     "status": "active",
-                    "tags": [*tags, *{f"workflow:{workflow}"} - set(tags)],
                 }
+                tags, marker = run.get("tags", []), f"workflow:{workflow}"
+                if isinstance(tags, list) and marker not in tags:  # else the event refuses it
+                    run["tags"] = [*tags, marker]
                 if "owner" in data and "owner" not in run:
                     run["owner"] = data["owner"]
                 step = {**step, "run": run}
@@ -218,7 +238,9 @@ class Workflow(_Strict):
                 found.append((step.name, "its for_each runs several items at once"))
                 continue
             for other in self.steps[:i]:
-                unordered = other.name not in _ancestors(by_name, step.name)
+                unordered = other.name not in _ancestors(by_name, step.name) and (
+                    step.name not in _ancestors(by_name, other.name)
+                )
                 if self.event_of(other) == event and unordered:
                     found.append((step.name, f"step {other.name} runs {event} too, maybe at once"))
                     break

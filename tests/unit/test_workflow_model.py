@@ -483,22 +483,12 @@ def test_a_duplicate_yaml_key_is_refused_on_its_line(tmp_path):
     assert "duplicate key 'event' (first at line 5)" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a duplicate YAML key is found while the document is built, before "
-    "its name and kind are known, so the Problem has event='' and kind='event'",
-)
 def test_a_duplicate_yaml_key_names_the_workflow(tmp_path):
     refused, _ = _refused(tmp_path, _workflow("  - name: a\n    event: e\n    event: f\n"))
     (problem,) = refused.problems
     assert problem.event == "wf" and problem.kind == "workflow"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: did-you-mean only walks fields whose annotation is a class, so a "
-    "key in a list of steps (list[Step]) gets no suggestion",
-)
 def test_an_unknown_step_key_suggests_the_close_one(tmp_path):
     document = _workflow("  - name: a\n    event: e\n  - name: b\n    event: e\n    neds: [a]\n")
     refused, _ = _refused(tmp_path, document)
@@ -607,16 +597,11 @@ def test_an_inline_event_may_not_set_its_name_or_status(tmp_path, field):
     )
     refused, source = _refused(tmp_path, document)
     (problem,) = refused.problems
-    assert f"run.{field} is set by the workflow" in problem.message
-    assert "'wf--b'" in problem.message and "step 'b'" in problem.message
+    assert problem.field == f"steps[1].run.{field}" and problem.line == 10
+    assert "set by the workflow" in problem.message and "'wf--b'" in problem.message
     assert problem.source == source and problem.event == "wf" and problem.kind == "workflow"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: run.name / run.status are refused by a model-level `before` "
-    "validator, so the Problem has field '' and the document's first line",
-)
 def test_a_refused_inline_name_is_reported_on_its_field_and_line(tmp_path):
     document = _workflow(
         "  - name: a\n    event: e\n  - name: b\n    run:\n      type: bash\n"
@@ -628,23 +613,12 @@ def test_a_refused_inline_name_is_reported_on_its_field_and_line(tmp_path):
     assert problem.line == _line_of(document, "name: x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="product bug: Workflow._name_inline_events builds set(run['tags']); a tag that "
-    "is a list or mapping raises TypeError (unhashable) instead of a Problem",
-)
 def test_an_unhashable_inline_tag_is_a_problem_not_a_crash():
     with pytest.raises(InvalidEvent) as caught:
         parse_documents(_workflow("  - name: a\n    run: {type: bash, script: x, tags: [[1]]}\n"))
     assert caught.value.problems[0].field.startswith("steps[0].run.tags")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: an inline event's `tags` that is not a list is silently replaced "
-    "by ['workflow:<name>'] instead of being refused",
-)
 def test_inline_tags_that_are_not_a_list_are_refused():
     with pytest.raises(InvalidEvent) as caught:
         parse_documents(_workflow("  - name: a\n    run: {type: bash, script: x, tags: 5}\n"))
@@ -799,12 +773,6 @@ def test_unordered_steps_of_one_event_overlap_and_ordered_ones_do_not():
     assert _overlapping(inline) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: overlapping() only asks whether an earlier-listed step is an "
-    "ancestor of a later one, so steps listed after the steps that need them are taken "
-    "for unordered (and `cronium apply` refuses them when the event has overlap: skip)",
-)
 def test_overlapping_does_not_depend_on_the_order_steps_are_listed():
     later_first = "  - name: b\n    event: e\n    needs: [a]\n  - name: a\n    event: e\n"
     assert _overlapping(later_first) == []
