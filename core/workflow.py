@@ -286,7 +286,7 @@ def graph_problems(workflow: Workflow) -> list[tuple[Location, str]]:
     if not problems:
         problems += _cycles(workflow.steps)
     if not problems:
-        problems += _references(workflow.steps)
+        problems += _references(workflow.steps) + _unreachable(workflow.steps)
     for i, action in enumerate(workflow.actions):
         if action.run_event == workflow.name:
             problems.append(
@@ -314,6 +314,37 @@ def _cycles(steps: list[Step]) -> list[tuple[Location, str]]:
     for name in edges:
         if name not in state:
             visit(name, [name])
+    return problems
+
+
+_OUTCOME = {When.success: "succeed", When.condition: "succeed", When.failure: "fail"}
+
+
+def _unreachable(steps: list[Step]) -> list[tuple[Location, str]]:
+    """Steps that can never run: under `join: all`, one that needs X to end one way and
+    also needs a step Y to succeed that (under `join: all`) needs X to end the other way
+    (the main branch joined with X's failure branch, say)."""
+    by_name = {s.name: s for s in steps}
+    problems: list[tuple[Location, str]] = []
+    for i, step in enumerate(steps):
+        if step.join != "all":
+            continue
+        wanted = {n.step: _OUTCOME[n.on] for n in step.needs if n.on in _OUTCOME}
+        for need in step.needs:
+            other = by_name[need.step]
+            if _OUTCOME.get(need.on) != "succeed" or other.join != "all":
+                continue
+            for inner in other.needs:
+                mine = wanted.get(inner.step)
+                if mine and inner.on in _OUTCOME and _OUTCOME[inner.on] != mine:
+                    problems.append(
+                        (
+                            ("steps", i, "needs"),
+                            f"can never run: it needs {inner.step} to {mine}, and "
+                            f"{other.name} to succeed, which runs only if {inner.step} "
+                            f"{_OUTCOME[inner.on]}s (use join: any, or on: always)",
+                        )
+                    )
     return problems
 
 

@@ -776,3 +776,50 @@ def test_unordered_steps_of_one_event_overlap_and_ordered_ones_do_not():
 def test_overlapping_does_not_depend_on_the_order_steps_are_listed():
     later_first = "  - name: b\n    event: e\n    needs: [a]\n  - name: a\n    event: e\n"
     assert _overlapping(later_first) == []
+
+
+# -- steps that can never run ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "needs, other_on",
+    [
+        ("[a, fix]", "failure"),  # the main branch joined with a's failure branch
+        ("[{step: a, on: failure}, fix]", "success"),  # the failure branch joined with a's success
+        ("[{step: a, on: condition}, fix]", "failure"),
+    ],
+)
+def test_a_step_that_can_never_run_is_refused_on_its_needs(tmp_path, needs, other_on):
+    document = _workflow(
+        f"""\
+        - {{name: a, event: e}}
+        - {{name: fix, event: e, needs: [{{step: a, on: {other_on}}}]}}
+        - {{name: report, event: e, needs: {needs}}}
+        """
+    )
+    refused, source = _refused(tmp_path, document)
+    (problem,) = refused.problems
+    assert problem.field == "steps[2].needs" and problem.line == 6, problem
+    assert problem.message.startswith("can never run: it needs a to ") and "fix" in problem.message
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "{name: report, event: e, needs: [a, fix], join: any}",
+        "{name: report, event: e, needs: [{step: a, on: always}, fix]}",
+        "{name: report, event: e, needs: [{step: fix, on: always}, a]}",
+    ],
+)
+def test_joins_that_can_run_are_accepted(report):
+    from cronium_prefect.loader import parse_documents
+
+    document = _workflow(
+        f"""\
+        - {{name: a, event: e}}
+        - {{name: fix, event: e, needs: [{{step: a, on: failure}}]}}
+        - {report}
+        """
+    )
+    (workflow,) = parse_documents(document, "f.yaml")
+    assert [s.name for s in workflow.steps] == ["a", "fix", "report"]
