@@ -35,6 +35,7 @@ __all__ = [
     "validate_event",
     "validate_document",
     "check_references",
+    "kind_of",
 ]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -194,7 +195,7 @@ def parse_documents(
                         source=source,
                         line=line,
                         event=document.name,
-                        kind=_kind(document),
+                        kind=kind_of(document),
                     )
                 )
                 continue
@@ -219,7 +220,7 @@ def parse_documents(
     return found
 
 
-def _kind(document: Event | Workflow) -> str:
+def kind_of(document: Event | Workflow) -> str:
     return "workflow" if isinstance(document, Workflow) else "event"
 
 
@@ -320,7 +321,7 @@ def load_definitions(paths: Iterable[Path | str], references: bool = True) -> De
                             field="name",
                             source=str(path),
                             event=name,
-                            kind=_kind(document),
+                            kind=kind_of(document),
                         )
                     )
                 origin.setdefault(name, str(path))

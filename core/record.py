@@ -123,6 +123,11 @@ class StepStatus(str, Enum):
     def ended(self) -> bool:
         return self not in (StepStatus.PENDING, StepStatus.RUNNING)
 
+    @property
+    def fell_short(self) -> bool:
+        """It should have run and did not succeed (what makes a workflow not SUCCESS)."""
+        return self in (StepStatus.FAILURE, StepStatus.CANCELLED, StepStatus.NOT_STARTED)
+
 
 @dataclass
 class StepRecord:
@@ -139,6 +144,7 @@ class StepRecord:
     error: str | None = None
     items: int | None = None  # a for_each step's number of items
     reused_from: str | None = None  # the run whose output `cronium retry` reused
+    output_left_out: bool = False  # `output` is a note: the record was over its size cap
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -181,6 +187,7 @@ class WorkflowRecord(RunRecord):
             if size <= limit or step.output is None:
                 break
             size -= _json_size(step.output)
+            step.output_left_out = True
             step.output = (
                 f"(left out: {_json_size(step.output)} bytes of JSON; the records of its "
                 "runs hold it)"

@@ -102,6 +102,8 @@ class Step(_Strict):
             raise ValueError("a step needs exactly one of event (a deployed event) or run")
         if self.max_parallel is not None and self.for_each is None:
             raise ValueError("max_parallel goes with for_each")
+        if isinstance(self.for_each, list) and len(self.for_each) > MAX_ITEMS:
+            raise ValueError(f"for_each: {len(self.for_each)} items, over the limit of {MAX_ITEMS}")
         listed = [n.step for n in self.needs]
         twice = sorted({n for n in listed if listed.count(n) > 1})
         if twice:
@@ -176,7 +178,13 @@ class Workflow(_Strict):
         workflow = data.get("name") if isinstance(data.get("name"), str) else "?"
         steps = []
         for step in data["steps"]:
+            if isinstance(step, Step):  # built in Python: named here like a document's
+                step = {**step.model_dump(exclude_unset=True, exclude={"run"}), "run": step.run}
+                step = {k: v for k, v in step.items() if v is not None}
             run = step.get("run") if isinstance(step, dict) else None
+            if isinstance(run, Event):  # its own name and status are the workflow's to set
+                run = run.model_dump(exclude_unset=True, exclude={"name", "status"})
+                step = {**step, "run": run}
             if isinstance(run, dict) and isinstance(step.get("name"), str):
                 for _, message in inline_presets({"name": workflow, "steps": [step]}):
                     raise ValueError(f"step {step['name']!r}: {message}")

@@ -80,10 +80,6 @@ class Plan:
             return reason
         return f"{reason}; it ended {self.record.step(need.step).status.value}"
 
-    def _waits_on_unstarted(self, step: Step) -> bool:
-        """Its needs include a step that will never start (fail_fast decided so)."""
-        return any(self.record.step(n.step).status == StepStatus.NOT_STARTED for n in step.needs)
-
     def _holds(self, need: Need) -> bool:
         upstream = self.record.step(need.step)
         if need.on == When.always:
@@ -105,8 +101,7 @@ class Plan:
 def final_status(workflow: Workflow, steps: list[StepRecord]) -> RunStatus:
     """SUCCESS when every step that should have run succeeded; else FAILURE, or PARTIAL
     under `continue` when some step did succeed."""
-    bad = (StepStatus.FAILURE, StepStatus.CANCELLED, StepStatus.NOT_STARTED)
-    if not any(s.status in bad for s in steps):
+    if not any(s.status.fell_short for s in steps):
         return RunStatus.SUCCESS
     if workflow.on_failure == "continue" and any(s.status == StepStatus.SUCCESS for s in steps):
         return RunStatus.PARTIAL

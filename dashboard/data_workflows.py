@@ -4,10 +4,13 @@ record once it ended)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 import streamlit as st
 from prefect.client.orchestration import PrefectClient
+from pydantic import ValidationError
 
 from cronium_prefect.flows.listing import list_workflows, schedule_text
 from cronium_prefect.flows.report import RECORD_TYPES, record_from_artifact
@@ -15,8 +18,9 @@ from cronium_prefect.flows.resolve import deployment_name
 from cronium_prefect.flows.status import deployed_status
 from cronium_prefect.names import STEP_TAG, WORKFLOW_FLOW_NAME, tag_value
 from cronium_prefect.record import WorkflowRecord
+from cronium_prefect.workflow import Workflow
 
-from .api import api_errors, call, status_of
+from .api import DashboardError, api_errors, call, status_of
 from .data_events import post, run_row
 
 __all__ = ["workflows_list", "workflow_detail", "STEP_COLOURS"]
@@ -49,12 +53,24 @@ def workflow_detail(name: str) -> dict[str, Any]:
 
     async def fetch(client: PrefectClient) -> dict[str, Any]:
         deployment = await client.read_deployment_by_name(deployment_name(name, WORKFLOW_FLOW_NAME))
-        definition = (deployment.parameters or {}).get("workflow") or {}
+        # Parameters are anyone's to set through Prefect's API: only a valid workflow
+        # reaches the page (its names are then a-z, 0-9 and '-', safe in DOT and links).
+        try:
+            workflow = Workflow.model_validate((deployment.parameters or {}).get("workflow"))
+        except ValidationError:
+            raise DashboardError(
+                f"the deployment of {name} does not hold a valid workflow (see `cronium apply`)"
+            ) from None
+        definition = workflow.to_parameters()
         runs = await post(
             client,
             "/flow_runs/filter",
             {
-                "flow_runs": {"deployment_id": {"any_": [str(deployment.id)]}},
+                "flow_runs": {
+                    "deployment_id": {"any_": [str(deployment.id)]},
+                    # started, or due: a schedule's future runs are not the latest
+                    "expected_start_time": {"before_": datetime.now(timezone.utc).isoformat()},
+                },
                 "sort": "START_TIME_DESC",
                 "limit": HISTORY,
             },
@@ -95,7 +111,7 @@ async def _latest_steps(client: PrefectClient, run: dict[str, Any]) -> dict[str,
             return {
                 s.name: {
                     "status": s.status.value,
-                    "run_ids": s.run_ids,
+                    "run_ids": [i for i in s.run_ids if _is_uuid(i)],  # for links
                     "duration_s": s.duration_s,
                     "error": s.error,
                     "reused": s.reused_from is not None,
@@ -120,6 +136,14 @@ async def _latest_steps(client: PrefectClient, run: dict[str, Any]) -> dict[str,
         step: {"status": _step_status(statuses), "run_ids": runs[step], "duration_s": None}
         for step, statuses in seen.items()
     }
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _step_status(statuses: list[str]) -> str:

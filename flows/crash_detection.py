@@ -42,6 +42,7 @@ RETRY_AUTOMATION_NAME = "cronium: retry crashed runs of events with retries"
 HEARTBEAT_SECONDS = 30  # Prefect's minimum flow-run heartbeat interval
 # The retried run tells this automatic retry from one by hand by the state's message.
 RETRY_MESSAGE = "It crashed and its event has retries: scheduled again."
+STOPPED_MESSAGE = "the worker running it was stopped (SIGTERM or Ctrl-C); its scripts were stopped"
 
 
 def _crash_automation() -> AutomationCore:

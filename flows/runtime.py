@@ -55,6 +55,9 @@ class Runtime:
         )
         # By flow run id, the cancel switch of each run executing here (`cancel_run`).
         self.running: dict[str, threading.Event] = {}
+        # The worker is stopping (SIGTERM, Ctrl-C): its runs are cut short, not cancelled
+        # (a workflow leaves its steps running, to be resumed: see workflow_flow).
+        self.stopping = False
         # By flow run id, the deployment the worker read to start the run: the run reads it
         # from here instead of asking the API again.
         self.deployments: dict[str, Any] = {}

@@ -49,7 +49,7 @@ from cronium_prefect.prefect_adapter import (
     worker_task_group,
 )
 
-from .crash_detection import HEARTBEAT_SECONDS, ensure_crash_detection
+from .crash_detection import HEARTBEAT_SECONDS, STOPPED_MESSAGE, ensure_crash_detection
 from .run_loops import RunHandle, RunLoops
 from .runtime import Runtime, using_runtime
 from .status import migrate_legacy_status
@@ -57,7 +57,6 @@ from .status import migrate_legacy_status
 __all__ = ["CroniumWorker", "CroniumWorkerResult"]
 
 CANCEL_GRACE_SECONDS = 10
-STOPPED_MESSAGE = "the worker running it was stopped (SIGTERM or Ctrl-C); its scripts were stopped"
 CANCEL_POLL_SECONDS = 5
 SCHEDULED = "prefect.flow-run.Scheduled"
 CANCELLING = "prefect.flow-run.Cancelling"
@@ -159,6 +158,7 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         running = [key for key in self._runs if key not in self._cancelling]
         if not running:
             return
+        self.runtime.stopping = True
         self.log.warning("worker stopping: stopping the scripts of %d run(s)", len(running))
         try:
             await self._end_runs(

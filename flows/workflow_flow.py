@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, State
+from prefect.states import Cancelled, Crashed, State
 from pydantic import ValidationError
 
 from cronium_prefect.caps import cap_text, check_input
@@ -28,13 +28,13 @@ from cronium_prefect.workflow import Workflow
 from cronium_prefect.workflow_plan import final_status
 
 from .actions import run_actions
-from .crash_detection import RETRY_MESSAGE
+from .crash_detection import RETRY_MESSAGE, STOPPED_MESSAGE
 from .deploy import writer_client
 from .event_flow import final_state
 from .report import RECORD_BYTES, publish_run_artifacts, read_record
 from .resolve import deployment_name
 from .runtime import current_runtime
-from .workflow_steps import StepRunner
+from .workflow_steps import StepRunner, WorkerStopping
 
 __all__ = ["cronium_workflow", "resolve_workflow", "MAX_CRASHES"]
 
@@ -112,9 +112,20 @@ async def cronium_workflow(
             try:
                 with anyio.move_on_after(definition.timeout) as deadline:
                     await runner.run()
-            except BaseException as exc:  # a bug, or this flow stopped: stop its steps too
+            except WorkerStopping:
+                logger.warning("the worker is stopping: this run is resumed later")
+                return Crashed(message=STOPPED_MESSAGE)  # what the worker records anyway
+            except Exception as exc:  # stop the steps, and keep a record
                 with anyio.CancelScope(shield=True):
-                    await runner.halt(f"the workflow run stopped: {exc!r}")
+                    await runner.halt(f"the workflow run failed: {exc!r}")
+                if isinstance(exc, CroniumError):
+                    raise
+                logger.exception("the workflow run failed")  # a bug of ours
+                raise CroniumError(f"internal error: {exc!r}") from None
+            except BaseException:  # this flow is being stopped: stop its steps unless the
+                if not runtime.stopping:  # worker is (then they go on, to be resumed)
+                    with anyio.CancelScope(shield=True):
+                        await runner.halt("the workflow run was stopped")
                 raise
             if deadline.cancelled_caught:
                 with anyio.CancelScope(shield=True):
@@ -161,8 +172,7 @@ def _status(
 
 
 def _first_error(record: WorkflowRecord) -> str | None:
-    bad = (StepStatus.FAILURE, StepStatus.CANCELLED, StepStatus.NOT_STARTED)
-    failed = [s for s in record.steps if s.status in bad]
+    failed = [s for s in record.steps if s.status.fell_short]
     if not failed:
         return None
     names = ", ".join(f"{s.name} {s.status.value}" for s in failed)
@@ -181,7 +191,10 @@ async def _reuse(client: Any, record: WorkflowRecord, retry_of: str) -> None:
         earlier = None
     if not isinstance(earlier, WorkflowRecord) or earlier.event != record.event:
         raise CroniumError(f"retry_of {retry_of!r}: not a run of workflow {record.event!r}")
-    done = {s.name: s for s in earlier.steps if s.status == StepStatus.SUCCESS}
+    # A step whose output the record could not keep runs again: its note is no output.
+    done = {
+        s.name: s for s in earlier.steps if s.status == StepStatus.SUCCESS and not s.output_left_out
+    }
     for step in record.steps:
         if step.name in done:
             kept = done[step.name]

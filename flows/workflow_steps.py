@@ -13,6 +13,7 @@ finds the run started before, finished or not, instead of running it twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -24,34 +25,39 @@ import anyio
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
 
-from cronium_prefect.caps import cap_text, check_input
+from cronium_prefect.caps import cap_text
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import EventStatus
 from cronium_prefect.names import RETRYABLE_TAG, STEP_TAG, WORKFLOW_TAG, Trigger
 from cronium_prefect.record import RunRecord, RunStatus, StepRecord, StepStatus, WorkflowRecord
-from cronium_prefect.settings import get_settings
-from cronium_prefect.templates import is_template
-from cronium_prefect.workflow import MAX_ITEMS, Step, Workflow
+from cronium_prefect.workflow import Step, Workflow
 from cronium_prefect.workflow_plan import Plan
 
 from .deploy import retried
-from .report import read_record
+from .report import RECORD_BYTES, read_record
 from .resolve import deployment_name
 from .runtime import current_runtime
 from .status import deployed_status
+from .workflow_inputs import step_inputs
 
-__all__ = ["StepRunner", "POLL_SECONDS"]
+__all__ = ["StepRunner", "WorkerStopping", "POLL_SECONDS"]
 
 POLL_SECONDS = 0.2  # how often the running steps are looked at: one query for all
 # How long a stopped workflow waits for its steps' runs to end: within the worker's grace
 # for a cancelled run (worker.CANCEL_GRACE_SECONDS), so that it records how they ended.
-CANCEL_WAIT_SECONDS = 8.0
+CANCEL_WAIT_SECONDS = 6.0
 # How long a crashed step run of an event with retries is given to be scheduled again.
 CRASH_RETRY_WAIT_SECONDS = 60.0
+
+
+class WorkerStopping(Exception):
+    """The worker running the workflow is stopping: the workflow run ends here, its steps'
+    runs go on, and the crash automation starts it again to follow them."""
 
 
 @dataclass
@@ -62,7 +68,7 @@ class _Item:
     index: int
     input: Any
     run_id: str | None = None
-    record: RunRecord | None = None
+    record: RunRecord | None = None  # its record, without what the step does not keep
     state: Any = None  # its final Prefect state
     started: float = 0.0
     ended: float = 0.0
@@ -105,6 +111,8 @@ class StepRunner:
         """Until every step has ended (or the workflow is cancelled: see `halt`)."""
         while True:
             if self.cancel.is_set():
+                if current_runtime().stopping:
+                    raise WorkerStopping  # its steps go on; the run is resumed later
                 await self.halt("the workflow run was cancelled")
                 return
             await self._decide()
@@ -171,7 +179,7 @@ class StepRunner:
         record.status = StepStatus.RUNNING
         try:
             await self._check_event(record.event)
-            inputs = await self._inputs(step)
+            inputs = await step_inputs(self.workflow, self.record, self.input, step)
         except CroniumError as exc:
             self._fail_step(record, cap_text(str(exc)))
             return
@@ -200,64 +208,6 @@ class StepRunner:
         if status != EventStatus.active:
             raise CroniumError(f"event {event!r} is {status.value}: its step cannot run")
 
-    async def _inputs(self, step: Step) -> list[Any]:
-        """One input per run: the step's input template rendered for each item."""
-        context = self._context()
-        if step.for_each is None:
-            return [await self._render(step.input, context, step, None)]
-        items = await self._walk(step.for_each, context, f"steps.{step.name}.for_each")
-        if not isinstance(items, list):
-            raise CroniumError(
-                f"steps.{step.name}.for_each: gave a {type(items).__name__}, not a list"
-            )
-        if len(items) > MAX_ITEMS:
-            raise CroniumError(
-                f"steps.{step.name}.for_each: {len(items)} items, over the limit of {MAX_ITEMS}"
-            )
-        return [
-            await self._render(step.input, {**context, "item": item, "index": i}, step, item)
-            for i, item in enumerate(items)
-        ]
-
-    def _context(self) -> dict[str, Any]:
-        steps = {
-            s.name: {"output": s.output, "status": s.status.value, "condition": s.condition}
-            for s in self.record.steps
-            if s.status.ended
-        }
-        workflow = {"name": self.workflow.name, "run_id": self.record.run_id}
-        return {"input": self.input, "steps": steps, "workflow": workflow}
-
-    async def _render(self, value: Any, context: dict[str, Any], step: Step, item: Any) -> Any:
-        if value is None:
-            return self._default_input(step, item)
-        rendered = await self._walk(value, context, f"steps.{step.name}.input")
-        check_input(rendered, get_settings().input_limit, f"the input of step {step.name}")
-        return rendered
-
-    async def _walk(self, value: Any, context: dict[str, Any], where: str) -> Any:
-        if is_template(value):
-            return await self._evaluate(value, context, where)
-        if isinstance(value, dict):
-            return {k: await self._walk(v, context, f"{where}.{k}") for k, v in value.items()}
-        if isinstance(value, list):
-            return [await self._walk(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
-        return value
-
-    async def _evaluate(self, template: str, context: dict[str, Any], where: str) -> Any:
-        sandbox = current_runtime().templates
-        return await anyio.to_thread.run_sync(sandbox.evaluate, template, context, where)
-
-    def _default_input(self, step: Step, item: Any) -> Any:
-        """No `input:`: the item; else the upstream output (by step for several); else
-        the workflow's input."""
-        if step.for_each is not None:
-            return item
-        if not step.needs:
-            return self.input
-        outputs = {n.step: self.record.step(n.step).output for n in step.needs}
-        return next(iter(outputs.values())) if len(outputs) == 1 else outputs
-
     # -- starting -------------------------------------------------------------------
 
     async def _launch(self) -> None:
@@ -270,9 +220,12 @@ class StepRunner:
             if self._has_slot(item.step, chosen):
                 chosen.append(item)
                 self.queue.remove(item)
-        async with anyio.create_task_group() as group:
-            for item in chosen:
-                group.start_soon(self._start, item)
+        # Shielded: a run created while the workflow is being stopped must be known here,
+        # or it would start after the workflow ended.
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as group:
+                for item in chosen:
+                    group.start_soon(self._start, item)
 
     def _has_slot(self, step: str, chosen: list[_Item]) -> bool:
         limit = self.workflow.step(step).max_parallel or self.workflow.max_parallel
@@ -315,14 +268,23 @@ class StepRunner:
     async def _collect(self) -> None:
         if not self.running:
             return
-        for run in await self._read_running():
-            if run.state is None or not run.state.is_final():
+        runs = {str(r.id): r for r in await self._read_running()}
+        for key, item in list(self.running.items()):
+            run = runs.get(key)
+            if run is None:  # deleted in Prefect meanwhile: it will never end
+                state = Cancelled(message=f"its run {key} was deleted")
+            elif run.state is None or not run.state.is_final():
+                item.crashed_at = 0.0
                 continue
-            if self._may_run_again(self.running[str(run.id)], run.state):
+            elif self._may_run_again(item, run.state):
                 continue
-            item = self.running.pop(str(run.id))
-            item.state, item.ended = run.state, time.monotonic()
-            item.record = await read_record(self.client, run.id)
+            else:
+                state = run.state
+            with anyio.CancelScope(shield=True):  # read whole, or not taken off `running`
+                found = await retried(lambda key=key: read_record(self.client, UUID(key)))
+            item.state, item.ended = state, time.monotonic()
+            item.record = _slim(found)
+            self.running.pop(key, None)
             self._item_ended(item)
 
     def _item_ended(self, item: _Item) -> None:
@@ -369,6 +331,16 @@ class StepRunner:
         step.attempts = sum(r.attempts for r in records if r)
         step.duration_s = round(max(i.ended for i in runs.items) - (runs.started or 0), 3)
         bad = [i for i in runs.items if not self._item_ok(i)]
+        size = len(json.dumps(step.output, ensure_ascii=False, default=str).encode())
+        if not bad and size > RECORD_BYTES:
+            step.output = None  # what its downstream steps would get, and the record keep
+            self._fail_step(
+                step,
+                f"its outputs are {size} bytes of JSON together, over the limit of "
+                f"{RECORD_BYTES} a step's output may have in a workflow (its runs' records "
+                "keep them)",
+            )
+            return
         if not bad:
             step.status = StepStatus.SUCCESS
         elif all(i.cancelled for i in bad):
@@ -423,18 +395,29 @@ class StepRunner:
         if not self.running:
             return
         runs = await self._read_running()
+        stopped = 0
         for run in runs:
             if run.state is None or run.state.is_final():
                 continue
-            self.running[str(run.id)].cancelled = True
             state = (
                 Cancelled(message=why)
                 if run.state.type == StateType.SCHEDULED
                 else Cancelling(message=why)
             )
-            await retried(
-                lambda run=run, state=state: self.client.set_flow_run_state(
-                    run.id, state, force=True
-                )
+            # Not forced: Prefect refuses to move a run that ended meanwhile, which then
+            # keeps its own end (forced, a finished run went back to Cancelling for good).
+            result = await retried(
+                lambda run=run, state=state: self.client.set_flow_run_state(run.id, state)
             )
-        self.log.warning("stopped %d running step run(s): %s", len(runs), why)
+            if result.status == SetStateStatus.ACCEPT:
+                self.running[str(run.id)].cancelled = True
+                stopped += 1
+        self.log.warning("stopped %d running step run(s): %s", stopped, why)
+
+
+def _slim(record: RunRecord | None) -> RunRecord | None:
+    """What a step keeps of its run's record: 1,000 items' servers' outputs (each also in
+    the record's output) would only take memory."""
+    if record is not None:
+        record.servers, record.input = [], None
+    return record

@@ -13,6 +13,7 @@ from rich.progress import Progress
 from cronium_prefect.access import AuditAction
 from cronium_prefect.errors import CroniumError, InvalidEvent, Problem
 from cronium_prefect.event import Event, EventStatus
+from cronium_prefect.loader import kind_of
 from cronium_prefect.workflow import Workflow
 
 from .common import JsonOption, audit, err, fail_usage, out, print_json
@@ -132,7 +133,7 @@ def apply(
             f"({', '.join(sorted(blocks[name]))}); rename one",
             field=where,
             event=e.name,
-            kind=_kind(e),
+            kind=kind_of(e),
         )
         for e, where, name in wanted
         if len(blocks.get(name, [])) != 1
@@ -145,7 +146,7 @@ def apply(
             "that name first: it holds the webhook's token or signing secret)",
             field="webhook.secret",
             event=e.name,
-            kind=_kind(e),
+            kind=kind_of(e),
         )
         for e in hooked
         if e.webhook.secret not in secrets
@@ -196,10 +197,6 @@ def apply(
     )
 
 
-def _kind(definition: Event | Workflow) -> str:
-    return "workflow" if isinstance(definition, Workflow) else "event"
-
-
 def _name_clashes(
     found: Any, existing: dict[str, Any], existing_workflows: dict[str, Any], prune: bool
 ) -> list[Problem]:
@@ -212,7 +209,7 @@ def _name_clashes(
             f"a {other} of this name is deployed; delete it first (or apply with --prune)",
             field="name",
             event=d.name,
-            kind=_kind(d),
+            kind=kind_of(d),
         )
         for items, deployed, other in (
             (found.all_events, existing_workflows, "workflow"),

@@ -68,7 +68,9 @@ def retry(
     from prefect.exceptions import ObjectNotFound
 
     from cronium_prefect.flows.deploy import WORKFLOW_ENTRYPOINT
+    from cronium_prefect.flows.report import read_record
     from cronium_prefect.names import Trigger
+    from cronium_prefect.record import WorkflowRecord
 
     from .records import exit_with_record, follow_run
 
@@ -89,6 +91,10 @@ def retry(
             is_workflow = deployment.entrypoint == WORKFLOW_ENTRYPOINT
             if failed and not is_workflow:
                 raise fail_usage("--failed retries a workflow run's steps; this is an event run")
+            if failed and not (earlier.state and earlier.state.is_final()):
+                raise fail_usage(f"flow run {run_id} has not ended: retry it once it has")
+            if failed and not isinstance(await read_record(client, earlier_id), WorkflowRecord):
+                raise fail_usage(f"flow run {run_id} left no workflow record to retry from")
             parameters: dict[str, Any] = {
                 "input": (earlier.parameters or {}).get("input"),
                 "trigger": Trigger.MANUAL.value,

@@ -8,6 +8,7 @@ import streamlit as st
 from cronium_prefect.dashboard import data_workflows, ui
 from cronium_prefect.dashboard.api import NotFound
 from cronium_prefect.event import is_event_name
+from cronium_prefect.workflow import inline_event_name
 
 name = st.query_params.get("name") or st.text_input("Workflow name")
 if not name:
@@ -79,7 +80,7 @@ def steps_view() -> None:
     rows = [
         {
             "step": step["name"],
-            "event": step.get("event") or f"{name}--{step['name']}",
+            "event": step.get("event") or inline_event_name(name, step["name"]),
             "status": current["steps"].get(step["name"], {}).get("status", "PENDING"),
             "runs": len(current["steps"].get(step["name"], {}).get("run_ids") or []),
             "run": (

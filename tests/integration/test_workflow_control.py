@@ -99,8 +99,7 @@ def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_mo
         if c.labels.get(RUN_LABEL) in ids
     ]
     assert not left, [c.name for c in left]
-    time.sleep(2)  # nothing starts later either
-    assert not _step_runs("wf-cancel", "after")
+    assert not _step_runs("wf-cancel", "after")  # its need was cancelled: never started
 
 
 def test_retry_failed_runs_only_the_failed_and_not_started_steps(worker, ssh_server, tmp_path):
