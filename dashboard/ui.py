@@ -22,6 +22,7 @@ __all__ = [
     "as_json",
     "event_link",
     "run_link",
+    "durations_chart",
 ]
 
 STATUS_COLOURS = {
@@ -109,6 +110,22 @@ def runs_table(rows: list[dict[str, Any]], key: str) -> None:
             "duration (s)": st.column_config.NumberColumn(format="%.2f"),
         },
     )
+
+
+def durations_chart(runs: list[dict[str, Any]]) -> None:
+    """Runs as bars: when each started, how long it took, coloured by status."""
+    frame = pd.DataFrame(runs)
+    chart = (
+        alt.Chart(frame.dropna(subset=["start"]))
+        .mark_bar(size=6)
+        .encode(
+            x=alt.X("start:T", title="started (UTC)", axis=alt.Axis(format="%m-%d %H:%M")),
+            y=alt.Y("duration_s:Q", title="duration (s)"),
+            color=alt.Color("status:N", scale=status_scale()),
+            tooltip=["run_name", "status", "start", "duration_s"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
 
 
 def prefect_ui_url() -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from prefect import flow, get_run_logger, task
@@ -38,7 +38,7 @@ from .resolve import FLOW_NAME, resolve_event
 from .runtime import current_runtime
 from .script import ScriptRun, run_on_target
 
-__all__ = ["cronium_event", "final_state", "FLOW_NAME"]
+__all__ = ["cronium_event", "final_state", "begin_record", "FLOW_NAME"]
 
 
 def _now() -> datetime:
@@ -107,20 +107,7 @@ async def cronium_event(
     """
     started = _now()
     logger = get_run_logger()
-    context = FlowRunContext.get()
-    flow_run = context.flow_run if context else None
-    run_id = str(flow_run.id) if flow_run else "local"
-    if trigger is None:
-        trigger = Trigger.SCHEDULE if flow_run and flow_run.auto_scheduled else Trigger.API
-    record = RunRecord(
-        event="?",
-        run_id=run_id,
-        status=RunStatus.FAILURE,
-        trigger=trigger,
-        webhook=_webhook(flow_run) if trigger == Trigger.WEBHOOK else None,
-        input=input,
-        start_time=started.isoformat(),
-    )
+    record, flow_run = begin_record(RunRecord, input, trigger, started)
     deployment, variables, secrets = None, None, set()
     try:
         definition = await resolve_event(event)
@@ -274,6 +261,27 @@ def final_state(record: RunRecord) -> State:
     return Failed(data=RunFailed(record), message=record.error or "FAILURE")
 
 
-def _webhook(flow_run: Any) -> str | None:
-    """The hook that started the run: the front door tags the run it starts."""
-    return tag_value(flow_run.tags if flow_run else (), WEBHOOK_TAG)
+R = TypeVar("R", bound=RunRecord)
+
+
+def begin_record(
+    kind: type[R], input: Any, trigger: Trigger | None, started: datetime
+) -> tuple[R, Any]:
+    """The record of the run this flow is (FAILURE until it says otherwise), and the
+    flow run: how it was started (a scheduled run is Prefect's auto-scheduled one) and,
+    for a webhook's, which hook (the front door tags the run it starts)."""
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context else None
+    if trigger is None:
+        trigger = Trigger.SCHEDULE if flow_run and flow_run.auto_scheduled else Trigger.API
+    hook = tag_value(flow_run.tags if flow_run else (), WEBHOOK_TAG)
+    record = kind(
+        event="?",
+        run_id=str(flow_run.id) if flow_run else "local",
+        status=RunStatus.FAILURE,
+        trigger=trigger,
+        webhook=hook if trigger == Trigger.WEBHOOK else None,
+        input=input,
+        start_time=started.isoformat(),
+    )
+    return record, flow_run

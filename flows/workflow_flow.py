@@ -15,14 +15,13 @@ from typing import Any
 import anyio
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Crashed, State
 from pydantic import ValidationError
 
 from cronium_prefect.caps import cap_text, check_input
 from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, Problem
-from cronium_prefect.names import WEBHOOK_TAG, WORKFLOW_FLOW_NAME, Trigger, tag_value
+from cronium_prefect.names import WORKFLOW_FLOW_NAME, Trigger
 from cronium_prefect.record import RunStatus, StepRecord, StepStatus, WorkflowRecord
 from cronium_prefect.workflow import Workflow
 from cronium_prefect.workflow_plan import final_status
@@ -30,7 +29,7 @@ from cronium_prefect.workflow_plan import final_status
 from .actions import run_actions
 from .crash_detection import RETRY_MESSAGE, STOPPED_MESSAGE
 from .deploy import writer_client
-from .event_flow import final_state
+from .event_flow import begin_record, final_state
 from .report import RECORD_BYTES, publish_run_artifacts, read_record
 from .resolve import deployment_name
 from .runtime import current_runtime
@@ -82,20 +81,8 @@ async def cronium_workflow(
     with `retry_of`, reuse the outputs of the steps that succeeded in that run."""
     started = datetime.now(timezone.utc)
     logger = get_run_logger()
-    context = FlowRunContext.get()
-    flow_run = context.flow_run if context else None
-    run_id = str(flow_run.id) if flow_run else "local"
-    if trigger is None:
-        trigger = Trigger.SCHEDULE if flow_run and flow_run.auto_scheduled else Trigger.API
-    record = WorkflowRecord(
-        event="?",
-        run_id=run_id,
-        status=RunStatus.FAILURE,
-        trigger=trigger,
-        webhook=tag_value(flow_run.tags if flow_run else (), WEBHOOK_TAG),
-        input=input,
-        start_time=started.isoformat(),
-    )
+    record, flow_run = begin_record(WorkflowRecord, input, trigger, started)
+    run_id = record.run_id
     definition, cancelled = None, threading.Event()
     runtime = current_runtime()
     runtime.running[run_id] = cancelled  # the worker's cancel sets it (runtime.cancel_run)

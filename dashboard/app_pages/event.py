@@ -1,7 +1,6 @@
 """One event: definition, schedule, the live log of its current run, run history, and its
 conditional actions as a graph."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -89,18 +88,7 @@ else:
 
 st.subheader("Run history")
 if runs:
-    frame = pd.DataFrame(runs)
-    chart = (
-        alt.Chart(frame.dropna(subset=["start"]))
-        .mark_bar(size=6)
-        .encode(
-            x=alt.X("start:T", title="started (UTC)", axis=alt.Axis(format="%m-%d %H:%M")),
-            y=alt.Y("duration_s:Q", title="duration (s)"),
-            color=alt.Color("status:N", scale=ui.status_scale()),
-            tooltip=["run_name", "status", "start", "duration_s"],
-        )
-    )
-    st.altair_chart(chart, width="stretch")
+    ui.durations_chart(runs)
     table = pd.DataFrame(
         [
             {

@@ -1,7 +1,6 @@
 """One workflow: its steps as a graph coloured by the latest run (live while it runs),
 each step linking to its run, and the run history with durations."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -105,16 +104,5 @@ steps_view()
 st.subheader("Runs")
 runs = detail["runs"]
 if runs:
-    frame = pd.DataFrame(runs)
-    chart = (
-        alt.Chart(frame.dropna(subset=["start"]))
-        .mark_bar(size=6)
-        .encode(
-            x=alt.X("start:T", title="started (UTC)", axis=alt.Axis(format="%m-%d %H:%M")),
-            y=alt.Y("duration_s:Q", title="duration (s)"),
-            color=alt.Color("status:N", scale=ui.status_scale()),
-            tooltip=["run_name", "status", "start", "duration_s"],
-        )
-    )
-    st.altair_chart(chart, width="stretch")
+    ui.durations_chart(runs)
 ui.runs_table(runs, key="workflow_runs")

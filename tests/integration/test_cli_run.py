@@ -30,8 +30,11 @@ def test_run_file_json_prints_one_object_and_streams_logs_to_stderr(stack, tmp_p
         "duration_s",
         "error",
         "servers",
+        "trigger",
+        "webhook",
     }
     assert result["event"] == "cli-job" and result["status"] == "SUCCESS"
+    assert result["trigger"] == "manual" and result["webhook"] is None
     assert result["output"] == {"rows": 3} and result["condition"] is True
     assert result["servers"] == [{"name": "local", "status": "SUCCESS", "exit_code": 0}]
     assert "[stdout] working on {'day': 'monday'}" in done.stderr
