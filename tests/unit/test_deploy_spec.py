@@ -15,7 +15,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
 
 from cronium_prefect import Event
-from cronium_prefect.cli.events import _columns
+from cronium_prefect.cli.events import columns
 from cronium_prefect.flows import deploy
 
 EVENT = Event.model_validate(
@@ -62,7 +62,7 @@ def test_api_commands_do_not_load_the_flow_engine():
 
 
 def test_event_table_is_plain_aligned_columns():
-    text = _columns(("event", "status"), [("a-long-name", "active"), ("b", "paused")])
+    text = columns(("event", "status"), [("a-long-name", "active"), ("b", "paused")])
     assert text.splitlines() == [
         "EVENT        STATUS",
         "a-long-name  active",
