@@ -1,7 +1,8 @@
 """Worker processes: woken by Prefect's flow-run events rather than its poll; killed with
 SIGKILL mid-run, its run is marked Crashed in bounded time, a worker starting again
-removes the container it left, a run of an event with retries is run again, and runs that
-finished normally are never touched."""
+removes the container it left, a run of an event with retries is run again, a workflow is
+resumed without running its done steps again, and runs that finished normally are never
+touched."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import time
 
 import docker
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
 from cronium_prefect.executors.docker import RUN_LABEL
 from cronium_prefect.flows.crash_detection import AUTOMATION_NAME, RETRY_AUTOMATION_NAME
+from cronium_prefect.flows.report import read_record
 from cronium_prefect.flows.worker import LISTENING, STOPPED_MESSAGE
+from cronium_prefect.names import STEP_TAG, WORKFLOW_TAG
 from tests.cli import cronium
 from tests.integration.helpers import logs_of
 from tests.processes import stop, wait_until
@@ -93,6 +97,33 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
             name: wc-quick
             type: bash
             script: echo quick
+            ---
+            name: wfc-a
+            type: bash
+            status: active
+            script: cronium_output '"from a"'
+            ---
+            name: wfc-b
+            type: bash
+            status: active
+            retries: 1
+            script: |
+              echo started
+              sleep 15
+              cronium_output "$(cronium_input)"
+            ---
+            name: wfc-c
+            type: bash
+            status: active
+            script: cronium_output "$(cronium_input)"
+            ---
+            kind: workflow
+            name: wfc
+            status: active
+            steps:
+              - {name: a, event: wfc-a}
+              - {name: b, event: wfc-b, needs: [a]}
+              - {name: c, event: wfc-c, needs: [b]}
             """
         },
     )
@@ -108,6 +139,9 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
             started = cronium("trigger", name, "--json")
             assert started.returncode == 0, started.stderr
             run_ids[name] = json.loads(started.stdout)["run_id"]
+        started = cronium("trigger", "wfc", "--json")
+        assert started.returncode == 0, started.stderr
+        workflow_id = json.loads(started.stdout)["run_id"]
 
         def containers() -> list:
             return [
@@ -125,6 +159,7 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
             60,
             "both runs starting",
         )
+        wait_until(lambda: _step_running("b"), 120, "the workflow's step b running")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -145,6 +180,14 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
             lambda: _state(run_ids["wc-again"]) == "COMPLETED", 120, "the retried run finishing"
         )
         retried_in = time.monotonic() - killed_at
+        wait_until(
+            lambda: (
+                _state(workflow_id) in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+                and _step_runs("c")
+            ),
+            180,
+            "the workflow resuming and ending",
+        )
     finally:
         stop(second)
     print(
@@ -176,6 +219,47 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
     assert [len(found) for found in asyncio.run(automations())] == [1, 1]
     # The quick run finished well over CRASH_AFTER seconds ago: it must still be Completed.
     assert _state(quick_id) == "COMPLETED"
+    _resumed_without_rerunning_done_steps(workflow_id)
+
+
+def _step_runs(step: str) -> list:
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[f"{WORKFLOW_TAG}wfc", f"{STEP_TAG}{step}"])
+                )
+            )
+
+    return asyncio.run(read())
+
+
+def _step_running(step: str) -> bool:
+    runs = _step_runs(step)
+    return bool(runs) and runs[0].state.is_running()
+
+
+def _resumed_without_rerunning_done_steps(workflow_id: str) -> None:
+    """The workflow run crashed with its worker, the crash automation started it again,
+    and the next worker resumed it: the step that had succeeded did not run again, the
+    one that was running was run again by its own retry."""
+
+    async def record_and_history():
+        async with get_client() as client:
+            states = [s.name for s in await client.read_flow_run_states(workflow_id)]
+            return (await read_record(client, workflow_id)).to_json(), states
+
+    record, history = asyncio.run(record_and_history())
+    assert _state(workflow_id) == "COMPLETED", history
+    assert "Crashed" in history and "AwaitingRetry" in history
+    steps = {s["name"]: s for s in record["steps"]}
+    assert [s["status"] for s in steps.values()] == ["SUCCESS"] * 3
+    assert steps["c"]["output"] == "from a"
+    (a_run,) = _step_runs("a")  # a ran once, and only once
+    assert a_run.run_count == 1 and steps["a"]["run_ids"] == [str(a_run.id)]
+    (b_run,) = _step_runs("b")  # b's one run: crashed, then run again by the automation
+    assert b_run.run_count == 2
+    assert len(_step_runs("c")) == 1
 
 
 def test_workers_starting_together_leave_one_crash_automation(prefect_api):
