@@ -15,6 +15,7 @@ import sys
 import time
 
 import docker
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
@@ -69,6 +70,9 @@ def _state(run_id: str) -> str:
     return asyncio.run(read())
 
 
+# Two kills' worth of waiting in one (the crash wait is the same): over the default 300 s
+# under a loaded CI machine (each wait below has its own bound).
+@pytest.mark.timeout(600)
 def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
     prefect_api, private_dockerd, tmp_path
 ):
