@@ -68,11 +68,16 @@ def load_json(text: str, what: str) -> Any:
     return check_depth(value, what)
 
 
+def json_size(value: Any) -> int:
+    """Bytes of `value` as JSON (UTF-8): what it weighs wherever it is sent or stored."""
+    return len(json.dumps(value, ensure_ascii=False, default=str).encode())
+
+
 def check_input(value: Any, limit: int, source: str) -> None:
     """Raise InputTooLarge when `value`, as the JSON Prefect stores, is over `limit` bytes
     (`source` names where it came from: "--input", "the output of nightly", ...)."""
     check_depth(value, source)
-    size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
+    size = json_size(value)
     if size > limit:
         raise InputTooLarge(
             f"{source} is {size} bytes of JSON, over the input limit of {limit} bytes "

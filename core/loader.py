@@ -352,23 +352,16 @@ def check_references(
     edges = {e.name: [a.run_event for a in e.actions if a.run_event] for e in events}
     problems = [
         Problem(
-            f"run_event {target!r} names no event", field=f"actions[{i}].run_event", event=e.name
+            f"run_event {target!r} names no event",
+            field=f"actions[{i}].run_event",
+            event=d.name,
+            kind=kind_of(d),
         )
-        for e in events
-        for i, target in enumerate(a.run_event for a in e.actions)
+        for d in [*events, *found.workflows]
+        for i, target in enumerate(a.run_event for a in d.actions)
         if target and target not in names
     ]
     for workflow in found.workflows:
-        problems += [
-            Problem(
-                f"run_event {action.run_event!r} names no event",
-                field=f"actions[{i}].run_event",
-                event=workflow.name,
-                kind="workflow",
-            )
-            for i, action in enumerate(workflow.actions)
-            if action.run_event and action.run_event not in names
-        ]
         problems += [
             Problem(
                 f"event {step.event!r} does not exist (define it, or use run: for an inline event)",

@@ -7,13 +7,12 @@ record, never a dict picked apart by hand.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
-from cronium_prefect.caps import cap_text
+from cronium_prefect.caps import cap_text, json_size
 from cronium_prefect.names import Trigger
 from cronium_prefect.variables import mask_value
 
@@ -182,23 +181,19 @@ class WorkflowRecord(RunRecord):
     def fit(self, limit: int) -> None:
         """Keep the record's JSON within `limit` bytes: the largest step outputs give way
         first, each replaced by a note saying where it is (its runs' records keep it)."""
-        size = _json_size(self.to_json())
-        for step in sorted(self.steps, key=lambda s: -_json_size(s.output)):
+        size = json_size(self.to_json())
+        for step in sorted(self.steps, key=lambda s: -json_size(s.output)):
             if size <= limit or step.output is None:
                 break
-            size -= _json_size(step.output)
+            size -= json_size(step.output)
             step.output_left_out = True
             step.output = (
-                f"(left out: {_json_size(step.output)} bytes of JSON; the records of its "
+                f"(left out: {json_size(step.output)} bytes of JSON; the records of its "
                 "runs hold it)"
             )
-            size += _json_size(step.output)
+            size += json_size(step.output)
         if size > limit and self.output is not None:
             self.output = f"(left out: the record was over its limit of {limit} bytes)"
-
-
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, default=str).encode())
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

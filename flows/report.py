@@ -18,6 +18,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.sorting import ArtifactSort
 
+from cronium_prefect.caps import json_size
 from cronium_prefect.names import RECORD_ARTIFACT_TYPE, run_artifact_key
 from cronium_prefect.record import RunRecord, WorkflowRecord
 
@@ -85,21 +86,17 @@ def _within_limit(record: RunRecord) -> dict[str, Any]:
     (the record's output holds them all: the one server's, or a map by server), then, as a
     last resort, the output itself, saying so."""
     data = record.to_json()
-    if _size(data) <= RECORD_BYTES:
+    if json_size(data) <= RECORD_BYTES:
         return data
     for server in data["servers"]:
         server["output"] = "(left out here: the record's output holds it)"
-    size = _size(data)
+    size = json_size(data)
     if size > RECORD_BYTES:
         data["output"] = (
             f"(left out: the record was {size} bytes of JSON, over its limit of "
             f"{RECORD_BYTES}; each server's status and error are below)"
         )
     return data
-
-
-def _size(data: Any) -> int:
-    return len(json.dumps(data, ensure_ascii=False).encode())
 
 
 def record_from_artifact(type: str | None, data: Any) -> RunRecord | None:

@@ -4,12 +4,12 @@ starting a deployed event's run by name."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cronium_prefect.caps import check_input
 from cronium_prefect.errors import EventNotFound, InvalidEvent, Problem
@@ -17,7 +17,14 @@ from cronium_prefect.event import NAME_PATTERN, Event
 from cronium_prefect.names import FLOW_NAME, WORKFLOW_FLOW_NAME, Trigger
 from cronium_prefect.settings import get_settings
 
-__all__ = ["resolve_event", "deployment_name", "read_runnable", "run_now", "FLOW_NAME"]
+__all__ = [
+    "resolve_event",
+    "deployment_name",
+    "read_runnable",
+    "run_now",
+    "validated",
+    "FLOW_NAME",
+]
 
 
 def deployment_name(event_name: str, flow: str = FLOW_NAME) -> str:
@@ -32,7 +39,7 @@ async def resolve_event(event: Event | str | dict[str, Any]) -> Event:
     if isinstance(event, Event):
         return event
     if isinstance(event, dict):
-        return _validated(event, "the flow's event parameter")
+        return validated(event, "the flow's event parameter")
     async with get_client() as client:
         try:
             deployment = await client.read_deployment_by_name(deployment_name(event))
@@ -40,12 +47,16 @@ async def resolve_event(event: Event | str | dict[str, Any]) -> Event:
             raise EventNotFound(
                 f"no event named {event!r}: there is no deployment {deployment_name(event)!r}"
             ) from None
-    return _validated(deployment.parameters.get("event"), f"deployment {deployment_name(event)}")
+    return validated(deployment.parameters.get("event"), f"deployment {deployment_name(event)}")
 
 
-def _validated(data: Any, source: str) -> Event:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(data: Any, source: str, model: type[M] = Event) -> M:  # type: ignore[assignment]
+    """`data` as an Event (or `model`), or InvalidEvent naming each field and `source`."""
     try:
-        return Event.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidEvent(
             [

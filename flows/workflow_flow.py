@@ -17,10 +17,9 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Crashed, State
-from pydantic import ValidationError
 
 from cronium_prefect.caps import cap_text, check_input
-from cronium_prefect.errors import CroniumError, EventNotFound, InvalidEvent, Problem
+from cronium_prefect.errors import CroniumError, EventNotFound
 from cronium_prefect.names import WORKFLOW_FLOW_NAME, Trigger
 from cronium_prefect.record import RunStatus, StepRecord, StepStatus, WorkflowRecord
 from cronium_prefect.workflow import Workflow
@@ -31,7 +30,7 @@ from .crash_detection import RETRY_MESSAGE, STOPPED_MESSAGE
 from .deploy import writer_client
 from .event_flow import begin_record, final_state
 from .report import RECORD_BYTES, publish_run_artifacts, read_record
-from .resolve import deployment_name
+from .resolve import deployment_name, validated
 from .runtime import current_runtime
 from .workflow_steps import StepRunner, WorkerStopping
 
@@ -53,15 +52,7 @@ async def resolve_workflow(workflow: Workflow | str | dict[str, Any]) -> Workflo
             except ObjectNotFound:
                 raise EventNotFound(f"no workflow named {workflow!r}") from None
         workflow = (deployment.parameters or {}).get("workflow")
-    try:
-        return Workflow.model_validate(workflow)
-    except ValidationError as exc:
-        raise InvalidEvent(
-            [
-                Problem(e["msg"], field=".".join(map(str, e["loc"])), source=source)
-                for e in exc.errors(include_url=False)
-            ]
-        ) from None
+    return validated(workflow, source, Workflow)
 
 
 @flow(

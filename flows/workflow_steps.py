@@ -13,7 +13,6 @@ finds the run started before, finished or not, instead of running it twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,7 +29,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
 
-from cronium_prefect.caps import cap_text
+from cronium_prefect.caps import cap_text, json_size
 from cronium_prefect.errors import CroniumError
 from cronium_prefect.event import EventStatus
 from cronium_prefect.names import RETRYABLE_TAG, STEP_TAG, WORKFLOW_TAG, Trigger
@@ -331,7 +330,7 @@ class StepRunner:
         step.attempts = sum(r.attempts for r in records if r)
         step.duration_s = round(max(i.ended for i in runs.items) - (runs.started or 0), 3)
         bad = [i for i in runs.items if not self._item_ok(i)]
-        size = len(json.dumps(step.output, ensure_ascii=False, default=str).encode())
+        size = json_size(step.output)
         if not bad and size > RECORD_BYTES:
             step.output = None  # what its downstream steps would get, and the record keep
             self._fail_step(

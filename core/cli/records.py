@@ -79,14 +79,7 @@ def print_record(record: RunRecord, as_json: bool) -> None:
         f"execution {record.execution_s:.2f} s)",
         highlight=False,
     )
-    if record.error:
-        out.print(f"error: {record.error}", highlight=False, markup=False)
-    out.print(
-        "output:",
-        json.dumps(record.output, indent=2, ensure_ascii=False),
-        highlight=False,
-        markup=False,
-    )
+    _print_error_and_output(record)
     out.print(f"condition: {json.dumps(record.condition)}", highlight=False)
     out.print(f"run id: {record.run_id}", style="dim", highlight=False)
 
@@ -110,6 +103,11 @@ def _print_workflow_record(record: WorkflowRecord) -> None:
         )
         if step.error and step.status.value in ("FAILURE", "CANCELLED"):
             out.print(f"  {''.ljust(width)}  {step.error}", highlight=False, markup=False)
+    _print_error_and_output(record)
+    out.print(f"run id: {record.run_id}", style="dim", highlight=False)
+
+
+def _print_error_and_output(record: RunRecord) -> None:
     if record.error:
         out.print(f"error: {record.error}", highlight=False, markup=False)
     out.print(
@@ -118,4 +116,3 @@ def _print_workflow_record(record: WorkflowRecord) -> None:
         highlight=False,
         markup=False,
     )
-    out.print(f"run id: {record.run_id}", style="dim", highlight=False)
