@@ -209,6 +209,29 @@ def stage_main(args: argparse.Namespace) -> None:
     print(json.dumps({"db": args.db, "events": args.events, **steps}))
 
 
+def parse_speed(count: int) -> dict[str, Any]:
+    """CPU seconds to parse `count` definitions with libyaml's parser and, as the baseline
+    in the same run, with the pure-Python one (documents.yaml_documents' fallback)."""
+    from cronium_prefect import documents, parse_text
+
+    texts = [f"name: n{i}\ntype: bash\nscript: echo hi\ntags: [a, b]\n" for i in range(count)]
+    parse_text(texts[0])  # first use builds validators
+
+    def cpu() -> float:
+        began = time.process_time()
+        for text in texts:
+            parse_text(text)
+        return time.process_time() - began
+
+    fast = cpu() if documents._Yaml12CLoader is not None else None
+    kept, documents._Yaml12CLoader = documents._Yaml12CLoader, None
+    try:
+        slow = cpu()
+    finally:
+        documents._Yaml12CLoader = kept
+    return {"libyaml_cpu_s": fast, "pure_python_cpu_s": slow}
+
+
 def _median_step(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(steps, key=lambda step: step["wall_s"])[len(steps) // 2]
 
@@ -262,6 +285,7 @@ def main() -> None:
             )
             stages["small_postgresql"] = run_stage("ours", "postgresql", small, work, False)
         stages["large"] = run_stage("ours", large_db, large, work, args.py_spy)
+        stages["parse"] = parse_speed(small)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -312,6 +336,20 @@ def table(stages: dict[str, Any], small: int, large: int, large_db: str) -> list
             runs_s=[step["wall_s"] for step in big["events"]],
         ),
     ]
+    parse = stages["parse"]
+    if parse["libyaml_cpu_s"] is not None:
+        rows.append(
+            metric(
+                f"parse {small:,} definitions (libyaml), CPU",
+                parse["libyaml_cpu_s"],
+                "s",
+                "-",
+                None,
+                baseline=parse["pure_python_cpu_s"],
+                baseline_name="the pure-Python YAML parser, same texts",
+                ratio=parse["pure_python_cpu_s"] / parse["libyaml_cpu_s"],  # speed-up
+            )
+        )
     growth = [("small_sqlite", small, "SQLite", "sqlite")]
     if "small_postgresql" in stages:
         growth.append(("small_postgresql", small, "PostgreSQL, fsync off", "postgresql"))

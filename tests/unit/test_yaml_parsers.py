@@ -3,7 +3,6 @@ the pure-Python one: same values, same lines, same refusals and messages."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -45,17 +44,24 @@ def test_what_only_libyaml_accepts_is_still_refused_with_the_same_message():
 
 
 @pytest.mark.skipif(FAST is None, reason="PyYAML built without libyaml")
-def test_libyaml_makes_reading_many_definitions_several_times_faster(monkeypatch):
-    text = "name: n{}\ntype: bash\nscript: echo hi\ntags: [a, b]\nschedule: {{cron: '0 3 * * *'}}\n"
-    parse_text(text.format(0))  # first use builds validators
+def test_libyaml_reads_a_plain_definition_and_the_pure_python_parser_only_what_it_refuses(
+    monkeypatch,
+):
+    """Which parser reads what (how much faster libyaml is: bench/apply_scale.py)."""
+    used = []
+    compose = documents._compose
 
-    def cpu_seconds() -> float:
-        began = time.process_time()
-        for i in range(300):
-            parse_text(text.format(i))
-        return time.process_time() - began
+    def spy(text, loader_class):
+        used.append(loader_class)
+        return compose(text, loader_class)
 
-    fast = cpu_seconds()
-    monkeypatch.setattr(documents, "_Yaml12CLoader", None)
-    # Measured ~0.19 ms against ~0.65 ms each: apply reads 10,000 files in ~2 s, not ~7 s.
-    assert fast < 0.6 * cpu_seconds()
+    monkeypatch.setattr(documents, "_compose", spy)
+    parse_text("name: n\ntype: bash\nscript: echo hi\n")
+    assert used == [FAST]
+    used.clear()
+    with pytest.raises(InvalidEvent):
+        parse_text("name: [unclosed\n")
+    assert used == [documents._Yaml12Loader]  # libyaml refused it (counting): read again
+    used.clear()
+    parse_text('name: n\ntype: bash\nscript: "a\tb"\n')  # a tab: the pure-Python one
+    assert used == [documents._Yaml12Loader]
