@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import metric, parse_with_image, prefect_api, stop, write_result  # noqa: E402
@@ -62,13 +65,14 @@ def definitions(steps: int, items: int) -> str:
     return "---\n".join([*events, "\n".join(linear) + "\n", fan])
 
 
-async def one_after_another(names: list[str]) -> float:
-    """Each event's run created and awaited before the next: first creation to last end."""
+async def one_after_another(names: list[str]) -> tuple[float, list[Any]]:
+    """Each event's run created and awaited before the next: first creation to last end,
+    and the runs."""
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
         deployments = [await client.read_deployment_by_name(f"cronium-event/{n}") for n in names]
-        began, last_end = time.time(), 0.0
+        began, runs = time.time(), []
         for deployment in deployments:
             run = await client.create_flow_run_from_deployment(deployment.id, parameters={})
             while not (run.state and run.state.is_final()):
@@ -76,25 +80,69 @@ async def one_after_another(names: list[str]) -> float:
                 run = await client.read_flow_run(run.id)
             if run.state.type.value != "COMPLETED":
                 raise RuntimeError(f"{deployment.name}: {run.state.name}")
-            last_end = run.end_time.timestamp()
-    return last_end - began
+            runs.append(run)
+    return runs[-1].end_time.timestamp() - began, runs
 
 
-def workflow_run(name: str, timeout: float) -> float:
+async def step_runs(workflow_run_id: str) -> list[Any]:
+    """The workflow run's step runs (its subflow runs), in creation order."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async with get_client() as client:
+        return await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(workflow_run_id)])
+            ),
+            sort=FlowRunSort.START_TIME_ASC,
+        )
+
+
+def edges(workflow: Any, steps: list[Any]) -> dict[str, float]:
+    """What the workflow run adds at either end, in ms: its creation to its first step's
+    creation, and its last step's end to its own end."""
+    first = min(steps, key=lambda r: r.created)
+    last = max(steps, key=lambda r: r.end_time)
+    return {
+        "to_first_step_ms": round(1000 * (first.created - workflow.created).total_seconds()),
+        "after_last_step_ms": round(1000 * (workflow.end_time - last.end_time).total_seconds()),
+    }
+
+
+def timeline(runs: list[Any]) -> dict[str, float]:
+    """Medians, in ms, of each run's wait (creation to start), its run (start to end), and
+    the gap between one run's end and the next one's creation: where a chain's time goes."""
+    runs = sorted(runs, key=lambda r: r.created)
+    waits = [(r.start_time - r.created).total_seconds() for r in runs]
+    life = [(r.end_time - r.start_time).total_seconds() for r in runs]
+    gaps = [(b.created - a.end_time).total_seconds() for a, b in itertools.pairwise(runs)]
+    return {
+        "wait_ms": round(1000 * statistics.median(waits)),
+        "run_ms": round(1000 * statistics.median(life)),
+        "gap_ms": round(1000 * statistics.median(gaps)) if gaps else 0,
+    }
+
+
+def workflow_run(name: str, timeout: float) -> tuple[float, Any]:
+    """Trigger to end, and the run."""
     began, ids = asyncio.run(create_runs(f"cronium-workflow/{name}", 1, None))
     (run,) = asyncio.run(wait_final(ids, timeout, every=POLL))
     if run.state.type.value != "COMPLETED":
         raise RuntimeError(f"{name}: {run.state.name}: {run.state.message}")
-    return run.end_time.timestamp() - began
+    return run.end_time.timestamp() - began, run
 
 
-def all_at_once(name: str, count: int, timeout: float) -> float:
+def all_at_once(name: str, count: int, timeout: float) -> tuple[float, list[Any]]:
+    """First creation to last end, and the runs."""
     began, ids = asyncio.run(create_runs(f"cronium-event/{name}", count, None))
     finished = asyncio.run(wait_final(ids, timeout, every=POLL))
     states = {r.state.type.value for r in finished}
     if states != {"COMPLETED"}:
         raise RuntimeError(f"not every run completed: {sorted(states)}")
-    return max(r.end_time.timestamp() for r in finished) - began
+    return max(r.end_time.timestamp() for r in finished) - began, finished
 
 
 def main() -> None:
@@ -118,10 +166,12 @@ def main() -> None:
             asyncio.run(wait_for_workers("cronium", 1))
             all_at_once("bench-wf-item", 1, 120)  # warm-up: image, loops, connections
             names = [f"bench-wf-{i:03d}" for i in range(args.steps)]
-            by_hand = asyncio.run(one_after_another(names))
-            linear = workflow_run("bench-wf-linear", 60 + 20 * args.steps)
-            burst = all_at_once("bench-wf-item", args.items, 60 + 10 * args.items)
-            fan = workflow_run("bench-wf-fan", 60 + 10 * args.items)
+            by_hand, hand_runs = asyncio.run(one_after_another(names))
+            linear, linear_run = workflow_run("bench-wf-linear", 60 + 20 * args.steps)
+            steps = asyncio.run(step_runs(str(linear_run.id)))
+            burst, burst_runs = all_at_once("bench-wf-item", args.items, 60 + 10 * args.items)
+            fan, fan_run = workflow_run("bench-wf-fan", 60 + 10 * args.items)
+            items = asyncio.run(step_runs(str(fan_run.id)))
         finally:
             stop(worker)
             log.close()
@@ -135,6 +185,9 @@ def main() -> None:
             baseline=by_hand,
             baseline_name=f"the same {args.steps} events, each run awaited before the next",
             ratio=linear / by_hand,
+            steps=timeline(steps),
+            workflow_edges=edges(linear_run, steps),
+            by_hand=timeline(hand_runs),
         ),
         metric(
             f"for_each over {args.items} items, max_parallel {LIMIT}, trigger -> end ({database})",
@@ -145,6 +198,8 @@ def main() -> None:
             baseline=burst,
             baseline_name=f"{args.items} runs of the event at once, worker --limit {LIMIT}",
             ratio=fan / burst,
+            items=timeline(items),
+            burst=timeline(burst_runs),
         ),
     ]
     name = "workflows_sqlite" if args.sqlite else "workflows"
@@ -154,6 +209,9 @@ def main() -> None:
             f"{row['metric']}: ours {row['ours']:.2f} s, baseline {row['baseline']:.2f} s "
             f"({row['baseline_name']}), ratio {row['ratio']:.2f}x, goal {row['goal']}"
         )
+    print(f"per run, median ms: steps {timeline(steps)}, by hand {timeline(hand_runs)}")
+    print(f"the workflow run's own: {edges(linear_run, steps)}")
+    print(f"for_each items, median ms: {timeline(items)}, burst {timeline(burst_runs)}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Running a workflow's steps: each a linked run of its event's deployment.
 
 A step starts once the plan (core/workflow_plan.py) says so and a slot is free (the
-workflow's `max_parallel`, and the step's own for its for_each items). Its runs go
-through `run_deployment`, so each runs on its event's pool with the event's retries,
-timeout and record, and shows as a subflow of the workflow's run in Prefect's UI. One
-query per tick watches every running step; a finished run's record gives its output.
+workflow's `max_parallel`, and the step's own for its for_each items). Its runs are runs
+of the event's deployment (step_runs.py), so each runs on its event's pool with the
+event's retries, timeout and record, and shows as a subflow of the workflow's run in
+Prefect's UI. When one ends, one query looks at every running step; a finished run's
+record gives its output.
 
 Each run is started with an idempotency key made of the workflow run and the step (and
 item): when a workflow run is started again after its worker died, starting a step again
@@ -16,16 +17,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import anyio
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
 
@@ -38,15 +38,15 @@ from cronium_prefect.workflow import Step, Workflow
 from cronium_prefect.workflow_plan import Plan
 
 from .deploy import retried
-from .report import RECORD_BYTES, read_record
+from .report import RECORD_BYTES
 from .resolve import deployment_name
 from .runtime import current_runtime
 from .status import deployed_status
+from .step_runs import POLL_SECONDS, create_step_run, read_records, read_runs, step_run_ends
 from .workflow_inputs import step_inputs
 
-__all__ = ["StepRunner", "WorkerStopping", "POLL_SECONDS"]
+__all__ = ["StepRunner", "WorkerStopping"]
 
-POLL_SECONDS = 0.2  # how often the running steps are looked at: one query for all
 # How long a stopped workflow waits for its steps' runs to end: within the worker's grace
 # for a cancelled run (worker.CANCEL_GRACE_SECONDS), so that it records how they ended.
 CANCEL_WAIT_SECONDS = 6.0
@@ -108,24 +108,25 @@ class StepRunner:
 
     async def run(self) -> None:
         """Until every step has ended (or the workflow is cancelled: see `halt`)."""
-        while True:
-            if self.cancel.is_set():
-                if current_runtime().stopping:
-                    raise WorkerStopping  # its steps go on; the run is resumed later
-                await self.halt("the workflow run was cancelled")
-                return
-            await self._decide()
-            if self._stop_wanted:
-                self._stop_wanted = False
-                await self._stop_running("a step failed (fail_fast)")
-            await self._launch()
-            if not self.running and not self.queue:
-                if self.plan.done:
+        async with step_run_ends(self.workflow.name, self.log) as changes:
+            while True:
+                if self.cancel.is_set():
+                    if current_runtime().stopping:
+                        raise WorkerStopping  # its steps go on; the run is resumed later
+                    await self.halt("the workflow run was cancelled")
                     return
-                self._decide_stuck()
-                continue
-            await anyio.sleep(POLL_SECONDS)
-            await self._collect()
+                await self._decide()
+                if self._stop_wanted:
+                    self._stop_wanted = False
+                    await self._stop_running("a step failed (fail_fast)")
+                await self._launch()
+                if not self.running and not self.queue:
+                    if self.plan.done:
+                        return
+                    self._decide_stuck()
+                    continue
+                await changes()
+                await self._collect()
 
     async def halt(self, why: str) -> None:
         """Start nothing more, stop the running steps' runs and wait for them to end."""
@@ -233,24 +234,29 @@ class StepRunner:
 
     async def _start(self, item: _Item) -> None:
         step = self.record.step(item.step)
+        deployment = self._deployments[step.event]  # read as the step began (_check_event)
+        key = f"{self.key}:{item.step}:{item.index}"
         item.started = time.monotonic()
+
+        def create() -> Awaitable[Any]:
+            return create_step_run(
+                self.client,
+                deployment,
+                UUID(self.record.run_id),
+                key,
+                parameters={"input": item.input, "trigger": Trigger.WORKFLOW.value},
+                tags=[
+                    Trigger.WORKFLOW.tag,
+                    f"{WORKFLOW_TAG}{self.workflow.name}",
+                    f"{STEP_TAG}{item.step}",
+                ],
+                task_name=f"step {item.step}",
+            )
+
         try:
             # Tried again while SQLite is locked (503): the idempotency key makes a run
             # that was created before the answer was lost the one returned.
-            run = await retried(
-                lambda: run_deployment(
-                    client=self.client,
-                    name=deployment_name(step.event),
-                    parameters={"input": item.input, "trigger": Trigger.WORKFLOW.value},
-                    timeout=0,
-                    idempotency_key=f"{self.key}:{item.step}:{item.index}",
-                    tags=[
-                        Trigger.WORKFLOW.tag,
-                        f"{WORKFLOW_TAG}{self.workflow.name}",
-                        f"{STEP_TAG}{item.step}",
-                    ],
-                )
-            )
+            run = await retried(create)
         except Exception as exc:  # the API refused or is down: this step fails, clearly
             item.ended = time.monotonic()
             item.state = Cancelled(message=f"could not start its run: {exc}")
@@ -267,23 +273,20 @@ class StepRunner:
     async def _collect(self) -> None:
         if not self.running:
             return
-        runs = {str(r.id): r for r in await self._read_running()}
-        for key, item in list(self.running.items()):
+        runs = {str(r.id): r for r in await read_runs(self.client, list(self.running))}
+        ended: dict[str, Any] = {}
+        for key, item in self.running.items():
             run = runs.get(key)
             if run is None:  # deleted in Prefect meanwhile: it will never end
-                state = Cancelled(message=f"its run {key} was deleted")
+                ended[key] = Cancelled(message=f"its run {key} was deleted")
             elif run.state is None or not run.state.is_final():
                 item.crashed_at = 0.0
-                continue
-            elif self._may_run_again(item, run.state):
-                continue
-            else:
-                state = run.state
-            with anyio.CancelScope(shield=True):  # read whole, or not taken off `running`
-                found = await retried(lambda key=key: read_record(self.client, UUID(key)))
-            item.state, item.ended = state, time.monotonic()
-            item.record = _slim(found)
-            self.running.pop(key, None)
+            elif not self._may_run_again(item, run.state):
+                ended[key] = run.state
+        records = await read_records(self.client, list(ended))
+        for key, state in ended.items():
+            item = self.running.pop(key)
+            item.state, item.ended, item.record = state, time.monotonic(), records[key]
             self._item_ended(item)
 
     def _item_ended(self, item: _Item) -> None:
@@ -363,14 +366,6 @@ class StepRunner:
         self.log.error("step %s: FAILURE: %s", step.name, error)
         self._failed()
 
-    async def _read_running(self) -> list[Any]:
-        ids = [UUID(key) for key in self.running]
-        return await retried(
-            lambda: self.client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
-            )
-        )
-
     # -- stopping -------------------------------------------------------------------
 
     def _drop_queue(self) -> None:
@@ -393,7 +388,7 @@ class StepRunner:
         through its worker (Cancelling: it stops the run's scripts)."""
         if not self.running:
             return
-        runs = await self._read_running()
+        runs = await read_runs(self.client, list(self.running))
         stopped = 0
         for run in runs:
             if run.state is None or run.state.is_final():
@@ -412,11 +407,3 @@ class StepRunner:
                 self.running[str(run.id)].cancelled = True
                 stopped += 1
         self.log.warning("stopped %d running step run(s): %s", stopped, why)
-
-
-def _slim(record: RunRecord | None) -> RunRecord | None:
-    """What a step keeps of its run's record: 1,000 items' servers' outputs (each also in
-    the record's output) would only take memory."""
-    if record is not None:
-        record.servers, record.input = [], None
-    return record
