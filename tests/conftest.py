@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -278,3 +279,95 @@ def postgres_api(tmp_path_factory, postgres_cluster):
             pytest.fail(f"{exc}\n{log_path.read_text()[-3000:]}")
         finally:
             stop(server)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """Debian's redis-server on a free loopback port (one per xdist worker), no persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _unavailable("the scaled-server tests need Debian's redis-server")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=open(folder / "redis.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text()}")
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    stop(server)
+
+
+class ScaledServer:
+    """Prefect's scaled server as `cronium up --redis` starts it (the same functions): on
+    PostgreSQL and Redis, API_PROCESSES API processes and the services in a process apart."""
+
+    API_PROCESSES = 2
+
+    def __init__(self, folder: Path, database: str, redis: str) -> None:
+        from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
+        from cronium_prefect.cli.scale import (
+            prepare_database,
+            scaled_env,
+            start_prefect_services,
+        )
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.database = database  # Cronium's tables (users, audit) beside Prefect's
+        self.log_path = folder / "server.log"
+        env = {"PREFECT_API_DATABASE_CONNECTION_URL": database, "PREFECT_HOME": str(folder)}
+        with open(self.log_path, "a") as log:
+            prepare_database(self.port, env, log)
+            scaled = {**env, **scaled_env(redis)}
+            self.api = start_prefect_server(
+                self.port, scaled, log=log, api_processes=self.API_PROCESSES, services=False
+            )
+            wait_until_healthy(self.url, self.api)
+            self.services = start_prefect_services(scaled, log)
+
+    def api_processes(self) -> list[int]:
+        """The pids of the API processes: the children `prefect server start --workers`
+        spawned (multiprocessing's; not its resource tracker)."""
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.api.pid), "-f", "multiprocessing.spawn"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        return [int(pid) for pid in found]
+
+    def stop(self) -> None:
+        stop(self.services, self.api)
+
+
+@pytest.fixture(scope="session")
+def scaled_server(tmp_path_factory, postgres_cluster, redis_url):
+    folder = tmp_path_factory.mktemp("prefect-scaled")
+    try:
+        server = ScaledServer(folder, postgres_cluster.create_database("prefect_scaled"), redis_url)
+    except Exception as exc:
+        log = folder / "server.log"
+        pytest.fail(f"{exc}\n{log.read_text()[-3000:] if log.exists() else ''}")
+    yield server
+    server.stop()

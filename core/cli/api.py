@@ -124,8 +124,12 @@ def start_prefect_server(
     env: dict[str, str] | None = None,
     log: IO[str] | None = None,
     host: str = "127.0.0.1",
+    api_processes: int = 1,
+    services: bool = True,
 ) -> subprocess.Popen:
-    """`prefect server start` on host:port in the background (analytics off)."""
+    """`prefect server start` on host:port in the background (analytics off): with
+    `api_processes` API processes, and its background services unless `services` is
+    False (the scaled server runs them apart: scale.start_prefect_services)."""
     environment = {**os.environ, **(env or {}), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     return subprocess.Popen(
         [
@@ -138,6 +142,9 @@ def start_prefect_server(
             host,
             "--port",
             str(port),
+            "--workers",
+            str(api_processes),
+            *([] if services else ["--no-services"]),
         ],
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,

@@ -13,7 +13,10 @@ from typing import Annotated
 
 import typer
 
+from cronium_prefect.errors import CroniumError
+
 from .common import checked_settings, err, fail, fail_usage, out
+from .scale import check_scaled, prepare_database, scaled_env, start_prefect_services
 
 __all__ = ["register"]
 
@@ -89,6 +92,19 @@ def up(
             "PREFECT_SERVER_DATABASE_CONNECTION_URL: no password in `ps`) [default: SQLite]"
         ),
     ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            help="Prefect's scaled server: its events, leases and services' tasks on this "
+            "Redis (redis://HOST:PORT/DB, or set PREFECT_REDIS_MESSAGING_URL); needs "
+            "--database postgresql+asyncpg://...",
+            show_default=False,
+        ),
+    ] = None,
+    api_processes: Annotated[
+        int,
+        typer.Option(help="Prefect API processes (more than 1 needs --redis)."),
+    ] = 1,
     insecure: Annotated[
         bool, typer.Option(help="Serve beyond this machine without authentication.")
     ] = False,
@@ -109,6 +125,11 @@ def up(
     exposure = _check_exposure(host, dashboard_host, insecure)
     database = database or os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
     database_url = _check_database(database) if database else settings.stack_database_url
+    redis = redis or os.environ.get("PREFECT_REDIS_MESSAGING_URL")
+    try:
+        check_scaled(database_url, redis, api_processes)
+    except CroniumError as exc:
+        raise fail_usage(str(exc)) from None
     port = port or settings.stack_port
     home = settings.home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -137,18 +158,36 @@ def up(
                 "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
                 **stack_encryption_env(),
             }
-            server = start_prefect_server(port, server_env, log=log, host=host)
+            if redis:
+                err.print("preparing Prefect's database (one API process) ...", highlight=False)
+                try:
+                    prepare_database(port, server_env, log)
+                except CroniumError as exc:
+                    raise fail(f"{exc}; see {home / 'prefect-server.log'}") from None
+            server = start_prefect_server(
+                port,
+                {**server_env, **(scaled_env(redis) if redis else {})},
+                log=log,
+                host=host,
+                api_processes=api_processes,
+                services=redis is None,
+            )
             children.append(("Prefect server", server))
             where = (
                 "PostgreSQL"
                 if database_url.startswith("postgresql")
                 else database_url.removeprefix("sqlite+aiosqlite:///")
             )
+            if redis:
+                where += f" and Redis: {api_processes} API process(es), the services apart"
             err.print(f"starting the Prefect server on {where} ...", highlight=False)
             try:
                 wait_until_healthy(api, server)
             except RuntimeError as exc:
                 raise fail(f"{exc}; see {home / 'prefect-server.log'}") from None
+            if redis:  # once the API has migrated the database
+                services = start_prefect_services({**server_env, **scaled_env(redis)}, log)
+                children.append(("Prefect services", services))
         env["PREFECT_API_URL"] = api
         # Cronium's own tables (users, tokens, audit) beside Prefect's.
         env.setdefault("PREFECT_SERVER_DATABASE_CONNECTION_URL", database_url)

@@ -1,12 +1,14 @@
-"""Three `cronium worker` processes on one PostgreSQL-backed Prefect server drain 90 runs (300 at full size):
-every run executes exactly once (each writes a marker on the SSH server that the test
-counts), none is lost."""
+"""Three `cronium worker` processes drain 90 runs (300 at full size) on Prefect's scaled
+server (PostgreSQL, Redis, two API processes, the services apart), and one API process is
+killed mid-drain: every run executes exactly once (each writes a marker on the SSH server
+that the test counts), none is lost (the clients try the other process again)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import pwd
+import signal
 import subprocess
 import sys
 import textwrap
@@ -29,7 +31,10 @@ WORKERS = 3
 
 
 @pytest.mark.timeout(900)
-def test_three_workers_drain_runs_each_exactly_once(postgres_api, ssh_server, tmp_path):
+def test_three_workers_drain_runs_each_exactly_once_though_an_api_process_dies(
+    scaled_server, ssh_server, tmp_path
+):
+    postgres_api = scaled_server.url
     env = {**os.environ, "PREFECT_API_URL": postgres_api}
     with temporary_settings({PREFECT_API_URL: postgres_api}):
         ssh_server("mw-ssh")
@@ -96,6 +101,7 @@ def test_three_workers_drain_runs_each_exactly_once(postgres_api, ssh_server, tm
                 offset += 200
 
     stopped_early: list[str] = []
+    killed: list[int] = []
     try:
         started = time.monotonic()
         with temporary_settings({PREFECT_API_URL: postgres_api}):
@@ -106,6 +112,11 @@ def test_three_workers_drain_runs_each_exactly_once(postgres_api, ssh_server, tm
                     for k, v in found.items()
                     if v in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
                 }
+                if not killed and len(final) >= RUNS // 3:
+                    processes = scaled_server.api_processes()
+                    assert len(processes) == scaled_server.API_PROCESSES, processes
+                    killed = processes[:1]
+                    os.kill(killed[0], signal.SIGKILL)
                 alive = any(w.poll() is None for w in workers)
                 if len(final) == RUNS or not alive or time.monotonic() - started > 600:
                     break
@@ -124,7 +135,7 @@ def test_three_workers_drain_runs_each_exactly_once(postgres_api, ssh_server, tm
         for i in range(WORKERS)
     ]
     print(
-        f"\n{RUNS} runs, {WORKERS} workers on PostgreSQL: drained in {elapsed:.1f} s, "
+        f"\n{RUNS} runs, {WORKERS} workers, an API process killed: drained in {elapsed:.1f} s, "
         f"{len(written)} markers, {len(set(written))} distinct; runs per worker "
         f"{per_worker}; final states "
         f"{ {s: list(found.values()).count(s) for s in set(found.values())} }"

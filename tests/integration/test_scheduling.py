@@ -8,10 +8,16 @@ import subprocess
 import sys
 import time
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from cronium_prefect.flows.resolve import run_now
 
 from .test_apply import cronium, write_events
+
+EVENTS = ("sc-low", "sc-critical")
 
 
 async def _runs(*names: str) -> list:
@@ -51,8 +57,17 @@ def test_overlap_skip_never_runs_two_at_once(worker, tmp_path):  # noqa: F811
     assert skipped, "scheduled runs during a running one should have been skipped"
 
 
-def test_critical_backlog_drains_before_an_older_low_backlog(prefect_api, docker_client, tmp_path):
-    env = {**os.environ, "CRONIUM_WORK_POOL": "prio-test"}
+@pytest.mark.parametrize("topology", ["single", "scaled"])
+def test_critical_backlog_drains_before_an_older_low_backlog(
+    request, topology, docker_client, tmp_path
+):
+    """On the SQLite server, and on the scaled one (PostgreSQL, Redis, 2 API processes)."""
+    api = (
+        request.getfixturevalue("prefect_api")
+        if topology == "single"
+        else request.getfixturevalue("scaled_server").url
+    )
+    env = {**os.environ, "CRONIUM_WORK_POOL": "prio-test", "PREFECT_API_URL": api}
     folder = write_events(
         tmp_path / "pr",
         {
@@ -73,9 +88,15 @@ def test_critical_backlog_drains_before_an_older_low_backlog(prefect_api, docker
     )
     cli = [sys.executable, "-m", "cronium_prefect.cli"]
     assert subprocess.run([*cli, "apply", str(folder)], env=env).returncode == 0
-    for name in ["sc-low"] * 3 + ["sc-critical"] * 3:  # the low backlog is older
-        assert subprocess.run([*cli, "trigger", name], env=env, capture_output=True).returncode == 0
-        time.sleep(0.2)
+
+    async def trigger(names: list[str]) -> None:
+        async with get_client() as client:
+            for name in names:  # `cronium trigger NAME`, without a process each
+                await run_now(client, name)
+                await asyncio.sleep(0.2)
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        asyncio.run(trigger(["sc-low"] * 3 + ["sc-critical"] * 3))  # the low backlog is older
     one_slot = subprocess.Popen(
         [*cli, "worker", "--limit", "1"],
         env=env,
@@ -84,21 +105,17 @@ def test_critical_backlog_drains_before_an_older_low_backlog(prefect_api, docker
     )
     try:
         deadline = time.monotonic() + 120
-        while (
-            len([r for r in asyncio.run(_runs("sc-low", "sc-critical")) if r.state.is_completed()])
-            < 6
-        ):
-            assert time.monotonic() < deadline, "the backlog did not drain"
-            time.sleep(1)
+        with temporary_settings({PREFECT_API_URL: api}):
+            while len([r for r in asyncio.run(_runs(*EVENTS)) if r.state.is_completed()]) < 6:
+                assert time.monotonic() < deadline, "the backlog did not drain"
+                time.sleep(1)
+            runs = asyncio.run(_runs(*EVENTS))
     finally:
         one_slot.terminate()
         one_slot.wait(timeout=30)
-    order = [
-        r.name
-        for r in sorted(asyncio.run(_runs("sc-low", "sc-critical")), key=lambda r: r.start_time)
-    ]
+    order = [r.name for r in sorted(runs, key=lambda r: r.start_time)]
     names = {
         r.name: ("critical" if r.parameters["event"]["name"] == "sc-critical" else "low")
-        for r in asyncio.run(_runs("sc-low", "sc-critical"))
+        for r in runs
     }
     assert [names[n] for n in order] == ["critical"] * 3 + ["low"] * 3

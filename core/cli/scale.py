@@ -1,0 +1,107 @@
+"""Prefect's scaled server, as Prefect documents its scale-out: several API processes and
+the background services in a process of their own, sharing PostgreSQL and Redis (events,
+their ordering, concurrency leases and the services' task queue go through Redis instead
+of one process's memory). `cronium up --redis URL --api-processes N` starts it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import IO
+from urllib.parse import urlsplit
+
+from cronium_prefect.errors import CroniumError
+
+__all__ = [
+    "MAX_API_PROCESSES",
+    "check_scaled",
+    "prepare_database",
+    "scaled_env",
+    "start_prefect_services",
+]
+
+MAX_API_PROCESSES = 64
+
+
+def scaled_env(url: str) -> dict[str, str]:
+    """The Prefect server settings of every process of the scaled server: messaging on
+    the Redis at `url`, and nothing done at start that prepare_database did once."""
+    return {
+        "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false",
+        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_URL": url,
+        "PREFECT_SERVER_DOCKET_URL": url,
+    }
+
+
+def check_scaled(database_url: str, redis: str | None, api_processes: int) -> None:
+    """Refuse, naming the option, what Prefect's server would refuse later (or worse,
+    accept: several API processes on one process's memory lose events)."""
+    if not 1 <= api_processes <= MAX_API_PROCESSES:
+        raise CroniumError(
+            f"--api-processes: {api_processes} is not between 1 and {MAX_API_PROCESSES}"
+        )
+    if redis is None:
+        if api_processes > 1:
+            raise CroniumError(
+                f"--api-processes {api_processes}: several API processes share events "
+                "through Redis: give --redis redis://HOST:PORT/DB (and --database "
+                "postgresql+asyncpg://...)"
+            )
+        return
+    parts = urlsplit(redis)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise CroniumError(
+            f"--redis: {_without_password(redis)!r} is not a redis:// or rediss:// URL "
+            "(redis://HOST:PORT/DB)"
+        )
+    if not database_url.startswith("postgresql"):
+        raise CroniumError(
+            "--redis: the scaled server needs PostgreSQL (SQLite cannot be shared by "
+            "several processes): give --database postgresql+asyncpg://USER@HOST/DB"
+        )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def prepare_database(port: int, env: dict[str, str], log: IO[str] | None = None) -> None:
+    """Run one API process until it answers, then stop it: it migrates the schema and
+    registers the block types, once. N processes starting together on a new database
+    race at both (one fails on "column already exists" or a duplicate block type, and
+    `prefect server start --workers N` stops them all)."""
+    from .api import start_prefect_server, wait_until_healthy
+
+    server = start_prefect_server(port, env, log=log, services=False)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/api", server)
+    except RuntimeError as exc:
+        raise CroniumError(f"preparing Prefect's database: {exc}") from None
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def start_prefect_services(env: dict[str, str], log: IO[str] | None = None) -> subprocess.Popen:
+    """`prefect server services start`: the scheduler, the automations' triggers, late
+    runs and the rest of the loop services, in one process beside the API processes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "services", "start"],
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        start_new_session=True,
+    )
