@@ -89,7 +89,7 @@ def stop_up(process: subprocess.Popen, port: int, log_path) -> None:
     assert "Traceback" not in stopping and "Error" not in stopping, stopping
     order = re.search(
         r"stopped \(dashboard [\d.]+ s, HTTP service [\d.]+ s, worker [\d.]+ s, "
-        r"Prefect server [\d.]+ s\)",
+        r"(Prefect services [\d.]+ s, )?Prefect server [\d.]+ s\)",
         stopping,
     )
     assert order, stopping

@@ -62,7 +62,11 @@ def test_up_refuses_to_expose_without_auth_or_to_use_an_unknown_database(
 
 
 @pytest.mark.timeout(400)
-def test_up_on_postgresql_serves_other_machines_with_auth(docker_client, tmp_path):
+def test_up_on_the_scaled_server_serves_other_machines_with_auth(
+    docker_client, redis_url, tmp_path
+):
+    """`up` on PostgreSQL and Redis with two API processes (Prefect's scaled server), the
+    API exposed with basic auth."""
     from tests.postgres import Postgres, binaries
 
     if binaries() is None:
@@ -74,13 +78,15 @@ def test_up_on_postgresql_serves_other_machines_with_auth(docker_client, tmp_pat
             tmp_path,
             PREFECT_SERVER_API_AUTH_STRING=AUTH,
             PREFECT_SERVER_DATABASE_CONNECTION_URL=database,  # no password on the command line
+            PREFECT_REDIS_MESSAGING_URL=redis_url,
         )
         port = int(env["CRONIUM_STACK_PORT"])
         log = tmp_path / "up.log"
-        process = start_up(env, log, args=("--host", "0.0.0.0"))
+        process = start_up(env, log, args=("--host", "0.0.0.0", "--api-processes", "2"))
         try:
             printed = log.read_text()
-            assert "starting the Prefect server on PostgreSQL" in printed, printed
+            said = " ".join(printed.split())
+            assert "on PostgreSQL and Redis: 2 API process(es), the services apart" in said, said
             assert AUTH.split(":")[1] not in printed  # the secret is not printed
             wait_for_dashboard(int(env["CRONIUM_DASHBOARD_PORT"]))  # still 127.0.0.1 only
             found = re.search(
