@@ -3,6 +3,7 @@ ends heard as Prefect's flow-run events, their states and records read."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ POLL_SECONDS = 0.2  # how often the running steps are looked at without flow-run
 # in case an event was missed.
 FALLBACK_POLL_SECONDS = 1.0
 SUBSCRIBE_SECONDS = 5.0  # how long subscribing may take before polling alone is chosen
+CLOSE_SECONDS = 2.0  # how long closing the event stream may take at the workflow's end
 RECORD_READS = 8  # records of ended runs read at once
 # Flow-run events that are not a run's end: the workflow needs no wake for them.
 _NOT_ENDS = [f"prefect.flow-run.{s}" for s in ("Scheduled", "Pending", "Running", "Cancelling")]
@@ -69,36 +71,72 @@ def _never_run() -> None:
 
 @asynccontextmanager
 async def step_run_ends(
-    workflow: str, log: logging.Logger | logging.LoggerAdapter
-) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-    """What a workflow awaits between looks at its running steps: the next end of a run
-    of its steps (Prefect's flow-run events, as the worker is woken for new runs), or at
-    most FALLBACK_POLL_SECONDS. Without the event stream: POLL_SECONDS."""
+    workflow: str,
+    running: Callable[[str], bool],
+    log: logging.Logger | logging.LoggerAdapter,
+) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+    """What a workflow awaits between looks at its running steps: the next end of one of
+    its running step runs (`running(flow_run_id)`), heard as Prefect's flow-run events
+    (as the worker is woken for new runs), or at most FALLBACK_POLL_SECONDS; True when
+    an event woke it. Without the event stream, POLL_SECONDS and False."""
     wanted = EventFilter(
         event=EventNameFilter(prefix=["prefect.flow-run."], exclude_name=_NOT_ENDS),
         any_resource=EventAnyResourceFilter(id=[f"prefect.tag.{WORKFLOW_TAG}{workflow}"]),
     )
+    subscriber = None
     try:
         with anyio.fail_after(SUBSCRIBE_SECONDS):
             subscriber = await get_events_subscriber(filter=wanted).__aenter__()
     except Exception as exc:  # no event stream: polling alone finds every end
         log.debug("no flow-run events (%s): looking every %s s", exc, POLL_SECONDS)
-        yield lambda: anyio.sleep(POLL_SECONDS)
+    if subscriber is None:
+        yield _poll
         return
+    # The subscriber's next event is awaited by a task of its own that is never cancelled
+    # half-way: cancelling `__anext__` during one of its reconnects (connect, auth, send
+    # the filter) would leave a socket that never hears anything again.
+    pending: asyncio.Future[Any] | None = None
+    lost = False
 
-    async def next_end() -> None:
-        with anyio.move_on_after(FALLBACK_POLL_SECONDS):
+    async def next_end() -> bool:
+        nonlocal pending, lost
+        if lost:
+            return await _poll()
+        deadline = anyio.current_time() + FALLBACK_POLL_SECONDS
+        while (left := deadline - anyio.current_time()) > 0:
+            pending = pending or asyncio.ensure_future(subscriber.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=left)
+            if not done:
+                return False
+            ended, pending = pending, None
             try:
-                await subscriber.__anext__()  # cancelling a websocket's recv is safe
+                event = ended.result()
             except Exception as exc:  # lost for good: poll from now on
-                log.debug("flow-run events lost (%s)", exc)
-                await anyio.sleep(POLL_SECONDS)
+                log.debug("flow-run events lost (%s): looking every %s s", exc, POLL_SECONDS)
+                lost = True
+                return False
+            # Another run of this workflow's, or one heard before (the subscriber replays
+            # the last minute when it connects): no reason to look.
+            if running(event.resource.id.removeprefix("prefect.flow-run.")):
+                return True
+        return False
 
     try:
         yield next_end
     finally:
-        with anyio.CancelScope(shield=True):
-            await subscriber.__aexit__(None, None, None)
+        with anyio.move_on_after(CLOSE_SECONDS, shield=True):
+            try:
+                if pending is not None:
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
+                await subscriber.__aexit__(None, None, None)
+            except Exception as exc:  # closing is best effort: the run's end matters more
+                log.debug("closing the flow-run event stream: %s", exc)
+
+
+async def _poll() -> bool:
+    await anyio.sleep(POLL_SECONDS)
+    return False
 
 
 async def read_runs(client: PrefectClient, keys: list[str]) -> list[FlowRun]:
@@ -116,16 +154,24 @@ async def read_records(client: PrefectClient, keys: list[str]) -> dict[str, RunR
     (for_each items end together; each record is a request of its own, up to 16 MiB).
     Shielded: read whole, or the caller would not know which runs it has taken."""
     records: dict[str, RunRecord | None] = {}
+    failed: list[Exception] = []
     limit = anyio.CapacityLimiter(RECORD_READS)
 
     async def read(key: str) -> None:
         async with limit:
-            records[key] = _slim(await retried(lambda: read_record(client, UUID(key))))
+            if failed:
+                return
+            try:
+                records[key] = _slim(await retried(lambda: read_record(client, UUID(key))))
+            except Exception as exc:  # raised as itself below, not in an ExceptionGroup
+                failed.append(exc)
 
     with anyio.CancelScope(shield=True):
         async with anyio.create_task_group() as group:
             for key in keys:
                 group.start_soon(read, key)
+    if failed:
+        raise failed[0]
     return records
 
 

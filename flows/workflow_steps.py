@@ -108,7 +108,7 @@ class StepRunner:
 
     async def run(self) -> None:
         """Until every step has ended (or the workflow is cancelled: see `halt`)."""
-        async with step_run_ends(self.workflow.name, self.log) as changes:
+        async with step_run_ends(self.workflow.name, self.running.__contains__, self.log) as ends:
             while True:
                 if self.cancel.is_set():
                     if current_runtime().stopping:
@@ -125,8 +125,12 @@ class StepRunner:
                         return
                     self._decide_stuck()
                     continue
-                await changes()
-                await self._collect()
+                woken = await ends()
+                if not await self._collect() and woken:
+                    # Prefect publishes the event inside the transaction that ends the run:
+                    # it may not be readable yet. Look again soon, not at the fallback's.
+                    await anyio.sleep(POLL_SECONDS)
+                    await self._collect()
 
     async def halt(self, why: str) -> None:
         """Start nothing more, stop the running steps' runs and wait for them to end."""
@@ -270,9 +274,10 @@ class StepRunner:
 
     # -- watching -------------------------------------------------------------------
 
-    async def _collect(self) -> None:
+    async def _collect(self) -> int:
+        """Take the ended runs off `running`; how many ended."""
         if not self.running:
-            return
+            return 0
         runs = {str(r.id): r for r in await read_runs(self.client, list(self.running))}
         ended: dict[str, Any] = {}
         for key, item in self.running.items():
@@ -288,6 +293,7 @@ class StepRunner:
             item = self.running.pop(key)
             item.state, item.ended, item.record = state, time.monotonic(), records[key]
             self._item_ended(item)
+        return len(ended)
 
     def _item_ended(self, item: _Item) -> None:
         if not self._item_ok(item) and not item.cancelled:

@@ -289,23 +289,24 @@ def redis_url(tmp_path_factory):
         _unavailable("the scaled-server tests need Debian's redis-server")
     port = free_port()
     folder = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=open(folder / "redis.log", "w"),
-        stderr=subprocess.STDOUT,
-    )
+    with open(folder / "redis.log", "w") as log:
+        server = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -313,8 +314,11 @@ def redis_url(tmp_path_factory):
             break
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
+                stop(server)
                 pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text()}")
             time.sleep(0.1)
+    # Database 0; another stack on this Redis takes another database (`.../1`): Prefect's
+    # consumer groups have fixed names, and two installations would share their events.
     yield f"redis://127.0.0.1:{port}/0"
     stop(server)
 
@@ -338,14 +342,22 @@ class ScaledServer:
         self.database = database  # Cronium's tables (users, audit) beside Prefect's
         self.log_path = folder / "server.log"
         env = {"PREFECT_API_DATABASE_CONNECTION_URL": database, "PREFECT_HOME": str(folder)}
+        self.api = self.services = None
         with open(self.log_path, "a") as log:
             prepare_database(self.port, env, log)
             scaled = {**env, **scaled_env(redis)}
             self.api = start_prefect_server(
                 self.port, scaled, log=log, api_processes=self.API_PROCESSES, services=False
             )
-            wait_until_healthy(self.url, self.api)
-            self.services = start_prefect_services(scaled, log)
+            try:
+                wait_until_healthy(self.url, self.api)
+                self.services = start_prefect_services(scaled, log)
+                time.sleep(2)
+                if self.services.poll() is not None:
+                    raise RuntimeError(f"the services exited ({self.services.returncode})")
+            except BaseException:
+                self.stop()
+                raise
 
     def api_processes(self) -> list[int]:
         """The pids of the API processes: the children `prefect server start --workers`
@@ -358,7 +370,7 @@ class ScaledServer:
         return [int(pid) for pid in found]
 
     def stop(self) -> None:
-        stop(self.services, self.api)
+        stop(*[p for p in (self.services, self.api) if p is not None])
 
 
 @pytest.fixture(scope="session")

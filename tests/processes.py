@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 
@@ -16,8 +18,20 @@ def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill(process)
             process.wait()
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """SIGKILL, to its whole session when it leads one (`prefect server start --workers N`
+    spawned its API processes there: they would keep the port)."""
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+            return
+    except ProcessLookupError:
+        return
+    process.kill()
 
 
 def wait_for_http(

@@ -34,14 +34,19 @@ def scaled_env(url: str) -> dict[str, str]:
         "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
         "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        # Where a cancelled run's teardown waits for its worker, whichever process it is on.
+        "PREFECT_SERVER_WORKER_CHANNEL_CLEANUP_QUEUE_STORAGE": "prefect_redis.cleanup_queue",
         "PREFECT_REDIS_MESSAGING_URL": url,
         "PREFECT_SERVER_DOCKET_URL": url,
     }
 
 
-def check_scaled(database_url: str, redis: str | None, api_processes: int) -> None:
-    """Refuse, naming the option, what Prefect's server would refuse later (or worse,
-    accept: several API processes on one process's memory lose events)."""
+def check_scaled(
+    database_url: str, redis: str | None, api_processes: int, redis_from: str = "--redis"
+) -> None:
+    """Refuse, naming the option (or `redis_from`, where the URL came from), what
+    Prefect's server would refuse later, or worse accept: several API processes on one
+    process's memory lose events."""
     if not 1 <= api_processes <= MAX_API_PROCESSES:
         raise CroniumError(
             f"--api-processes: {api_processes} is not between 1 and {MAX_API_PROCESSES}"
@@ -54,24 +59,30 @@ def check_scaled(database_url: str, redis: str | None, api_processes: int) -> No
                 "postgresql+asyncpg://...)"
             )
         return
-    parts = urlsplit(redis)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+    try:
+        parts = urlsplit(redis)
+        valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname)
+        valid = valid and (parts.port or 6379) > 0
+    except ValueError:  # an unclosed [ or a port that is not a number
+        valid = False
+    if not valid:
         raise CroniumError(
-            f"--redis: {_without_password(redis)!r} is not a redis:// or rediss:// URL "
-            "(redis://HOST:PORT/DB)"
+            f"{redis_from}: {_without_password(redis)!r} is not a redis:// or rediss:// "
+            "URL (redis://HOST:PORT/DB)"
         )
     if not database_url.startswith("postgresql"):
         raise CroniumError(
-            "--redis: the scaled server needs PostgreSQL (SQLite cannot be shared by "
+            f"{redis_from}: the scaled server needs PostgreSQL (SQLite cannot be shared by "
             "several processes): give --database postgresql+asyncpg://USER@HOST/DB"
         )
 
 
 def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+    """The URL as it may be shown: whatever stands between `//` and `@` is hidden."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
 
 
 def prepare_database(port: int, env: dict[str, str], log: IO[str] | None = None) -> None:

@@ -96,8 +96,9 @@ def up(
         str | None,
         typer.Option(
             help="Prefect's scaled server: its events, leases and services' tasks on this "
-            "Redis (redis://HOST:PORT/DB, or set PREFECT_REDIS_MESSAGING_URL); needs "
-            "--database postgresql+asyncpg://...",
+            "Redis (redis://HOST:PORT/DB, one database per installation; or set "
+            "PREFECT_REDIS_MESSAGING_URL: no password in `ps`); needs --database "
+            "postgresql+asyncpg://...",
             show_default=False,
         ),
     ] = None,
@@ -125,9 +126,10 @@ def up(
     exposure = _check_exposure(host, dashboard_host, insecure)
     database = database or os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
     database_url = _check_database(database) if database else settings.stack_database_url
+    redis_from = "--redis" if redis else "PREFECT_REDIS_MESSAGING_URL"
     redis = redis or os.environ.get("PREFECT_REDIS_MESSAGING_URL")
     try:
-        check_scaled(database_url, redis, api_processes)
+        check_scaled(database_url, redis, api_processes, redis_from)
     except CroniumError as exc:
         raise fail_usage(str(exc)) from None
     port = port or settings.stack_port
@@ -189,6 +191,7 @@ def up(
                 services = start_prefect_services({**server_env, **scaled_env(redis)}, log)
                 children.append(("Prefect services", services))
         env["PREFECT_API_URL"] = api
+        env.pop("PREFECT_REDIS_MESSAGING_URL", None)  # the server's alone: it may hold a password
         # Cronium's own tables (users, tokens, audit) beside Prefect's.
         env.setdefault("PREFECT_SERVER_DATABASE_CONNECTION_URL", database_url)
         auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
@@ -223,6 +226,9 @@ def up(
                 ),
             )
         )
+        for name, child in children:  # one that failed at once says so, not "up"
+            if child.poll() is not None:
+                raise fail(f"the {name} exited (code {child.returncode}); see the logs in {home}")
         ui = api.removesuffix("/api")
         out.print(
             f"Cronium is up.\n  Prefect UI:  {ui}\n  API:         {api}\n"
@@ -276,7 +282,9 @@ def _stop_in_reverse(children: list[tuple[str, subprocess.Popen]]) -> None:
             child.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             err.print(f"the {name} did not stop within {STOP_TIMEOUT_S} s: killed it")
-            child.kill()
+            # Its whole session: the API processes of `prefect server start --workers N`
+            # are its children, and would keep the port.
+            os.killpg(child.pid, signal.SIGKILL)
             child.wait()
         took.append(f"{name} {time.monotonic() - started:.1f} s")
     err.print(f"stopped ({', '.join(took)})", highlight=False, soft_wrap=True)

@@ -1,7 +1,8 @@
 """Three `cronium worker` processes drain 90 runs (300 at full size) on Prefect's scaled
 server (PostgreSQL, Redis, two API processes, the services apart), and one API process is
-killed mid-drain: every run executes exactly once (each writes a marker on the SSH server
-that the test counts), none is lost (the clients try the other process again)."""
+SIGKILLed mid-drain (uvicorn starts another; the clients' requests meanwhile are retried):
+every run executes exactly once (each writes a marker on the SSH server that the test
+counts), none is lost."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def test_three_workers_drain_runs_each_exactly_once_though_an_api_process_dies(
 
     stopped_early: list[str] = []
     killed: list[int] = []
+    killed_at = RUNS
     try:
         started = time.monotonic()
         with temporary_settings({PREFECT_API_URL: postgres_api}):
@@ -115,7 +117,7 @@ def test_three_workers_drain_runs_each_exactly_once_though_an_api_process_dies(
                 if not killed and len(final) >= RUNS // 3:
                     processes = scaled_server.api_processes()
                     assert len(processes) == scaled_server.API_PROCESSES, processes
-                    killed = processes[:1]
+                    killed, killed_at = processes[:1], len(final)
                     os.kill(killed[0], signal.SIGKILL)
                 alive = any(w.poll() is None for w in workers)
                 if len(final) == RUNS or not alive or time.monotonic() - started > 600:
@@ -141,6 +143,8 @@ def test_three_workers_drain_runs_each_exactly_once_though_an_api_process_dies(
         f"{ {s: list(found.values()).count(s) for s in set(found.values())} }"
     )
     assert not stopped_early, f"workers died: {stopped_early}"
+    assert killed and killed_at < RUNS, "no API process was killed while runs were left"
+    assert f"Child process [{killed[0]}] died" in scaled_server.log_path.read_text()
     assert all(per_worker), f"a worker ran nothing: {per_worker}"
     assert set(found) == created, "runs appeared or vanished"
     assert all(state == "COMPLETED" for state in found.values()), {

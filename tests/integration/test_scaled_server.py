@@ -1,7 +1,7 @@
 """Prefect's scaled server, as `cronium up --redis URL --api-processes N` starts it
 (PostgreSQL, Redis, two API processes, the background services in a process apart): a
-worker is woken by flow-run events through Redis, `cronium logs --follow` streams
-through it, a worker stops promptly, the dashboard reads it; and `cronium up` refuses
+worker is woken by flow-run events through Redis, `cronium logs --follow` follows a run
+to its end, a worker stops promptly, the dashboard reads it; and `cronium up` refuses
 the combinations Prefect cannot run, naming the option."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tests.processes import stop, wait_until
 
 from .test_apply import write_events
 
+PG = "postgresql+asyncpg://p@127.0.0.1/d"  # never reached: refused before
 STOP_WITHIN_S = 15  # the worker's grace for its runs' scripts is 10 s; none runs here
 
 
@@ -86,26 +87,53 @@ def test_the_dashboard_reads_the_scaled_server(scaled_server):
 
 
 @pytest.mark.parametrize(
-    ("arguments", "named"),
+    ("arguments", "environment", "named"),
     [
-        (["--api-processes", "2"], "--api-processes 2: several API processes share events"),
-        (["--api-processes", "0"], "--api-processes: 0 is not between 1 and 64"),
-        (["--redis", "redis://127.0.0.1:6379/0"], "--redis: the scaled server needs PostgreSQL"),
+        (["--api-processes", "2"], {}, "--api-processes 2: several API processes share events"),
+        (["--api-processes", "0"], {}, "--api-processes: 0 is not between 1 and 64"),
         (
-            [
-                "--redis",
-                "http://user:s3cret@127.0.0.1/0",
-                "--database",
-                "postgresql+asyncpg://p@h/d",
-            ],
-            "--redis: 'http://user:***@127.0.0.1/0' is not a redis:// or rediss:// URL",
+            ["--redis", "redis://127.0.0.1:6379/0"],
+            {},
+            "--redis: the scaled server needs PostgreSQL",
+        ),
+        (
+            [],
+            {"PREFECT_REDIS_MESSAGING_URL": "redis://127.0.0.1:6379/0"},
+            "PREFECT_REDIS_MESSAGING_URL: the scaled server needs PostgreSQL",
+        ),
+        (
+            ["--redis", "http://user:s3cret@127.0.0.1/0", "--database", PG],
+            {},
+            "--redis: 'http://***@127.0.0.1/0' is not a redis:// or rediss:// URL",
+        ),
+        (
+            ["--redis", "redis://user:s3cret@127.0.0.1:port/0", "--database", PG],
+            {},
+            "--redis: 'redis://***@127.0.0.1:port/0' is not a redis:// or rediss:// URL",
+        ),
+        (
+            ["--database", PG],
+            {"PREFECT_REDIS_MESSAGING_URL": "redis://:s3cret@[::1/0"},
+            "PREFECT_REDIS_MESSAGING_URL: 'redis://***@[::1/0' is not a redis://",
         ),
     ],
-    ids=["processes-without-redis", "no-processes", "redis-on-sqlite", "not-redis"],
+    ids=[
+        "processes-without-redis",
+        "no-processes",
+        "redis-on-sqlite",
+        "redis-from-the-environment-on-sqlite",
+        "not-redis",
+        "port-not-a-number",
+        "unclosed-bracket",
+    ],
 )
-def test_up_refuses_what_the_scaled_server_cannot_run(tmp_path, monkeypatch, arguments, named):
+def test_up_refuses_what_the_scaled_server_cannot_run(
+    tmp_path, monkeypatch, arguments, environment, named
+):
     monkeypatch.setenv("CRONIUM_HOME", str(tmp_path))
     monkeypatch.delenv("PREFECT_REDIS_MESSAGING_URL", raising=False)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
     result = CliRunner().invoke(app, ["up", *arguments])
     assert result.exit_code == 2, result.output
     assert named in " ".join(result.output.split()), result.output

@@ -25,51 +25,56 @@ def _probe() -> None:
     pass
 
 
-async def _ended_run(tags: list[str], end) -> None:
+async def _run(tags: list[str]) -> str:
     async with get_client() as client:
         run = await client.create_flow_run(_probe, state=Pending(), tags=tags)
         await client.set_flow_run_state(run.id, Running(), force=True)
-        await client.set_flow_run_state(run.id, end, force=True)
+        return str(run.id)
+
+
+async def _end(run_id: str, end) -> None:
+    async with get_client() as client:
+        await client.set_flow_run_state(run_id, end, force=True)
 
 
 @pytest.mark.parametrize("end", [Completed, Failed], ids=["completed", "failed"])
-def test_the_end_of_a_steps_run_wakes_the_workflow_and_others_do_not(prefect_api, monkeypatch, end):
-    monkeypatch.setattr(step_runs, "FALLBACK_POLL_SECONDS", 60.0)
+def test_the_end_of_a_running_step_wakes_the_workflow_and_no_other_does(
+    prefect_api, monkeypatch, end
+):
+    monkeypatch.setattr(step_runs, "FALLBACK_POLL_SECONDS", 5.0)
     workflow = f"wf-wake-{end.__name__.lower()}"
+    running: set[str] = set()
 
-    async def main() -> tuple[bool, bool]:
-        async with step_runs.step_run_ends(workflow, LOG) as next_end:
-            await asyncio.sleep(1)  # events of before the subscription's backfill end
-            with anyio.move_on_after(3):  # drain the backfill (none expected)
-                while True:
-                    await next_end()
-            # Another workflow's run ending: no wake (the fallback is 60 s away).
-            await _ended_run([f"{WORKFLOW_TAG}someone-else"], end())
-            with anyio.move_on_after(3) as other:
-                await next_end()
-            await _ended_run([f"{WORKFLOW_TAG}{workflow}"], end())
-            began = time.monotonic()
-            with anyio.move_on_after(30) as ours:
-                await next_end()
-            return (
-                other.cancelled_caught,
-                not ours.cancelled_caught and time.monotonic() - began < 30,
-            )
+    async def main() -> dict[str, bool]:
+        woke = {}
+        async with step_runs.step_run_ends(workflow, running.__contains__, LOG) as next_end:
+            await asyncio.sleep(1)
+            # Another workflow's step run ends.
+            await _end(await _run([f"{WORKFLOW_TAG}someone-else"]), end())
+            woke["other workflow"] = await next_end()
+            # A run of this workflow's that this run does not wait for (another run's).
+            await _end(await _run([f"{WORKFLOW_TAG}{workflow}"]), end())
+            woke["not running here"] = await next_end()
+            ours = await _run([f"{WORKFLOW_TAG}{workflow}"])
+            running.add(ours)
+            await _end(ours, end())
+            with anyio.fail_after(30):  # the fallback returns False after 5 s
+                woke["ours"] = await next_end()
+        return woke
 
-    not_woken_by_others, woken = asyncio.run(main())
-    assert not_woken_by_others, "another workflow's step run woke this one"
-    assert woken, "the step run's end did not wake the workflow"
+    woke = asyncio.run(main())
+    assert woke == {"other workflow": False, "not running here": False, "ours": True}, woke
 
 
 def test_without_the_event_stream_it_looks_every_poll_interval(monkeypatch):
     monkeypatch.setattr(step_runs, "FALLBACK_POLL_SECONDS", 60.0)
 
     async def main() -> list[float]:
-        async with step_runs.step_run_ends("wf-no-stream", LOG) as next_end:
+        async with step_runs.step_run_ends("wf-no-stream", lambda _: True, LOG) as next_end:
             waits = []
             for _ in range(3):
                 began = time.monotonic()
-                await next_end()
+                assert await next_end() is False  # never an event
                 waits.append(time.monotonic() - began)
             return waits
 

@@ -77,9 +77,10 @@ def _check_encryption_key_is_kept_apart(home, secret: str) -> None:
     assert any(secret in fernet.decrypt(str(d).strip('"').encode()).decode() for d in documents)
 
 
-def stop_up(process: subprocess.Popen, port: int, log_path) -> None:
+def stop_up(process: subprocess.Popen, port: int, log_path, scaled: bool = False) -> None:
     """Ctrl-C as a terminal sends it (to the whole foreground group): everything stops,
-    dashboard, worker, then server, with no traceback from anyone."""
+    dashboard, worker, then server (the scaled server: its services, then its API
+    processes), with no traceback from anyone."""
     os.killpg(process.pid, signal.SIGINT)
     process.wait(timeout=120)
     with pytest.raises(OSError):
@@ -89,7 +90,7 @@ def stop_up(process: subprocess.Popen, port: int, log_path) -> None:
     assert "Traceback" not in stopping and "Error" not in stopping, stopping
     order = re.search(
         r"stopped \(dashboard [\d.]+ s, HTTP service [\d.]+ s, worker [\d.]+ s, "
-        r"(Prefect services [\d.]+ s, )?Prefect server [\d.]+ s\)",
+        r"Prefect services [\d.]+ s, " * scaled + r"Prefect server [\d.]+ s\)",
         stopping,
     )
     assert order, stopping

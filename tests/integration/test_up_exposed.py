@@ -78,7 +78,8 @@ def test_up_on_the_scaled_server_serves_other_machines_with_auth(
             tmp_path,
             PREFECT_SERVER_API_AUTH_STRING=AUTH,
             PREFECT_SERVER_DATABASE_CONNECTION_URL=database,  # no password on the command line
-            PREFECT_REDIS_MESSAGING_URL=redis_url,
+            # Its own database: the scaled_server fixture may use /0 on this Redis.
+            PREFECT_REDIS_MESSAGING_URL=redis_url.removesuffix("/0") + "/1",
         )
         port = int(env["CRONIUM_STACK_PORT"])
         log = tmp_path / "up.log"
@@ -131,6 +132,6 @@ def test_up_on_the_scaled_server_serves_other_machines_with_auth(
             )
             assert stored.stdout.strip() == "1", stored.stdout + stored.stderr
         finally:
-            stop_up(process, port, log)
+            stop_up(process, port, log, scaled=True)
     finally:
         cluster.stop()
