@@ -36,6 +36,7 @@ def scaled_env(url: str) -> dict[str, str]:
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
         # Where a cancelled run's teardown waits for its worker, whichever process it is on.
         "PREFECT_SERVER_WORKER_CHANNEL_CLEANUP_QUEUE_STORAGE": "prefect_redis.cleanup_queue",
+        "PREFECT_REDIS_WORKER_CLEANUP_QUEUE_URL": url,  # its own setting (else localhost)
         "PREFECT_REDIS_MESSAGING_URL": url,
         "PREFECT_SERVER_DOCKET_URL": url,
     }
