@@ -27,7 +27,7 @@ PG = "postgresql+asyncpg://p@127.0.0.1/d"  # never reached: refused before
 STOP_WITHIN_S = 15  # the worker's grace for its runs' scripts is 10 s; none runs here
 
 
-def test_a_worker_is_woken_through_redis_and_logs_follow_through_it(
+def test_a_worker_is_woken_through_redis_logs_follow_and_a_workflow_runs(
     scaled_server, docker_client, tmp_path
 ):
     env = {**os.environ, "PREFECT_API_URL": scaled_server.url}
@@ -36,6 +36,9 @@ def test_a_worker_is_woken_through_redis_and_logs_follow_through_it(
         {
             "s.yaml": "name: sc-lines\ntype: bash\nscript: |\n"
             "  echo first line\n  sleep 3\n  echo last line\n"
+            "---\nname: sc-step\ntype: bash\nstatus: active\nscript: echo step\n"
+            "---\nkind: workflow\nname: sc-flow\nsteps:\n"
+            "  - {name: a, event: sc-step}\n  - {name: b, event: sc-step, needs: [a]}\n"
         },
     )
     assert cronium("apply", str(folder), env=env).returncode == 0
@@ -61,11 +64,16 @@ def test_a_worker_is_woken_through_redis_and_logs_follow_through_it(
             timeout=120,
         )
         took = time.monotonic() - began
+        # A workflow hears its steps end through the flow-run events, across API processes.
+        flow = cronium("trigger", "sc-flow", "--wait", "--json", env=env, timeout=120)
         stopping = time.monotonic()
     finally:
         stop(worker)
     stopped_in = time.monotonic() - stopping
     assert followed.returncode == 0, followed.stderr + log.read_text()[-3000:]
+    assert flow.returncode == 0, flow.stderr[-3000:]
+    steps = {s["name"]: s["status"] for s in json.loads(flow.stdout)["steps"]}
+    assert steps == {"a": "SUCCESS", "b": "SUCCESS"}, flow.stdout
     lines = followed.stdout
     assert "first line" in lines and "last line" in lines, lines
     assert lines.index("first line") < lines.index("last line")
