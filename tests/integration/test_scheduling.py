@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -57,16 +56,13 @@ def test_overlap_skip_never_runs_two_at_once(worker, tmp_path):  # noqa: F811
     assert skipped, "scheduled runs during a running one should have been skipped"
 
 
-@pytest.mark.parametrize("topology", ["single", "scaled"])
-def test_critical_backlog_drains_before_an_older_low_backlog(
-    request, topology, docker_client, tmp_path
-):
-    """On the SQLite server, and on the scaled one (PostgreSQL, Redis, 2 API processes)."""
-    api = (
-        request.getfixturevalue("prefect_api")
-        if topology == "single"
-        else request.getfixturevalue("scaled_server").url
-    )
+def test_critical_backlog_drains_before_an_older_low_backlog(prefect_api, docker_client, tmp_path):
+    critical_backlog_drains_first(prefect_api, tmp_path)
+
+
+def critical_backlog_drains_first(api: str, tmp_path) -> None:
+    """Three low runs, then three critical ones, drained by a one-slot worker: the
+    critical ones run first (test_scaled_server.py runs it on the scaled server too)."""
     env = {**os.environ, "CRONIUM_WORK_POOL": "prio-test", "PREFECT_API_URL": api}
     folder = write_events(
         tmp_path / "pr",

@@ -185,11 +185,8 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
         )
         retried_in = time.monotonic() - killed_at
         wait_until(
-            lambda: (
-                _state(workflow_id) in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
-                and _step_runs("c")
-            ),
-            180,
+            lambda: _state(workflow_id) in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"),
+            240,
             "the workflow resuming and ending",
         )
     finally:
@@ -254,7 +251,7 @@ def _resumed_without_rerunning_done_steps(workflow_id: str) -> None:
             return (await read_record(client, workflow_id)).to_json(), states
 
     record, history = asyncio.run(record_and_history())
-    assert _state(workflow_id) == "COMPLETED", history
+    assert _state(workflow_id) == "COMPLETED", (history, json.dumps(record, indent=1)[-4000:])
     assert "Crashed" in history and "AwaitingRetry" in history
     steps = {s["name"]: s for s in record["steps"]}
     assert [s["status"] for s in steps.values()] == ["SUCCESS"] * 3
