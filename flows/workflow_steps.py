@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -241,26 +240,24 @@ class StepRunner:
         deployment = self._deployments[step.event]  # read as the step began (_check_event)
         key = f"{self.key}:{item.step}:{item.index}"
         item.started = time.monotonic()
-
-        def create() -> Awaitable[Any]:
-            return create_step_run(
-                self.client,
-                deployment,
-                UUID(self.record.run_id),
-                key,
-                parameters={"input": item.input, "trigger": Trigger.WORKFLOW.value},
-                tags=[
-                    Trigger.WORKFLOW.tag,
-                    f"{WORKFLOW_TAG}{self.workflow.name}",
-                    f"{STEP_TAG}{item.step}",
-                ],
-                task_name=f"step {item.step}",
-            )
-
         try:
             # Tried again while SQLite is locked (503): the idempotency key makes a run
             # that was created before the answer was lost the one returned.
-            run = await retried(create)
+            run = await retried(
+                lambda: create_step_run(
+                    self.client,
+                    deployment,
+                    UUID(self.record.run_id),
+                    key,
+                    parameters={"input": item.input, "trigger": Trigger.WORKFLOW.value},
+                    tags=[
+                        Trigger.WORKFLOW.tag,
+                        f"{WORKFLOW_TAG}{self.workflow.name}",
+                        f"{STEP_TAG}{item.step}",
+                    ],
+                    task_name=f"step {item.step}",
+                )
+            )
         except Exception as exc:  # the API refused or is down: this step fails, clearly
             item.ended = time.monotonic()
             item.state = Cancelled(message=f"could not start its run: {exc}")

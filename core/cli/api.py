@@ -27,6 +27,7 @@ __all__ = [
     "stack_encryption_env",
     "stack_api_url",
     "using_api",
+    "start_prefect",
     "start_prefect_server",
     "wait_until_healthy",
 ]
@@ -130,26 +131,25 @@ def start_prefect_server(
     """`prefect server start` on host:port in the background (analytics off): with
     `api_processes` API processes, and its background services unless `services` is
     False (the scaled server runs them apart: scale.start_prefect_services)."""
-    environment = {**os.environ, **(env or {}), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return start_prefect(
+        ["server", "start", "--host", host, "--port", str(port)]
+        + ["--workers", str(api_processes), *([] if services else ["--no-services"])],
+        env,
+        log,
+    )
+
+
+def start_prefect(
+    arguments: list[str], env: dict[str, str] | None = None, log: IO[str] | None = None
+) -> subprocess.Popen:
+    """`prefect ARGUMENTS` in the background, in a session of its own (stopped by whoever
+    started it, not by a terminal's Ctrl-C), analytics off, its output to `log`."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--workers",
-            str(api_processes),
-            *([] if services else ["--no-services"]),
-        ],
+        [sys.executable, "-m", "prefect", *arguments],
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
-        env=environment,
-        start_new_session=True,  # stopped by whoever started it, not by a terminal's Ctrl-C
+        env={**os.environ, **(env or {}), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        start_new_session=True,
     )
 
 

@@ -5,9 +5,7 @@ of one process's memory). `cronium up --redis URL --api-processes N` starts it."
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -110,10 +108,6 @@ def prepare_database(port: int, env: dict[str, str], log: IO[str] | None = None)
 def start_prefect_services(env: dict[str, str], log: IO[str] | None = None) -> subprocess.Popen:
     """`prefect server services start`: the scheduler, the automations' triggers, late
     runs and the rest of the loop services, in one process beside the API processes."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "services", "start"],
-        stdout=log or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-        start_new_session=True,
-    )
+    from .api import start_prefect
+
+    return start_prefect(["server", "services", "start"], env, log)

@@ -166,9 +166,10 @@ def up(
                     prepare_database(port, server_env, log)
                 except CroniumError as exc:
                     raise fail(f"{exc}; see {home / 'prefect-server.log'}") from None
+                server_env.update(scaled_env(redis))  # for the API and services processes
             server = start_prefect_server(
                 port,
-                {**server_env, **(scaled_env(redis) if redis else {})},
+                server_env,
                 log=log,
                 host=host,
                 api_processes=api_processes,
@@ -188,8 +189,7 @@ def up(
             except RuntimeError as exc:
                 raise fail(f"{exc}; see {home / 'prefect-server.log'}") from None
             if redis:  # once the API has migrated the database
-                services = start_prefect_services({**server_env, **scaled_env(redis)}, log)
-                children.append(("Prefect services", services))
+                children.append(("Prefect services", start_prefect_services(server_env, log)))
         env["PREFECT_API_URL"] = api
         env.pop("PREFECT_REDIS_MESSAGING_URL", None)  # the server's alone: it may hold a password
         # Cronium's own tables (users, tokens, audit) beside Prefect's.
