@@ -116,9 +116,36 @@ case " $* " in
     parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
     ;;
 esac
+# Once in CI, the machine's dockerd stopped answering mid-run and every Docker test after
+# failed, with nothing in its log to say why. While pytest runs, a watcher asks it every
+# 30 s; the first time it does not answer in 60 s, its goroutine stacks (SIGUSR1) are saved
+# to /var/log/cronium-dockerd-stacks.log and the run's output says so at the end. (Its
+# output goes to a file: a `sleep` it leaves behind must not hold this script's pipes.)
+watch_dockerd() {
+  local pid stacks
+  while sleep 30; do
+    timeout 60 docker version >/dev/null 2>&1 && continue
+    pid=$(cat /var/run/docker.pid 2>/dev/null) || return 0
+    kill -USR1 "$pid" 2>/dev/null || return 0
+    sleep 5
+    stacks=$(ls -t /var/run/docker/goroutine-stacks-*.log 2>/dev/null | head -1)
+    [ -n "$stacks" ] && cp "$stacks" /var/log/cronium-dockerd-stacks.log
+    echo "== dockerd (pid $pid) stopped answering at $(date -u +%T):" \
+      "its goroutine stacks are in /var/log/cronium-dockerd-stacks.log"
+    return 0
+  done
+}
+watcher=
+watch_note=$(mktemp)
+if [ "$(id -u)" = 0 ] && docker info >/dev/null 2>&1; then
+  watch_dockerd >"$watch_note" 2>&1 &
+  watcher=$!
+fi
 echo "== pytest ${parallel[*]}"
 status=0
 .venv/bin/python -m pytest "${parallel[@]}" "$@" || status=$?
+[ -n "$watcher" ] && { kill "$watcher" 2>/dev/null || true; }
+cat "$watch_note" && rm -f "$watch_note"
 phase_done pytest
 
 echo "== wall time per phase"
