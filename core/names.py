@@ -13,6 +13,7 @@ __all__ = [
     "WORKFLOW_FLOW_NAME",
     "MESSAGE_FLOW_NAME",
     "POOL_TYPE",
+    "CRONIUM_TAG",
     "TYPE_TAG",
     "OWNER_TAG",
     "SERVER_TAG",
@@ -46,6 +47,7 @@ POOL_TYPE = "cronium"  # the work pool type `cronium worker` serves
 
 # Deployment tags: Prefect filters deployments by tag, so facts the dashboard and apply
 # filter on are tags (prefix + value).
+CRONIUM_TAG = "cronium"  # every event's and workflow's deployment, so every run of one
 TYPE_TAG = "cronium-type:"
 OWNER_TAG = "cronium-owner:"
 SERVER_TAG = "cronium-server:"

@@ -4,10 +4,14 @@ retried when their event has retries.
 Prefect's flow engine sends a `prefect.flow-run.heartbeat` event while a run is going, and
 its server ends a run only when told to. The `cronium` worker sends heartbeats every 30 s
 (Prefect's minimum; its default is 180 s), and a Prefect automation — Prefect's own
-recipe for "zombie" runs — changes a run to Crashed when, after a heartbeat, nothing more
-is heard of it for `CRONIUM_CRASH_AFTER` seconds (default 90). It only looks at runs
-tagged `cronium` (every event deployment's runs), so other flows on the same server, whose
-heartbeats may be slower, are left alone.
+recipe for "zombie" runs — changes a run to Crashed when, after a heartbeat or after it
+started Running, nothing more is heard of it for `CRONIUM_CRASH_AFTER` seconds (default
+90). Running counts too: the engine's first heartbeat leaves the worker a moment after the
+run starts, through a queue, and a worker killed within that moment left its run Running
+for ever (the server's own state event is never lost). It only looks at runs tagged
+`cronium` (every event and workflow deployment's runs, which only `cronium` workers
+execute), so other flows on the same server, whose heartbeats may be slower or absent, are
+left alone.
 
 A second automation puts a Crashed run of an event with retries (its deployment is tagged
 `cronium-retryable`) back to Scheduled ("AwaitingRetry") — what Prefect's own Retry
@@ -26,7 +30,7 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import PrefectHTTPStatusError
 
-from cronium_prefect.names import RETRYABLE_TAG
+from cronium_prefect.names import CRONIUM_TAG, RETRYABLE_TAG
 from cronium_prefect.settings import get_settings
 
 __all__ = [
@@ -50,13 +54,14 @@ def _crash_automation() -> AutomationCore:
     return AutomationCore(
         name=AUTOMATION_NAME,
         description=(
-            f"A run of a Cronium event that has sent no heartbeat or state change for {within} s"
-            " after its last heartbeat lost its worker (killed, host down): mark it Crashed."
+            f"A run of a Cronium event or workflow that has sent no heartbeat or state change"
+            f" for {within} s after its last heartbeat, or after it started Running, lost its"
+            " worker (killed, host down): mark it Crashed."
         ),
         trigger=EventTrigger(
             match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.id": "prefect.tag.cronium"},
-            after={"prefect.flow-run.heartbeat"},
+            match_related={"prefect.resource.id": f"prefect.tag.{CRONIUM_TAG}"},
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
             expect={"prefect.flow-run.*"},
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,

@@ -32,6 +32,7 @@ from cronium_prefect.event import Event, EventStatus
 from cronium_prefect.names import (
     ACTIVATED_TAG,
     CHAINS_TAG,
+    CRONIUM_TAG,
     FLOW_NAME,
     OWNER_TAG,
     POOL_TYPE,
@@ -143,7 +144,7 @@ def deployment_spec(event: Definition) -> dict[str, Any]:
         "name": event.name,
         "description": event.description or None,
         "parameters": {"workflow" if workflow else "event": event.to_parameters()},
-        "tags": sorted({*event.tags, "cronium", *facet_tags(event)}),
+        "tags": sorted({*event.tags, CRONIUM_TAG, *facet_tags(event)}),
         "work_pool_name": event.pool or get_settings().work_pool,
         "work_queue_name": event.priority.value,
         "entrypoint": WORKFLOW_ENTRYPOINT if workflow else ENTRYPOINT,
