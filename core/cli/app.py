@@ -3,6 +3,7 @@ API failures as one-line errors."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -72,6 +73,9 @@ def _root(
     """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
     if ctx.resilient_parsing or ctx.invoked_subcommand in _NO_API:
         return
+    from cronium_prefect.settings import get_settings
+
+    get_settings()  # a refused setting is said before Prefect is imported (~2 s of CPU)
     from .api import using_api
 
     # Every command talks to the same API: configured, else `cronium up`'s, else a temporary
@@ -85,10 +89,6 @@ def _root(
 
 
 def main() -> None:
-    import httpx
-    from prefect.exceptions import PrefectHTTPStatusError
-    from prefect.settings import get_current_settings
-
     from cronium_prefect.settings import InvalidSettings
 
     try:
@@ -99,9 +99,24 @@ def main() -> None:
     except CroniumError as exc:  # raised while entering the API settings
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise SystemExit(EXIT_FAILED) from None
-    except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as exc:
+    except Exception as exc:
+        if not _talking_to_the_api(exc):
+            raise
+        from prefect.settings import get_current_settings
+
         url = get_current_settings().api.url or "the temporary Prefect server"
         raise SystemExit(_api_failure(url, exc)) from None
+
+
+def _talking_to_the_api(exc: Exception) -> bool:
+    """Whether `exc` is the API failing (HTTP, Prefect's status error, the network). Prefect
+    is looked up, not imported: a command that raised one of its errors has loaded it, and
+    one that did not (`--version`, a refused setting) need not pay for its import."""
+    import httpx
+
+    prefect_exceptions = sys.modules.get("prefect.exceptions")
+    prefect_kinds = (prefect_exceptions.PrefectHTTPStatusError,) if prefect_exceptions else ()
+    return isinstance(exc, (httpx.HTTPError, OSError, *prefect_kinds))
 
 
 def _api_failure(url: str, exc: Exception) -> int:

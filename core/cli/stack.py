@@ -111,6 +111,7 @@ def up(
     ] = False,
 ) -> None:
     """Start a Prefect server (SQLite under CRONIUM_HOME), a worker and apply ./events."""
+    settings = checked_settings()  # refused before Prefect's import, named before anything
     from prefect.settings import get_current_settings
 
     from cronium_prefect.dashboard.launch import start_dashboard
@@ -122,7 +123,6 @@ def up(
         wait_until_healthy,
     )
 
-    settings = checked_settings()
     exposure = _check_exposure(host, dashboard_host, insecure)
     database = database or os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
     database_url = _check_database(database) if database else settings.stack_database_url

@@ -43,9 +43,24 @@ def _env_without_cronium() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CRONIUM_")}
 
 
-@pytest.mark.parametrize("where", [".env", "environment"])
-@pytest.mark.parametrize("name, value", REFUSED)
-def test_a_value_no_event_could_choose_is_refused(prefect_api, tmp_path, where, name, value):
+# Each refused value from each source, each through one of the commands that run scripts,
+# in turn: every command meets values of every kind and both sources (a process per case,
+# not three: the family is the values; the commands share one settings check).
+COMMANDS = (("run", "no-such-file.yaml"), ("worker",), ("up",))
+CASES = [
+    (name, value, where, COMMANDS[i % len(COMMANDS)])
+    for i, ((name, value), where) in enumerate(
+        (refused, where) for refused in REFUSED for where in (".env", "environment")
+    )
+]
+
+
+@pytest.mark.parametrize(
+    "name, value, where, command", CASES, ids=[f"{n}={v}-{w}-{c[0]}" for n, v, w, c in CASES]
+)
+def test_a_value_no_event_could_choose_is_refused(
+    prefect_api, tmp_path, name, value, where, command
+):
     env = _env_without_cronium()
     if where == ".env":
         (tmp_path / ".env").write_text(f"{name}='{value}'\n")
@@ -53,12 +68,11 @@ def test_a_value_no_event_could_choose_is_refused(prefect_api, tmp_path, where, 
     else:
         env[name] = value
         source = "from the environment"
-    for command in (["run", "no-such-file.yaml"], ["worker"], ["up"]):
-        done = cronium(*command, cwd=tmp_path, env=env, timeout=60)
-        assert done.returncode == 2, (command, done.stdout, done.stderr)
-        shown = " ".join(done.stderr.split())  # Rich wraps long lines
-        assert f"{name}={value!r} ({source})" in shown, (command, shown)
-        assert "Traceback" not in done.stderr
+    done = cronium(*command, cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode == 2, (command, done.stdout, done.stderr)
+    shown = " ".join(done.stderr.split())  # Rich wraps long lines
+    assert f"{name}={value!r} ({source})" in shown, (command, shown)
+    assert "Traceback" not in done.stderr
 
 
 def test_each_loosening_value_is_named_with_its_source_before_anything_runs(prefect_api, tmp_path):
