@@ -170,7 +170,7 @@ def test_a_critical_backlog_drains_first_on_the_scaled_server(
     critical_backlog_drains_first(scaled_server.url, tmp_path)
 
 
-RUNS = size(ci=90, full=300)
+RUNS = size(ci=60, full=300)
 WORKERS = 3
 
 
