@@ -39,9 +39,9 @@ def parse_with_image(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def prefect_api(postgres: bool = False) -> Iterator[str]:
+def prefect_api(postgres: bool = False, server_env: dict[str, str] | None = None) -> Iterator[str]:
     """PREFECT_API_URL when set; else a temporary server started (and stopped) here, on
-    SQLite or on a throwaway PostgreSQL cluster (tests/postgres.py).
+    SQLite or on a throwaway PostgreSQL cluster (tests/postgres.py), with `server_env`.
 
     Must be entered before anything imports Prefect, so the settings pick the URL up.
     """
@@ -60,7 +60,7 @@ def prefect_api(postgres: bool = False) -> Iterator[str]:
     )
     from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
 
-    cluster, env = None, {}
+    cluster, env = None, dict(server_env or {})
     if postgres:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.postgres import Postgres

@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "docker_overhead": (["--runs", "30"], ["--runs", "5", "--cli-runs", "2"]),
     "dispatch_latency": (["--runs", "30"], ["--runs", "5"]),
     "ssh_reuse": (["--runs", "50"], ["--runs", "10"]),
+    "run_calls": ([], ["--runs", "1"]),
     "burst": ([], ["--quick"]),
     "log_latency": ([], ["--quick"]),
     "wait_latency": ([], ["--quick"]),
