@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -66,7 +67,9 @@ def _events(api: str, run_id: str) -> collections.Counter:
 
 
 def _clock(timestamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(timestamp)) + f"{timestamp % 1:.3f}"[1:]
+    """As the server's log shows time (local, to the millisecond; a run across midnight
+    would be miscounted)."""
+    return datetime.fromtimestamp(timestamp).strftime("%H:%M:%S.%f")[:-3]
 
 
 def one_run(api: str) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
@@ -120,6 +123,7 @@ def main() -> None:
             measured = [one_run(api) for _ in range(args.runs)]
         finally:
             stop(worker)
+            log.close()
     creating = _median([c for c, _, _ in measured])
     per_run = _median([c for _, c, _ in measured])
     events = _median([e for _, _, e in measured])

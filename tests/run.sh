@@ -50,9 +50,17 @@ phase_done install
 # the test image, ruff, docs and the other tests go on.
 wheel_dir=$(mktemp -d "${TMPDIR:-/tmp}/cronium-wheel-XXXXXX")
 export CRONIUM_WHEEL_DIR=$wheel_dir
-# Gone with this script, however it ends (a venv is large); a build still going is stopped.
-# (Each step `|| true`: under set -e a failed step here would become the script's status.)
-trap 'kill "$wheel_job" 2>/dev/null || true; wait "$wheel_job" 2>/dev/null || true; rm -rf "$wheel_dir" || true' EXIT
+# Gone with this script, however it ends (a venv is large); a build still going is stopped,
+# and so is the dockerd watcher below. (Each step `|| true`: under set -e a failed step here
+# would become the script's status.)
+watcher=
+cleanup() {
+  [ -z "$watcher" ] || kill "$watcher" 2>/dev/null || true
+  kill "$wheel_job" 2>/dev/null || true
+  wait "$wheel_job" 2>/dev/null || true
+  rm -rf "$wheel_dir" || true
+}
+trap cleanup EXIT
 (
   trap - EXIT  # the cleanup above is the script's, not this job's
   status=0
@@ -122,20 +130,24 @@ esac
 # to /var/log/cronium-dockerd-stacks.log and the run's output says so at the end. (Its
 # output goes to a file: a `sleep` it leaves behind must not hold this script's pipes.)
 watch_dockerd() {
-  local pid stacks
+  local pid stacks=
   while sleep 30; do
     timeout 60 docker version >/dev/null 2>&1 && continue
     pid=$(cat /var/run/docker.pid 2>/dev/null) || return 0
+    # A stale pid file could name another process now: SIGUSR1 would end it.
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] || return 0
     kill -USR1 "$pid" 2>/dev/null || return 0
     sleep 5
-    stacks=$(ls -t /var/run/docker/goroutine-stacks-*.log 2>/dev/null | head -1)
-    [ -n "$stacks" ] && cp "$stacks" /var/log/cronium-dockerd-stacks.log
-    echo "== dockerd (pid $pid) stopped answering at $(date -u +%T):" \
-      "its goroutine stacks are in /var/log/cronium-dockerd-stacks.log"
+    stacks=$(ls -t /var/run/docker/goroutine-stacks-*.log 2>/dev/null | head -1) || true
+    if [ -n "$stacks" ] && cp "$stacks" /var/log/cronium-dockerd-stacks.log; then
+      echo "== dockerd (pid $pid) stopped answering at $(date -u +%T):" \
+        "its goroutine stacks are in /var/log/cronium-dockerd-stacks.log"
+    else
+      echo "== dockerd (pid $pid) stopped answering at $(date -u +%T); it wrote no stacks"
+    fi
     return 0
   done
 }
-watcher=
 watch_note=$(mktemp)
 if [ "$(id -u)" = 0 ] && docker info >/dev/null 2>&1; then
   watch_dockerd >"$watch_note" 2>&1 &
@@ -144,7 +156,7 @@ fi
 echo "== pytest ${parallel[*]}"
 status=0
 .venv/bin/python -m pytest "${parallel[@]}" "$@" || status=$?
-[ -n "$watcher" ] && { kill "$watcher" 2>/dev/null || true; }
+[ -z "$watcher" ] || kill "$watcher" 2>/dev/null || true
 cat "$watch_note" && rm -f "$watch_note"
 phase_done pytest
 

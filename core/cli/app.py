@@ -58,6 +58,7 @@ def _print_version(asked: bool) -> None:
 # `up` starts (or finds) the API itself; the others need none (users, tokens and the audit
 # log are tables in the database, not Prefect objects).
 _NO_API = (None, "up", "export", "init", "user", "token", "audit")
+_RUNS_SCRIPTS = ("run", "worker")  # (`up` checks its settings first itself)
 
 
 @app.callback()
@@ -73,9 +74,11 @@ def _root(
     """Cronium on Prefect: run scripts, HTTP requests and messages as Prefect deployments."""
     if ctx.resilient_parsing or ctx.invoked_subcommand in _NO_API:
         return
-    from cronium_prefect.settings import get_settings
+    if ctx.invoked_subcommand in _RUNS_SCRIPTS:
+        # Their refused settings (checked_settings) are said before Prefect's import.
+        from cronium_prefect.settings import get_settings
 
-    get_settings()  # a refused setting is said before Prefect is imported (~2 s of CPU)
+        get_settings()
     from .api import using_api
 
     # Every command talks to the same API: configured, else `cronium up`'s, else a temporary
