@@ -85,7 +85,7 @@ def test_a_silent_run_is_crashed_after_a_heartbeat_or_its_start_and_a_live_one_i
                 runs["heartbeats every 10 s"] = await started([CRONIUM_TAG])
                 runs["silent, not a cronium run"] = await started(["other"])
                 await beat(runs["silent after a heartbeat"], [CRONIUM_TAG])
-                # Until both silent runs are Crashed, then 20 s more: a wrong crash of
+                # Until both silent runs are Crashed, then 10 s more: a wrong crash of
                 # another run, which would land as late as these, is seen too.
                 deadline, settled = time.monotonic() + crash_after + 90, None
                 while time.monotonic() < deadline:
@@ -93,7 +93,7 @@ def test_a_silent_run_is_crashed_after_a_heartbeat_or_its_start_and_a_live_one_i
                     states = {case: await state(run_id) for case, run_id in runs.items()}
                     silent = (states["silent from its start"], states["silent after a heartbeat"])
                     if silent == ("Crashed", "Crashed"):
-                        settled = settled or time.monotonic() + 20
+                        settled = settled or time.monotonic() + 10
                         if time.monotonic() >= settled:
                             break
                     await asyncio.sleep(10)
