@@ -3,7 +3,6 @@ API failures as one-line errors."""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -103,23 +102,15 @@ def main() -> None:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise SystemExit(EXIT_FAILED) from None
     except Exception as exc:
-        if not _talking_to_the_api(exc):
+        # Imported here: `--version` or a refused setting need not pay for httpx or Prefect.
+        import httpx
+
+        if not isinstance(exc, (httpx.HTTPError, OSError)):  # Prefect's status error is one
             raise
         from prefect.settings import get_current_settings
 
         url = get_current_settings().api.url or "the temporary Prefect server"
         raise SystemExit(_api_failure(url, exc)) from None
-
-
-def _talking_to_the_api(exc: Exception) -> bool:
-    """Whether `exc` is the API failing (HTTP, Prefect's status error, the network). Prefect
-    is looked up, not imported: a command that raised one of its errors has loaded it, and
-    one that did not (`--version`, a refused setting) need not pay for its import."""
-    import httpx
-
-    prefect_exceptions = sys.modules.get("prefect.exceptions")
-    prefect_kinds = (prefect_exceptions.PrefectHTTPStatusError,) if prefect_exceptions else ()
-    return isinstance(exc, (httpx.HTTPError, OSError, *prefect_kinds))
 
 
 def _api_failure(url: str, exc: Exception) -> int:
