@@ -37,8 +37,8 @@ POOL = "bench-calls"
 DEPLOYMENT = "cronium-event/bench-calls"
 ACCESS = re.compile(r'^(\d\d:\d\d:\d\d\.\d+) .*uvicorn\.access - .* "(\w+) ([^ ?]+)[^"]*" (\d+)')
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# The worker's own, whatever runs: not a cost of the run.
 RUN_WAIT_S = 15  # a trivial run takes ~3 s; what it sends after its end, 2 s more
+# The worker's own, whatever runs: not a cost of the run.
 PER_WORKER = re.compile(r"/work_pools/[^/]+(/get_scheduled_flow_runs|/workers/heartbeat)?$")
 
 
