@@ -129,13 +129,15 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
     """Variable writes are saved whatever the outcome; infrastructure errors become results."""
     event = run.event
     language = event.type.value
+    with _write_lock:  # a retry sees what its earlier attempts saved (a cursor, a mark)
+        variables = run.variables.with_writes(dict(run.written))
     staging = Staging.create(
         run.settings.staging_root,
         language,
         event.script or "",
         run.input,
         run.metadata(attempt, target),
-        run.variables.values,
+        variables.values,
         writer_uid=_container_uid(run.settings.docker_user) if target == LOCAL else None,
     )
     tag = "" if len(run.targets) == 1 and target == LOCAL else f"{target} "
@@ -147,7 +149,7 @@ def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
             timeout=event.timeout,
             env=event.env,
             on_line=lambda stream, line: run.log.info(SCRIPT_LINE_FORMAT, tag, stream, line),
-            secrets=run.variables.secret_values,
+            secrets=variables.secret_values,
             output_limit=run.settings.output_limit,
             out_max_files=run.settings.out_max_files,
             max_variables=run.settings.max_variable_writes,

@@ -221,6 +221,21 @@ def test_retries_rerun_the_script_with_backoff(stack):
     assert lines == ["[stdout] attempt 1", "[stdout] attempt 2", "[stdout] attempt 3"]
 
 
+def test_a_retry_sees_the_variables_its_earlier_attempt_saved(stack):
+    """A retry reads what a failed attempt saved (a cursor, a checkpoint), not the values
+    read when the run began; the second attempt here failed again before the fix."""
+    script = (
+        "import cronium\nmark = cronium.getVariable('RETRY_MARK')\n"
+        "cronium.setVariable('RETRY_MARK', cronium.event()['attempt'])\n"
+        "if mark is None:\n    raise SystemExit('no mark yet')\ncronium.output(mark)\n"
+    )
+    state, record = run_flow(
+        event_from(f"name: resumes\ntype: python\nretries: 2\nscript: {json.dumps(script)}\n")
+    )
+    assert (record["status"], record["attempts"], record["output"]) == ("SUCCESS", 2, 1), record
+    assert get_variable_store().visible(None, ["RETRY_MARK"]).values == {"RETRY_MARK": 2}
+
+
 def test_retries_exhausted_end_in_failure(stack):
     state, record = run_flow(event_from("name: broken\ntype: bash\nretries: 1\nscript: exit 7\n"))
     assert record["status"] == "FAILURE" and record["attempts"] == 2 and record["exit_code"] == 7
