@@ -17,18 +17,17 @@ import time
 import docker
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
 from cronium_prefect.executors.docker import RUN_LABEL
 from cronium_prefect.flows.crash_detection import AUTOMATION_NAME, RETRY_AUTOMATION_NAME
 from cronium_prefect.flows.report import read_record
 from cronium_prefect.flows.worker import LISTENING, STOPPED_MESSAGE
-from cronium_prefect.names import STEP_TAG, WORKFLOW_TAG
 from tests.cli import cronium
 from tests.integration.helpers import logs_of
 from tests.processes import stop, wait_until
 
 from .test_apply import write_events
+from .workflow_runs import step_runs
 
 CRASH_AFTER = 60  # the smallest CRONIUM_CRASH_AFTER
 
@@ -224,15 +223,7 @@ def test_sigkilled_worker_run_is_crashed_reaped_and_retried_when_it_has_retries(
 
 
 def _step_runs(step: str) -> list:
-    async def read():
-        async with get_client() as client:
-            return await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    tags=FlowRunFilterTags(all_=[f"{WORKFLOW_TAG}wfc", f"{STEP_TAG}{step}"])
-                )
-            )
-
-    return asyncio.run(read())
+    return step_runs("wfc", step)
 
 
 def _step_running(step: str) -> bool:

@@ -1,43 +1,20 @@
 """Stopping and resuming workflow runs through the real worker and Docker: a cancel stops
 the running steps (no container left) and starts nothing more; `cronium retry --failed`
-runs only the failed and not-started steps; a step of a paused or deleted event fails
-there, clearly."""
+runs only the failed and not-started steps; a step of a paused, deleted or archived event,
+or whose input is over the template sandbox's limits, fails there, clearly."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.states import Cancelling
 
 from cronium_prefect.executors.docker import RUN_LABEL
-from cronium_prefect.names import STEP_TAG, WORKFLOW_TAG
 
 from .test_apply import cronium
-from .workflow_runs import apply_with_probes, steps_of, trigger_wait
-
-
-def _step_runs(workflow: str, step: str | None = None) -> list:
-    tags = [f"{WORKFLOW_TAG}{workflow}"] + ([f"{STEP_TAG}{step}"] if step else [])
-
-    async def read():
-        async with get_client() as client:
-            return await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=tags))
-            )
-
-    return asyncio.run(read())
-
-
-def _wait_for(check, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-    return found
+from .workflow_runs import apply_with_probes, step_runs, steps_of, trigger_wait, wait_for
 
 
 def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_more(
@@ -61,12 +38,12 @@ def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_mo
     run_id = json.loads(done.stdout)["run_id"]
 
     def both_running():
-        runs = _step_runs("wf-cancel")
+        runs = step_runs("wf-cancel")
         running = [r for r in runs if r.state and r.state.is_running()]
         return running if len(running) == 2 else None
 
-    children = _wait_for(both_running, "both steps to run")
-    _wait_for(
+    children = wait_for(both_running, "both steps to run")
+    wait_for(
         lambda: len(docker_client.containers.list(filters={"label": RUN_LABEL})) >= 2,
         "both steps' containers",
     )
@@ -81,12 +58,12 @@ def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_mo
         async with get_client() as client:
             return await client.read_flow_run(flow_run_id)
 
-    run = _wait_for(
+    run = wait_for(
         lambda: (r := asyncio.run(read(run_id))).state.is_final() and r, "the run to end", 60
     )
     assert run.state.type.value == "CANCELLED", run.state
     for child in children:
-        ended = _wait_for(
+        ended = wait_for(
             lambda c=child: (r := asyncio.run(read(c.id))).state.is_final() and r,
             "a step's run to end",
             60,
@@ -99,7 +76,7 @@ def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_mo
         if c.labels.get(RUN_LABEL) in ids
     ]
     assert not left, [c.name for c in left]
-    assert not _step_runs("wf-cancel", "after")  # its need was cancelled: never started
+    assert not step_runs("wf-cancel", "after")  # its need was cancelled: never started
 
 
 def test_retry_failed_runs_only_the_failed_and_not_started_steps(worker, ssh_server, tmp_path):
@@ -141,11 +118,13 @@ def test_retry_failed_runs_only_the_failed_and_not_started_steps(worker, ssh_ser
     assert steps["a"]["reused_from"] == first["run_id"]
     assert steps["a"]["run_ids"] == steps_of(first)["a"]["run_ids"]
     assert steps["c"]["output"]["value"] == 1  # b got a's reused output
-    assert len(_step_runs("wf-retry", "a")) == 1  # a ran once in all
-    assert len(_step_runs("wf-retry", "b")) == 2
+    assert len(step_runs("wf-retry", "a")) == 1  # a ran once in all
+    assert len(step_runs("wf-retry", "b")) == 2
 
 
-def test_a_step_of_a_paused_or_deleted_event_fails_there_clearly(worker, ssh_server, tmp_path):
+def test_a_step_of_a_paused_deleted_or_archived_event_or_a_hostile_input_fails_there(
+    worker, ssh_server, tmp_path
+):
     apply_with_probes(
         tmp_path,
         ssh_server,
@@ -160,6 +139,11 @@ def test_a_step_of_a_paused_or_deleted_event_fails_there_clearly(worker, ssh_ser
         status: active
         script: echo never
         ---
+        name: wf-shelved
+        type: bash
+        status: archived
+        script: echo never
+        ---
         kind: workflow
         name: wf-blocked
         status: active
@@ -168,6 +152,13 @@ def test_a_step_of_a_paused_or_deleted_event_fails_there_clearly(worker, ssh_ser
           - {name: ok, event: wf-probe}
           - {name: paused, event: wf-stopped}
           - {name: deleted, event: wf-gone}
+          - {name: archived, event: wf-shelved}
+          # Over the template sandbox's limits: refused as it runs, the worker unharmed.
+          - {name: huge, event: wf-probe, input: {value: "{{ 'x' * 10**10 }}"}}
+          - {name: long, event: wf-probe, input: "{{ range(10**8) | list }}"}
+          - name: spin
+            event: wf-probe
+            input: "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
         """,
     )
     assert cronium("delete", "wf-gone").returncode == 0
@@ -179,7 +170,16 @@ def test_a_step_of_a_paused_or_deleted_event_fails_there_clearly(worker, ssh_ser
     assert "event 'wf-stopped' is paused" in steps["paused"]["error"]
     assert steps["deleted"]["status"] == "FAILURE"
     assert "event 'wf-gone' does not exist" in steps["deleted"]["error"]
-    assert not steps["paused"]["run_ids"] and not steps["deleted"]["run_ids"]
+    assert steps["archived"]["status"] == "FAILURE"
+    assert "event 'wf-shelved' is archived" in steps["archived"]["error"]
+    for name in ("paused", "deleted", "archived", "huge", "long", "spin"):
+        assert not steps[name]["run_ids"], steps[name]
+    assert steps["huge"]["status"] == "FAILURE", steps["huge"]
+    assert steps["huge"]["error"].startswith("steps.huge.input.value: refused by the sandbox")
+    assert steps["long"]["status"] == "FAILURE", steps["long"]
+    assert steps["long"]["error"].startswith("steps.long.input: Range too big")
+    assert steps["spin"]["status"] == "FAILURE", steps["spin"]
+    assert steps["spin"]["error"].startswith("steps.spin.input: used more than 2 s of CPU")
 
 
 def test_workflows_are_listed_paused_resumed_and_deleted_like_events(prefect_api, tmp_path):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+import time
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
 from cronium_prefect.flows.report import read_record
+from cronium_prefect.names import STEP_TAG, WORKFLOW_TAG
 
 from .test_apply import cronium
 
@@ -94,3 +97,25 @@ def child_record(run_id: str) -> dict:
             return (await read_record(client, run_id)).to_json()
 
     return asyncio.run(read())
+
+
+def step_runs(workflow: str, step: str | None = None) -> list:
+    """The runs of a workflow's steps (of one step, with `step`), by their tags."""
+    tags = [f"{WORKFLOW_TAG}{workflow}"] + ([f"{STEP_TAG}{step}"] if step else [])
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=tags))
+            )
+
+    return asyncio.run(read())
+
+
+def wait_for(check, what: str, timeout: float = 120):
+    """`check()`'s first truthy value, asked every 0.5 s."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+    return found
