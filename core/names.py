@@ -92,6 +92,7 @@ FINAL_STATE_TYPES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 # one kind's key equal another's (`cronium-{event}` and `cronium-messages-{event}` did, for
 # an event named `messages-x`).
 def run_artifact_key(event: str) -> str:
+    """The key of the run summaries earlier versions published (their collections remain)."""
     return f"cronium-run-{event}"
 
 
@@ -99,8 +100,8 @@ def messages_artifact_key(event: str) -> str:
     return f"cronium-msg-{event}"
 
 
-# The run record as JSON (flows/report.py): readers find it by type on the run, so it needs
-# no key of its own (the markdown summary's key already lists an event's runs).
+# The type of a run's artifact, its record as JSON (flows/report.py): readers find it by
+# type on the run, so it needs no key.
 RECORD_ARTIFACT_TYPE = "cronium-record"
 
 

@@ -45,7 +45,7 @@ __all__ = [
 FINALS = list(FINAL_STATE_TYPES)
 _BATCH = 200  # the most the API returns at once
 _TRIGGERS = {trigger.value for trigger in Trigger}
-HISTORY = 50  # runs the event page lists (two artifacts each: within one batch)
+HISTORY = 50  # runs the event page lists (runs of earlier versions: two artifacts each)
 TAGGED_LIMIT = 200
 
 
@@ -251,7 +251,7 @@ def event_detail(name: str) -> dict[str, Any]:
                         "flow_run_id": {"any_": [r["id"] for r in runs]},
                     },
                     "sort": "CREATED_DESC",  # the newest record of a run comes first
-                    "limit": 2 * HISTORY,  # a record and a summary per run
+                    "limit": 2 * HISTORY,  # earlier versions' runs: a record and a summary each
                 },
             )
             for artifact in artifacts:

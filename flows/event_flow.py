@@ -69,11 +69,13 @@ async def _attempt(run: ScriptRun) -> State:
     task_context = TaskRunContext.get()
     run.attempt = task_context.task_run.run_count if task_context else 1
     targets = run.pending()
+    # What the run's earlier attempts saved, for all of this attempt's targets alike.
+    variables = run.variables.with_writes(dict(run.written))
 
     async def on(target: str) -> None:
         try:
             run.results[target] = await anyio.to_thread.run_sync(
-                run_on_target, run, run.attempt, target
+                run_on_target, run, run.attempt, target, variables
             )
         except Exception as exc:  # a bug of ours must still leave a record behind
             run.log.exception("internal error running on %s", target)

@@ -8,8 +8,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
-import anyio
-from prefect.artifacts import Artifact, MarkdownArtifact
+from prefect.artifacts import Artifact
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -19,7 +18,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.sorting import ArtifactSort
 
 from cronium_prefect.caps import json_size
-from cronium_prefect.names import RECORD_ARTIFACT_TYPE, run_artifact_key
+from cronium_prefect.names import RECORD_ARTIFACT_TYPE
 from cronium_prefect.record import RunRecord, WorkflowRecord
 
 __all__ = [
@@ -60,8 +59,8 @@ def render_markdown(record: RunRecord) -> str:
     output = json.dumps(record.output, indent=2, ensure_ascii=False)
     if len(output) > _PREVIEW_CHARS:
         output = (
-            output[:_PREVIEW_CHARS] + f"\n... ({len(output)} characters in all: the full "
-            f"output is in this run's {RECORD_ARTIFACT_TYPE} artifact)"
+            output[:_PREVIEW_CHARS] + f"\n... ({len(output)} characters in all: the "
+            "artifact's data holds the full output)"
         )
     return (
         f"# {record.event}: {record.status.value}\n\n| Field | Value |\n|---|---|\n{table}\n\n"
@@ -70,15 +69,14 @@ def render_markdown(record: RunRecord) -> str:
 
 
 async def publish_run_artifacts(record: RunRecord) -> None:
-    """Both artifacts at once (each is one API call)."""
-    summary = f"Cronium run of {record.event}: {record.status.value}"
-    markdown = MarkdownArtifact(
-        key=run_artifact_key(record.event), markdown=render_markdown(record), description=summary
-    )
-    data = Artifact(type=RECORD_ARTIFACT_TYPE, data=_within_limit(record), description=summary)
-    async with anyio.create_task_group() as group:
-        group.start_soon(markdown.acreate)
-        group.start_soon(data.acreate)
+    """The run's one artifact: the record as JSON for programs, its markdown summary (the
+    description, which Prefect's UI renders above the data) for people. One API call: it
+    was two, a markdown artifact and the record beside it. Without a key: Prefect copies a
+    keyed artifact's data into its collection, a second copy of a record of up to
+    RECORD_BYTES, and an event's runs are listed by its deployment anyway."""
+    await Artifact(
+        type=RECORD_ARTIFACT_TYPE, data=_within_limit(record), description=render_markdown(record)
+    ).acreate()
 
 
 def _within_limit(record: RunRecord) -> dict[str, Any]:

@@ -125,12 +125,12 @@ def _executor(run: ScriptRun, target: str) -> Executor:
     )
 
 
-def run_on_target(run: ScriptRun, attempt: int, target: str) -> ExecutionResult:
-    """Variable writes are saved whatever the outcome; infrastructure errors become results."""
+def run_on_target(run: ScriptRun, attempt: int, target: str, variables: Visible) -> ExecutionResult:
+    """One attempt on one target, seeing `variables` (the run's, with what its earlier
+    attempts saved). Variable writes are saved whatever the outcome; infrastructure errors
+    become results."""
     event = run.event
     language = event.type.value
-    with _write_lock:  # a retry sees what its earlier attempts saved (a cursor, a mark)
-        variables = run.variables.with_writes(dict(run.written))
     staging = Staging.create(
         run.settings.staging_root,
         language,

@@ -33,7 +33,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.client.schemas.responses import SetStateStatus
+from prefect.client.schemas.responses import DeploymentResponse, SetStateStatus
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.flows import load_flow_from_entrypoint
@@ -42,6 +42,7 @@ from prefect.states import Cancelled, Crashed, State
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from cronium_prefect.prefect_adapter import (
+    InProcessSubmission,
     run_flow_run_here,
     shared_clients,
     worker_logger,
@@ -69,7 +70,9 @@ class CroniumWorkerResult(BaseWorkerResult):
     """How an in-process flow run ended (0: the engine reached a final state)."""
 
 
-class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorkerResult]):
+class CroniumWorker(
+    InProcessSubmission, BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorkerResult]
+):
     type = "cronium"
     job_configuration = BaseJobConfiguration
     job_configuration_variables = BaseVariables
@@ -245,11 +248,19 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
         self,
         flow_run: FlowRun,
         configuration: BaseJobConfiguration,
-        task_status: anyio.abc.TaskStatus[int] | None = None,
+        task_status: anyio.abc.TaskStatus[Any] | None = None,
     ) -> CroniumWorkerResult:
+        """Prefect's entry for a run submitted to this worker by hand (`flow.submit_to_work_pool`);
+        runs the scheduler gives it start in `run_in_process`, through InProcessSubmission."""
+        await self.run_in_process(flow_run, None, task_status)
+        return CroniumWorkerResult(identifier=str(flow_run.id), status_code=0)
+
+    async def run_in_process(
+        self, flow_run: FlowRun, deployment: DeploymentResponse | None, task_status: Any
+    ) -> None:
         key, handle = str(flow_run.id), RunHandle()
         try:
-            flow = await self._flow_for(flow_run)
+            flow = await self._flow_for(flow_run, deployment)
             loop = await self._loops.acquire()  # its own event loop: see run_loops
             if task_status is not None:
                 # The "infrastructure" is this process; the flow run id tells runs apart.
@@ -261,16 +272,16 @@ class CroniumWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CroniumWorke
             self.runtime.deployments.pop(key, None)
             if self._full:  # its slot is free once this returns: take a waiting run
                 self._wake()
-        return CroniumWorkerResult(identifier=key, status_code=0)
 
-    async def _flow_for(self, flow_run: FlowRun) -> Any:
+    async def _flow_for(self, flow_run: FlowRun, deployment: DeploymentResponse | None) -> Any:
         from .deploy import ENTRYPOINT, WORKFLOW_ENTRYPOINT
         from .event_flow import cronium_event
         from .workflow_flow import cronium_workflow
 
         if flow_run.deployment_id is None:
             return cronium_event
-        deployment = await self.client.read_deployment(flow_run.deployment_id)
+        if deployment is None:
+            deployment = await self.client.read_deployment(flow_run.deployment_id)
         self.runtime.deployments[str(flow_run.id)] = deployment  # the run reads it from here
         if deployment.entrypoint in (None, ENTRYPOINT):
             return cronium_event

@@ -58,7 +58,7 @@ EVENTS = {
         type: bash
         status: active
         script: |
-          for i in 1 2 3 4 5 6 7 8 9 10; do echo "slow line $i"; sleep 1; done
+          for i in $(seq 30); do echo "slow line $i"; sleep 1; done
           cronium_output '"slow done"'
         """,
 }

@@ -6,10 +6,13 @@ import asyncio
 import json
 import threading
 import time
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
     DeploymentFilter,
     DeploymentFilterName,
     FlowRunFilter,
@@ -19,7 +22,6 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 
 from cronium_prefect.blocks.variable_store import get_variable_store
-from cronium_prefect.names import run_artifact_key
 
 from .helpers import event_from, logs_of, run_flow, script_lines
 
@@ -86,14 +88,22 @@ def test_helper_scenario_in_every_language(stack, language):
     assert store.visible(None).values[f"SEEN_{language.upper()}"] == {"n": 42}
     assert f"[stdout] {language} done" in script_lines(record["run_id"])
 
-    async def artifact():
+    async def artifacts():
         async with get_client() as client:
-            return await client.read_latest_artifacts()
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(record["run_id"])])
+                )
+            )
 
-    found = [
-        a for a in asyncio.run(artifact()) if a.key == run_artifact_key(f"scenario-{language}")
-    ]
-    assert found and "SUCCESS" in found[0].data and '"deep": true' in found[0].data
+    found = asyncio.run(artifacts())
+    assert "markdown" not in [a.type for a in found]  # the summary is the record's description
+    (only,) = [a for a in found if a.type == "cronium-record"]
+    assert only.key is None
+    data = json.loads(only.data)
+    assert data["status"] == "SUCCESS" and data["output"] == record["output"]
+    assert only.description.startswith(f"# scenario-{language}: SUCCESS")
+    assert '"deep": true' in only.description
 
 
 def _running_flow_run_id(timeout: float = 60, event: str | None = None) -> str:

@@ -14,11 +14,19 @@ from prefect.states import Cancelling
 from cronium_prefect.executors.docker import RUN_LABEL
 
 from .test_apply import cronium
-from .workflow_runs import apply_with_probes, step_runs, steps_of, trigger_wait, wait_for
+from .workflow_runs import (
+    apply_with_probes,
+    graph_node,
+    step_runs,
+    steps_of,
+    trigger_wait,
+    wait_for,
+    workflow_page,
+)
 
 
 def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_more(
-    worker, ssh_server, docker_client, tmp_path
+    worker, ssh_server, docker_client, tmp_path, monkeypatch
 ):
     apply_with_probes(
         tmp_path,
@@ -47,6 +55,14 @@ def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_mo
         lambda: len(docker_client.containers.list(filters={"label": RUN_LABEL})) >= 2,
         "both steps' containers",
     )
+    # Meanwhile its dashboard page follows it (and refreshes itself while it runs).
+    import streamlit as st
+
+    app = workflow_page("wf-cancel", tmp_path, monkeypatch)
+    assert any(h.value == "Latest run: RUNNING" for h in app.subheader), app.subheader
+    assert "\\nrunning" in graph_node(app, "one") and "\\nrunning" in graph_node(app, "two")
+    assert "\\npending" in graph_node(app, "after"), graph_node(app, "after")
+    st.cache_resource.clear()
 
     async def cancel():
         async with get_client() as client:
@@ -179,7 +195,9 @@ def test_a_step_of_a_paused_deleted_or_archived_event_or_a_hostile_input_fails_t
     assert steps["long"]["status"] == "FAILURE", steps["long"]
     assert steps["long"]["error"].startswith("steps.long.input: Range too big")
     assert steps["spin"]["status"] == "FAILURE", steps["spin"]
-    assert steps["spin"]["error"].startswith("steps.spin.input: used more than 2 s of CPU")
+    spin = steps["spin"]["error"]  # its CPU limit, or on busy cores the wall-clock one
+    assert spin.startswith("steps.spin.input: "), spin
+    assert "used more than 2 s of CPU" in spin or "took too long" in spin, spin
 
 
 def test_workflows_are_listed_paused_resumed_and_deleted_like_events(prefect_api, tmp_path):

@@ -1,13 +1,15 @@
 """A workflow's own fields through the real worker, Docker and sshd: its timeout stops an
 SSH step on the server, its failure action runs, its record counts attempts and masks
 secrets; max_parallel, overlap and priority; the worked example in examples/workflows
-as a user runs it; a workflow built in Python."""
+as a user runs it; a workflow built in Python. (The live dashboard page:
+test_workflow_control.py, while a run waits to be cancelled.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import subprocess
+import uuid
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -47,7 +49,7 @@ def _sleeping_on_the_server() -> bool:
 
 
 def test_timeout_stops_an_ssh_step_runs_failure_actions_and_masks_step_outputs(
-    worker, ssh_server, tmp_path, monkeypatch
+    worker, ssh_server, tmp_path
 ):
     get_variable_store().set("WF_FIELDS_TOKEN", SECRET, secret=True)
     apply_with_probes(
@@ -82,7 +84,7 @@ def test_timeout_stops_an_ssh_step_runs_failure_actions_and_masks_step_outputs(
         kind: workflow
         name: wf-timed
         status: active
-        timeout: 20s
+        timeout: 25s
         actions:
           - {{on: failure, run_event: wf-fields-after}}
           - {{on: success, run_event: wf-fields-after}}
@@ -95,40 +97,19 @@ def test_timeout_stops_an_ssh_step_runs_failure_actions_and_masks_step_outputs(
     assert done.returncode == 0, done.stderr
     run_id = json.loads(done.stdout)["run_id"]
 
-    # While it runs, its dashboard page follows it.
     wait_for(_sleeping_on_the_server, "the SSH step's script to run", 60)
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    from cronium_prefect.dashboard.launch import APP
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    monkeypatch.setenv(
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/d.db"
-    )
-    app = AppTest.from_file(str(APP), default_timeout=60)
-    app.query_params["name"] = "wf-timed"
-    app.switch_page("app_pages/workflow.py").run()
-    assert not app.exception and not app.error, [e.value for e in app.error]
-    assert any("Latest run: RUNNING" in h.value for h in app.subheader), app.subheader
-    (chart,) = app.get("graphviz_chart")
-    slow = next(x for x in chart.proto.spec.splitlines() if x.startswith('"slow" ['))
-    assert "running" in slow, slow
-    st.cache_resource.clear()
-
     run = wait_for(lambda: (r := _read_run(run_id)).state.is_final() and r, "the run", 120)
     record = child_record(run_id)
     assert record["status"] == "TIMEOUT", json.dumps(record, indent=1)
-    assert record["error"] == "timed out after 20 s"
+    assert record["error"] == "timed out after 25 s"
     assert run.state.is_failed(), run.state
     steps = steps_of(record)
     assert steps["secret"]["status"] == "SUCCESS"
     assert steps["secret"]["attempts"] == 2  # its event's retry counts
     assert steps["secret"]["output"] == {"token": "***"}
-    assert 0 < steps["secret"]["duration_s"] < 20
+    assert 0 < steps["secret"]["duration_s"] < 25
     assert steps["slow"]["status"] == "CANCELLED", steps["slow"]
-    assert 15 < steps["slow"]["duration_s"] < 50
+    assert 5 < steps["slow"]["duration_s"] < 60
     wait_for(lambda: not _sleeping_on_the_server(), "the SSH step's script to be stopped", 30)
     assert SECRET not in json.dumps(record)
 
@@ -146,27 +127,31 @@ def test_timeout_stops_an_ssh_step_runs_failure_actions_and_masks_step_outputs(
 
 
 def test_max_parallel_overlap_and_priority_of_the_workflow_run(worker, ssh_server, tmp_path):
+    meet = f"/tmp/wf-narrow-{uuid.uuid4().hex[:8]}"  # on the SSH server: this machine
     apply_with_probes(
         tmp_path,
         ssh_server,
-        """\
+        f"""\
         kind: workflow
         name: wf-narrow
         status: active
         max_parallel: 2
         overlap: skip
         priority: high
-        steps:
-          - {name: a, event: wf-probe, input: {sleep: 2}}
-          - {name: b, event: wf-probe, input: {sleep: 2}}
-          - {name: c, event: wf-probe, input: {sleep: 2}}
-          - {name: d, event: wf-probe, input: {sleep: 2}}
+        steps:  # a and b succeed only if they run at once; c and d wait for a slot
+          - {{name: a, event: wf-meet, input: {{dir: {meet}, me: a, other: b, value: 1}}}}
+          - {{name: b, event: wf-meet, input: {{dir: {meet}, me: b, other: a, value: 2}}}}
+          - {{name: c, event: wf-probe, input: {{sleep: 1}}}}
+          - {{name: d, event: wf-probe, input: {{sleep: 1}}}}
         """,
     )
     first = cronium("trigger", "wf-narrow", "--json")
+    assert first.returncode == 0, first.stderr
+    first_id = json.loads(first.stdout)["run_id"]
+    wait_for(lambda: _read_run(first_id).state.is_running(), "the first run to run", 120)
     second = cronium("trigger", "wf-narrow", "--json")
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    first_id, second_id = (json.loads(d.stdout)["run_id"] for d in (first, second))
+    assert second.returncode == 0, second.stderr
+    second_id = json.loads(second.stdout)["run_id"]
     ended = wait_for(
         lambda: (r := _read_run(first_id)).state.is_final() and r, "the first run", 180
     )
@@ -175,11 +160,11 @@ def test_max_parallel_overlap_and_priority_of_the_workflow_run(worker, ssh_serve
         lambda: (r := _read_run(second_id)).state.is_final() and r, "the second run", 60
     )
     assert skipped.state.is_cancelled(), skipped.state  # overlap: skip, while one runs
-    assert len(step_runs("wf-narrow")) == 4  # the first run's: the second started none
-    record = child_record(first_id)
-    spans = [steps_of(record)[s]["output"]["ran"] for s in "abcd"]
+    runs = step_runs("wf-narrow")
+    assert len(runs) == 4  # the first run's: the second started none
+    spans = [(r.start_time, r.end_time) for r in runs]
     at_once = max(sum(1 for s in spans if s[0] <= t[0] < s[1]) for t in spans)
-    assert at_once == 2, spans  # two ran together, never three
+    assert at_once <= 2, spans  # never three (a and b met: two at once)
 
     async def read():
         async with get_client() as client:

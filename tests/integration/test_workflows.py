@@ -8,7 +8,15 @@ from __future__ import annotations
 import json
 import uuid
 
-from .workflow_runs import apply_with_probes, child_record, parent_of, steps_of, trigger_wait
+from .workflow_runs import (
+    apply_with_probes,
+    child_record,
+    graph_node,
+    parent_of,
+    steps_of,
+    trigger_wait,
+    workflow_page,
+)
 
 
 def test_a_diamond_runs_b_and_c_at_once_and_d_gets_both_outputs(worker, ssh_server, tmp_path):
@@ -74,34 +82,17 @@ def test_the_dashboard_draws_the_latest_run_and_lists_runs(
     code, record = trigger_wait("wf-drawn")
     assert record["status"] == "PARTIAL", json.dumps(record, indent=1)
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
-    from cronium_prefect.dashboard.launch import APP
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    monkeypatch.setenv(
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/d.db"
-    )
-    app = AppTest.from_file(str(APP), default_timeout=60)
-    app.run()
-    app.switch_page("app_pages/workflows.py").run()
-    assert not app.exception and not app.error, [e.value for e in app.error]
-    listed = app.dataframe[0].value
-    assert "workflow?name=wf-drawn" in list(listed["workflow"])
-    app.query_params["name"] = "wf-drawn"
-    app.switch_page("app_pages/workflow.py").run()
-    assert not app.exception and not app.error, [e.value for e in app.error]
-    (chart,) = app.get("graphviz_chart")
-    dot = chart.proto.spec
+    app = workflow_page("wf-drawn", tmp_path, monkeypatch)
     steps = steps_of(record)
     for step, colour in [("first", "#2e9e44"), ("broken", "#d62728"), ("tidy", "#2e9e44")]:
-        line = next(x for x in dot.splitlines() if x.startswith(f'"{step}" ['))
+        line = graph_node(app, step)
         assert colour in line and f'URL="run?id={steps[step]["run_ids"][0]}"' in line, line
-    assert "skipped" in next(x for x in dot.splitlines() if x.startswith('"never" ['))
-    assert '"broken" -> "tidy" [label="always"]' in dot
+    assert "skipped" in graph_node(app, "never")
+    (chart,) = app.get("graphviz_chart")
+    assert '"broken" -> "tidy" [label="always"]' in chart.proto.spec
     table = app.dataframe[0].value
     assert list(table["status"]) == ["SUCCESS", "FAILURE", "SKIPPED", "SUCCESS"]
     runs = app.dataframe[1].value
     assert f"run?id={record['run_id']}" in list(runs["run"])
-    st.cache_resource.clear()
+    st.cache_resource.clear()  # the page's Prefect clients belong to this test

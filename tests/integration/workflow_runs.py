@@ -119,3 +119,34 @@ def wait_for(check, what: str, timeout: float = 120):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
     return found
+
+
+def workflow_page(name: str, tmp_path, monkeypatch):
+    """The dashboard's page of workflow `name`, rendered by Streamlit's AppTest (the
+    Workflows page first: the page a user comes from)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from cronium_prefect.dashboard.launch import APP
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    monkeypatch.setenv(
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/d.db"
+    )
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    app.switch_page("app_pages/workflows.py").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    listed = app.dataframe[0].value
+    assert f"workflow?name={name}" in list(listed["workflow"])
+    app.query_params["name"] = name
+    app.switch_page("app_pages/workflow.py").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    return app
+
+
+def graph_node(app, step: str) -> str:
+    """The DOT line of `step` in the page's graph."""
+    (chart,) = app.get("graphviz_chart")
+    return next(x for x in chart.proto.spec.splitlines() if x.startswith(f'"{step}" ['))

@@ -12,11 +12,13 @@ from datetime import datetime, timezone
 import prefect
 from prefect import flow
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from cronium_prefect.blocks import CroniumVariable
 from cronium_prefect.prefect_adapter import (
     ENGINE_LAST_LINE,
+    InProcessSubmission,
     load_block_sync,
     loop_client,
     next_schedule_times,
@@ -122,6 +124,88 @@ def test_the_worker_internals_the_cronium_worker_reads(prefect_api):
     read, logger = asyncio.run(go())
     assert read is not None and read.name == pool
     assert hasattr(logger, "warning") and hasattr(logger, "debug")
+
+
+class _InProcessProbe(
+    InProcessSubmission, BaseWorker[BaseJobConfiguration, BaseVariables, BaseWorkerResult]
+):
+    type = "cronium-adapter-in-process"
+    job_configuration = BaseJobConfiguration
+    job_configuration_variables = BaseVariables
+
+    async def run(self, flow_run, configuration, task_status=None):  # never called here
+        raise AssertionError("not used")
+
+    async def run_in_process(self, flow_run, deployment, task_status):
+        self.given.append((flow_run.id, deployment.id, self.limiter.available_tokens))
+        if deployment.name == "broken":
+            raise RuntimeError("no engine here")
+        task_status.started(f"here:{flow_run.id}")
+
+
+def test_a_run_is_started_in_process_through_baseworkers_own_bookkeeping(prefect_api):
+    """What InProcessSubmission replaces and uses is still there (the scheduler hands
+    `_submit_run` each run it took a slot for). With a real server: a run goes Pending,
+    reaches `run_in_process` with its deployment, records its infrastructure id and gives
+    its slot back; one that fails before it starts is Crashed and gives its slot back, the
+    worker going on; one the server refuses Pending never reaches `run_in_process`. (A run
+    whose deployment is gone between the poll and its start cannot be made here: deleting
+    a deployment deletes its scheduled runs.)"""
+    import inspect
+
+    from prefect.states import Running
+
+    for name in (
+        "_submit_run",
+        "_propose_pending_state",
+        "_propose_crashed_state",
+        "_mark_flow_run_as_cancelled",
+        "_release_limit_slot",
+    ):
+        assert callable(getattr(BaseWorker, name)), name
+    assert list(inspect.signature(BaseWorker._submit_run).parameters) == ["self", "flow_run"]
+    assert "self._submit_run" in inspect.getsource(BaseWorker._submit_scheduled_flow_runs)
+
+    pool = f"adapter-in-process-{uuid.uuid4().hex[:8]}"
+
+    async def settle(worker, runs: int) -> int:
+        for _ in range(100):  # each run handed over, and its slot back as it returned
+            await worker.get_and_submit_flow_runs()
+            if len(worker.given) >= runs and worker.limiter.available_tokens == 2:
+                break
+            await asyncio.sleep(0.1)
+        return worker.limiter.available_tokens
+
+    async def go():
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name("adapter-in-process")
+            await client.create_work_pool(WorkPoolCreate(name=pool, type=_InProcessProbe.type))
+            kept = await client.create_deployment(flow_id, "kept", work_pool_name=pool)
+            broken = await client.create_deployment(flow_id, "broken", work_pool_name=pool)
+            runs = [(await client.create_flow_run_from_deployment(d)).id for d in (kept, broken)]
+            async with _InProcessProbe(work_pool_name=pool, limit=2) as worker:
+                worker.given = []
+                await worker.sync_with_backend()
+                free = await settle(worker, 2)
+                # The server refuses Pending to a run already running (elsewhere).
+                taken = await client.create_flow_run_from_deployment(kept)
+                await client.set_flow_run_state(taken.id, Running(), force=True)
+                worker.limiter.acquire_on_behalf_of_nowait(taken.id)  # as the scheduler does
+                await worker._submit_run(taken)
+                free_after_refusal = worker.limiter.available_tokens
+            read = [await client.read_flow_run(r) for r in runs]
+            return worker.given, free, free_after_refusal, read, kept, broken
+
+    given, free, free_after_refusal, (run, failed), kept, broken = asyncio.run(go())
+    handed = {run_id: rest for run_id, *rest in given}
+    assert handed.keys() == {run.id, failed.id}, given  # not the one refused Pending
+    assert handed[run.id][0] == kept and handed[failed.id][0] == broken
+    assert all(free_then <= 1 for _, free_then in handed.values())  # each held a slot
+    assert free == 2 and free_after_refusal == 2  # every slot given back
+    assert run.state.type.value == "PENDING", run.state  # the probe starts no engine
+    assert run.infrastructure_pid == f"here:{run.id}"
+    assert failed.state.type.value == "CRASHED", failed.state
+    assert "no engine here" in failed.state.message
 
 
 def test_placeholders_prefect_deploy_would_fill():

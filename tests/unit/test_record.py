@@ -85,7 +85,7 @@ def test_todays_summary_and_other_artifacts_hold_no_record():
 def test_the_summary_caps_a_long_output_and_says_where_the_rest_is():
     text = render_markdown(_record(output="x" * 50_000))
     assert len(text) < 25_000
-    assert f"characters in all: the full output is in this run's {RECORD_ARTIFACT_TYPE}" in text
+    assert "characters in all: the artifact's data holds the full output" in text
     assert "| Trigger | action |" in text
 
 
