@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -266,6 +267,7 @@ class CroniumWorker(
                 # The "infrastructure" is this process; the flow run id tells runs apart.
                 task_status.started(f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}")
             self._runs[key] = handle
+            await _until_due(flow_run)
             await self._loops.run(loop, partial(_engine, flow, flow_run), handle)
         finally:
             self._runs.pop(key, None)
@@ -380,6 +382,18 @@ class CroniumWorker(
         handle = self._runs.get(flow_run_id)
         if handle is not None:
             handle.cancel()
+
+
+async def _until_due(flow_run: FlowRun) -> None:
+    """Wait for the run's scheduled time. The worker takes runs up to its prefetch (2 s)
+    ahead, so that a scheduled run is ready on time; Prefect's workers then start its
+    infrastructure, which takes that long. Here the run would start at once: a job
+    scheduled for 03:00:00 ran at 02:59:59.6 (and a script reading the date saw the day
+    before)."""
+    state = flow_run.state
+    due = state.state_details.scheduled_time if state is not None and state.is_scheduled() else None
+    if due is not None:
+        await anyio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()))
 
 
 async def _engine(flow: Any, flow_run: FlowRun) -> None:

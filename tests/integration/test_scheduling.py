@@ -115,3 +115,59 @@ def critical_backlog_drains_first(api: str, tmp_path) -> None:
         for r in runs
     }
     assert [names[n] for n in order] == ["critical"] * 3 + ["low"] * 3
+
+
+def test_a_scheduled_run_never_starts_before_its_time(worker, tmp_path):
+    """The worker takes runs up to 2 s ahead of their time (its prefetch); it used to start
+    them at once, up to 0.45 s early. Runs due 3, 4 and 5 s from now: each run and its
+    script start at or after its time (the container shares this machine's clock)."""
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.states import Scheduled
+
+    from .helpers import script_lines
+
+    folder = write_events(
+        tmp_path / "due",
+        {
+            "due.yaml": """\
+        name: sc-due
+        type: bash
+        status: active
+        overlap: allow
+        script: date +%s.%N
+    """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+
+    async def schedule() -> list:
+        now = datetime.now(timezone.utc)
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("cronium-event/sc-due")
+            return [
+                await client.create_flow_run_from_deployment(
+                    deployment.id, state=Scheduled(scheduled_time=now + timedelta(seconds=s))
+                )
+                for s in (3, 4, 5)
+            ]
+
+    async def read(ids: list) -> list:
+        async with get_client() as client:
+            return [await client.read_flow_run(i) for i in ids]
+
+    created = asyncio.run(schedule())
+    deadline = time.monotonic() + 120
+    while True:
+        runs = asyncio.run(read([r.id for r in created]))
+        if all(r.state.is_final() for r in runs):
+            break
+        assert time.monotonic() < deadline, [r.state for r in runs]
+        time.sleep(0.5)
+    for run, made in zip(runs, created, strict=True):
+        due = made.state.state_details.scheduled_time
+        assert run.state.is_completed(), run.state
+        assert run.start_time >= due, (run.start_time, due)
+        (line,) = script_lines(str(run.id))
+        printed = datetime.fromtimestamp(float(line.split()[-1]), timezone.utc)
+        assert printed >= due, (printed, due)
