@@ -115,7 +115,7 @@ def worker_logger(worker: BaseWorker) -> logging.Logger | logging.LoggerAdapter:
 
 class InProcessSubmission:
     """For a BaseWorker whose flow runs execute in its own process: how a run it took is
-    started, with three API calls instead of eight and one event instead of four.
+    started, with three API calls instead of seven and one event instead of four.
 
     Prefect's `_submit_run` prepares a job for infrastructure elsewhere: it reads the
     deployment (to check it exists), proposes Pending, resolves a job configuration (the
@@ -142,7 +142,9 @@ class InProcessSubmission:
 
         worker: Any = self
         log = worker.get_flow_run_logger(flow_run)
-        handed_over = False  # to _run_here, which gives the slot back when the run ends
+        # Once _run_here has the run, it gives the slot back as the run ends; if it never got
+        # it (an error before, the task group closing), this does (twice is harmless).
+        handed_over = False
         try:
             deployment = None
             if flow_run.deployment_id is not None:
@@ -159,8 +161,8 @@ class InProcessSubmission:
                     return
             if not await worker._propose_pending_state(flow_run):
                 return
-            handed_over = True
             started = await worker._runs_task_group.start(self._run_here, flow_run, deployment)
+            handed_over = True
             if isinstance(started, Exception):
                 return
             try:
@@ -190,9 +192,10 @@ class InProcessSubmission:
             if not status.done:  # it failed before the run was its own
                 task_status.started(exc)
                 message = f"Failed to start the flow run here: {type(exc).__name__}: {exc}"
-                await worker._propose_crashed_state(flow_run, message)
-            else:
-                worker.get_flow_run_logger(flow_run).exception("the flow run's engine failed")
+            else:  # nothing else will end it: no process of its own exits, no heartbeat stops
+                worker.get_flow_run_logger(flow_run).exception("the flow run failed here")
+                message = f"The flow run failed here: {type(exc).__name__}: {exc}"
+            await worker._propose_crashed_state(flow_run, message)  # unless it has ended
         finally:
             worker._release_limit_slot(flow_run.id)
 

@@ -39,7 +39,7 @@ from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
-from prefect.states import Cancelled, Crashed, State
+from prefect.states import Cancelled, Crashed, Scheduled, State
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from cronium_prefect.prefect_adapter import (
@@ -62,6 +62,8 @@ CANCEL_GRACE_SECONDS = 10
 CANCEL_POLL_SECONDS = 5
 SCHEDULED = "prefect.flow-run.Scheduled"
 CANCELLING = "prefect.flow-run.Cancelling"
+# A run the worker took ahead of its time and gave back when it stopped.
+UNSTARTED_MESSAGE = "Its worker stopped before its time: scheduled again for it."
 # Logged each time the worker (re)subscribes to its pool's flow-run events: from then on a
 # new run wakes it at once.
 LISTENING = "listening for new and cancelled flow runs"
@@ -93,6 +95,7 @@ class CroniumWorker(
         self._background: list[anyio.CancelScope] = []  # the listener and poll loops
         self._crash_detection_ready = False
         self._cancelling: set[str] = set()
+        self._due: dict[str, datetime] = {}  # runs taken ahead of their time, waiting for it
         self._wake: Callable[[], None] = lambda: None  # an event-driven poll, now
         self._full = False  # the last poll left no slot free: runs may be waiting
 
@@ -158,16 +161,33 @@ class CroniumWorker(
         and mark them Crashed, as Prefect marks a run whose infrastructure went away (the
         retry automation starts it again when its event has retries). Left alone, they
         stayed Running until crash detection (CRONIUM_CRASH_AFTER) and their containers
-        until the next worker reaped them."""
+        until the next worker reaped them. Runs taken ahead of their time and still waiting
+        for it go back to Scheduled, at that time, for the next worker."""
         running = [key for key in self._runs if key not in self._cancelling]
         if not running:
             return
         self.runtime.stopping = True
-        self.log.warning("worker stopping: stopping the scripts of %d run(s)", len(running))
+        # Taken ahead of their time (and not being cancelled): they never start here. (Run
+        # loops' threads remove a run from _due as its time comes: read each once.)
+        waiting = {key: self._due.get(key) for key in running if not self._runs[key].cancelled}
+        due = {key: when for key, when in waiting.items() if when is not None}
+        for key in due:
+            self._runs[key].cancel()
+        started = [key for key in running if key not in due]
+        self.log.warning(
+            "worker stopping: stopping the scripts of %d run(s), handing back %d not due yet",
+            len(started),
+            len(due),
+        )
         try:
             await self._end_runs(
-                running, lambda: Crashed(message=STOPPED_MESSAGE), over_final=False
+                started, lambda: Crashed(message=STOPPED_MESSAGE), over_final=False
             )
+            for key, when in due.items():  # for another worker to take, on time
+                back = Scheduled(scheduled_time=when, message=UNSTARTED_MESSAGE)
+                # Proposed: Prefect releases the run's deployment concurrency slot, and a
+                # run cancelled meanwhile stays cancelled.
+                await self.client.set_flow_run_state(key, back)
         except Exception as exc:
             self.log.warning("could not record how the stopped runs ended: %s", exc)
 
@@ -267,13 +287,29 @@ class CroniumWorker(
                 # The "infrastructure" is this process; the flow run id tells runs apart.
                 task_status.started(f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}")
             self._runs[key] = handle
-            await _until_due(flow_run)
-            await self._loops.run(loop, partial(_engine, flow, flow_run), handle)
+            await self._loops.run(loop, partial(self._when_due, flow, flow_run), handle)
         finally:
             self._runs.pop(key, None)
             self.runtime.deployments.pop(key, None)
             if self._full:  # its slot is free once this returns: take a waiting run
                 self._wake()
+
+    async def _when_due(self, flow: Any, flow_run: FlowRun) -> None:
+        """The run's engine, on the run's loop, at the run's scheduled time. The worker takes
+        runs up to its prefetch (twice CRONIUM_WORKER_POLL_SECONDS, at least 2 s) ahead, as
+        Prefect's workers do to start a process or container in time; the server holds
+        Running back until the scheduled time, but to the second: runs here started up to
+        0.45 s early (a job at 03:00:00 could read the day before). Waiting here, the run
+        can be cancelled (its handle) or handed back when the worker stops (_stop_runs)."""
+        key, state = str(flow_run.id), flow_run.state
+        due = state.state_details.scheduled_time if state and state.is_scheduled() else None
+        if due is not None:
+            self._due[key] = due
+            try:
+                await anyio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()))
+            finally:
+                self._due.pop(key, None)
+        await run_flow_run_here(flow, flow_run, flow_run.parameters)
 
     async def _flow_for(self, flow_run: FlowRun, deployment: DeploymentResponse | None) -> Any:
         from .deploy import ENTRYPOINT, WORKFLOW_ENTRYPOINT
@@ -334,6 +370,9 @@ class CroniumWorker(
         keys = [key for key in keys if not await self._is_final(key)]
         # containers killed / remote process groups killed
         killed = {key for key in keys if self.runtime.cancel_run(key)}
+        for key in keys:  # one still waiting for its time never starts
+            if key in self._due and (handle := self._runs.get(key)) is not None:
+                handle.cancel()
         with anyio.move_on_after(CANCEL_GRACE_SECONDS):
             while any(key in self._runs for key in keys):
                 await anyio.sleep(0.1)
@@ -382,22 +421,6 @@ class CroniumWorker(
         handle = self._runs.get(flow_run_id)
         if handle is not None:
             handle.cancel()
-
-
-async def _until_due(flow_run: FlowRun) -> None:
-    """Wait for the run's scheduled time. The worker takes runs up to its prefetch (2 s)
-    ahead, so that a scheduled run is ready on time; Prefect's workers then start its
-    infrastructure, which takes that long. Here the run would start at once: a job
-    scheduled for 03:00:00 ran at 02:59:59.6 (and a script reading the date saw the day
-    before)."""
-    state = flow_run.state
-    due = state.state_details.scheduled_time if state is not None and state.is_scheduled() else None
-    if due is not None:
-        await anyio.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()))
-
-
-async def _engine(flow: Any, flow_run: FlowRun) -> None:
-    await run_flow_run_here(flow, flow_run, flow_run.parameters)
 
 
 async def serve(pool: str, limit: int, name: str | None = None) -> None:

@@ -13,6 +13,8 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from cronium_prefect.flows.resolve import run_now
+from cronium_prefect.flows.worker import LISTENING
+from tests.processes import stop, wait_until
 
 from .test_apply import cronium, write_events
 
@@ -117,16 +119,18 @@ def critical_backlog_drains_first(api: str, tmp_path) -> None:
     assert [names[n] for n in order] == ["critical"] * 3 + ["low"] * 3
 
 
-def test_a_scheduled_run_never_starts_before_its_time(worker, tmp_path):
-    """The worker takes runs up to 2 s ahead of their time (its prefetch); it used to start
-    them at once, up to 0.45 s early. Runs due 3, 4 and 5 s from now: each run and its
-    script start at or after its time (the container shares this machine's clock)."""
+def test_a_scheduled_run_never_starts_before_its_time(prefect_api, docker_client, tmp_path):
+    """A worker takes runs ahead of their time (its prefetch: twice its poll interval) and
+    used to start them at once. Here a worker polling every 5 s takes runs due 6, 7 and 8 s
+    from now at once (woken by their creation): each is Pending well before its time, and
+    the run and its script start at or after it (the container shares this clock)."""
     from datetime import datetime, timedelta, timezone
 
     from prefect.states import Scheduled
 
     from .helpers import script_lines
 
+    env = {**os.environ, "CRONIUM_WORK_POOL": "sc-due", "CRONIUM_WORKER_POLL_SECONDS": "5"}
     folder = write_events(
         tmp_path / "due",
         {
@@ -134,12 +138,20 @@ def test_a_scheduled_run_never_starts_before_its_time(worker, tmp_path):
         name: sc-due
         type: bash
         status: active
+        pool: sc-due
         overlap: allow
         script: date +%s.%N
     """
         },
     )
     assert cronium("apply", str(folder)).returncode == 0
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "cronium_prefect.cli", "worker"],
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )
 
     async def schedule() -> list:
         now = datetime.now(timezone.utc)
@@ -149,24 +161,31 @@ def test_a_scheduled_run_never_starts_before_its_time(worker, tmp_path):
                 await client.create_flow_run_from_deployment(
                     deployment.id, state=Scheduled(scheduled_time=now + timedelta(seconds=s))
                 )
-                for s in (3, 4, 5)
+                for s in (6, 7, 8)
             ]
 
     async def read(ids: list) -> list:
         async with get_client() as client:
-            return [await client.read_flow_run(i) for i in ids]
+            return [
+                (await client.read_flow_run(i), await client.read_flow_run_states(i)) for i in ids
+            ]
 
-    created = asyncio.run(schedule())
-    deadline = time.monotonic() + 120
-    while True:
-        runs = asyncio.run(read([r.id for r in created]))
-        if all(r.state.is_final() for r in runs):
-            break
-        assert time.monotonic() < deadline, [r.state for r in runs]
-        time.sleep(0.5)
-    for run, made in zip(runs, created, strict=True):
+    try:
+        wait_until(lambda: LISTENING in log.read_text(), 60, "the worker listening")
+        created = asyncio.run(schedule())
+        ids = [r.id for r in created]
+        wait_until(
+            lambda: all(run.state.is_final() for run, _ in asyncio.run(read(ids))),
+            120,
+            "the runs to end",
+        )
+    finally:
+        stop(worker)
+    for (run, states), made in zip(asyncio.run(read(ids)), created, strict=True):
         due = made.state.state_details.scheduled_time
         assert run.state.is_completed(), run.state
+        taken = next(s.timestamp for s in states if s.name == "Pending")
+        assert taken < due - timedelta(seconds=2), (taken, due)  # taken well ahead
         assert run.start_time >= due, (run.start_time, due)
         (line,) = script_lines(str(run.id))
         printed = datetime.fromtimestamp(float(line.split()[-1]), timezone.utc)

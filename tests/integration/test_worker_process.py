@@ -425,3 +425,97 @@ def test_a_worker_stopped_with_sigterm_ends_its_runs_and_sends_their_last_lines(
     assert "[stdout] quick" in quick_logs
     long_logs = logs_of(long_id, finished=False)
     assert "[stdout] started" in long_logs
+
+
+def test_a_run_taken_ahead_of_its_time_can_be_cancelled_or_handed_back_before_it(
+    prefect_api, docker_client, tmp_path
+):
+    """A worker polling every 15 s takes runs up to 30 s ahead and holds them until their
+    time: one cancelled meanwhile ends at once without starting; the others, when the
+    worker stops, go back to Scheduled at their time, and the next worker runs them then."""
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.states import Cancelling, Scheduled
+
+    from cronium_prefect.flows.worker import UNSTARTED_MESSAGE
+
+    folder = write_events(
+        tmp_path / "due",
+        {
+            "due.yaml": """\
+            name: wp-due
+            type: bash
+            status: active
+            pool: wp-due
+            overlap: allow
+            script: date +%s.%N
+            """
+        },
+    )
+    assert cronium("apply", str(folder)).returncode == 0
+    log = tmp_path / "worker.log"
+    worker = _start_worker(log, CRONIUM_WORKER_POLL_SECONDS="15", CRONIUM_WORK_POOL="wp-due")
+
+    async def read(ids: list) -> list:
+        async with get_client() as client:
+            return [await client.read_flow_run(i) for i in ids]
+
+    try:
+        wait_until(lambda: LISTENING in log.read_text(), 60, "the worker listening")
+
+        async def schedule() -> list:
+            due = datetime.now(timezone.utc) + timedelta(seconds=25)
+            async with get_client() as client:
+                deployment = await client.read_deployment_by_name("cronium-event/wp-due")
+                return [
+                    await client.create_flow_run_from_deployment(
+                        deployment.id, state=Scheduled(scheduled_time=due)
+                    )
+                    for _ in range(3)
+                ]
+
+        created = asyncio.run(schedule())
+        ids = [r.id for r in created]
+        due = created[0].state.state_details.scheduled_time
+        wait_until(
+            lambda: all(r.state.is_pending() for r in asyncio.run(read(ids))),
+            10,
+            "the runs taken ahead of their time",
+        )
+
+        async def cancel() -> None:
+            async with get_client() as client:
+                await client.set_flow_run_state(ids[0], Cancelling(), force=True)
+
+        asyncio.run(cancel())
+        wait_until(
+            lambda: asyncio.run(read(ids[:1]))[0].state.is_cancelled(), 8, "the cancel, at once"
+        )
+    finally:
+        stop(worker)
+    cancelled, *handed_back = asyncio.run(read(ids))
+
+    async def history(run_id) -> list:
+        async with get_client() as client:
+            return [(s.name, s.timestamp) for s in await client.read_flow_run_states(run_id)]
+
+    states = asyncio.run(history(ids[0]))
+    assert [name for name, _ in states] == ["Scheduled", "Pending", "Cancelling", "Cancelled"], (
+        states  # it never ran
+    )
+    assert states[-1][1] < due, (states, due)  # cancelled at once, not at its time
+    assert cancelled.state.is_cancelled()
+    for run in handed_back:
+        assert run.state.is_scheduled() and run.state.message == UNSTARTED_MESSAGE, run.state
+        assert run.state.state_details.scheduled_time == due
+    worker = _start_worker(log, CRONIUM_WORK_POOL="wp-due")
+    try:
+        wait_until(
+            lambda: all(r.state.is_final() for r in asyncio.run(read(ids[1:]))),
+            90,
+            "the next worker to run them",
+        )
+    finally:
+        stop(worker)
+    for run in asyncio.run(read(ids[1:])):
+        assert run.state.is_completed() and run.start_time >= due, (run.state, run.start_time)

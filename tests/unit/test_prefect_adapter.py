@@ -13,6 +13,7 @@ import prefect
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.settings import PREFECT_WORKER_ENABLE_CANCELLATION, temporary_settings
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 from cronium_prefect.blocks import CroniumVariable
@@ -141,14 +142,16 @@ class _InProcessProbe(
         if deployment.name == "broken":
             raise RuntimeError("no engine here")
         task_status.started(f"here:{flow_run.id}")
+        if deployment.name == "failing":
+            raise RuntimeError("the engine broke")
 
 
 def test_a_run_is_started_in_process_through_baseworkers_own_bookkeeping(prefect_api):
     """What InProcessSubmission replaces and uses is still there (the scheduler hands
     `_submit_run` each run it took a slot for). With a real server: a run goes Pending,
     reaches `run_in_process` with its deployment, records its infrastructure id and gives
-    its slot back; one that fails before it starts is Crashed and gives its slot back, the
-    worker going on; one the server refuses Pending never reaches `run_in_process`. (A run
+    its slot back; one that fails before it starts, or after, is Crashed and gives its slot
+    back, the worker going on; one the server refuses Pending never reaches `run_in_process`. (A run
     whose deployment is gone between the poll and its start cannot be made here: deleting
     a deployment deletes its scheduled runs.)"""
     import inspect
@@ -182,23 +185,31 @@ def test_a_run_is_started_in_process_through_baseworkers_own_bookkeeping(prefect
             await client.create_work_pool(WorkPoolCreate(name=pool, type=_InProcessProbe.type))
             kept = await client.create_deployment(flow_id, "kept", work_pool_name=pool)
             broken = await client.create_deployment(flow_id, "broken", work_pool_name=pool)
-            runs = [(await client.create_flow_run_from_deployment(d)).id for d in (kept, broken)]
-            async with _InProcessProbe(work_pool_name=pool, limit=2) as worker:
-                worker.given = []
-                await worker.sync_with_backend()
-                free = await settle(worker, 2)
-                # The server refuses Pending to a run already running (elsewhere).
-                taken = await client.create_flow_run_from_deployment(kept)
-                await client.set_flow_run_state(taken.id, Running(), force=True)
-                worker.limiter.acquire_on_behalf_of_nowait(taken.id)  # as the scheduler does
-                await worker._submit_run(taken)
-                free_after_refusal = worker.limiter.available_tokens
+            failing = await client.create_deployment(flow_id, "failing", work_pool_name=pool)
+            runs = [
+                (await client.create_flow_run_from_deployment(d)).id
+                for d in (kept, broken, failing)
+            ]
+            # With Prefect's cancellation observer, as `cronium worker` runs: its set of
+            # runs in flight is kept too.
+            with temporary_settings({PREFECT_WORKER_ENABLE_CANCELLATION: True}):
+                async with _InProcessProbe(work_pool_name=pool, limit=2) as worker:
+                    worker.given = []
+                    await worker.sync_with_backend()
+                    assert worker._cancelling_observer is not None
+                    free = await settle(worker, 3)
+                    # The server refuses Pending to a run already running (elsewhere).
+                    taken = await client.create_flow_run_from_deployment(kept)
+                    await client.set_flow_run_state(taken.id, Running(), force=True)
+                    worker.limiter.acquire_on_behalf_of_nowait(taken.id)  # as the poll does
+                    await worker._submit_run(taken)
+                    free_after_refusal = worker.limiter.available_tokens
             read = [await client.read_flow_run(r) for r in runs]
             return worker.given, free, free_after_refusal, read, kept, broken
 
-    given, free, free_after_refusal, (run, failed), kept, broken = asyncio.run(go())
+    given, free, free_after_refusal, (run, failed, broke), kept, broken = asyncio.run(go())
     handed = {run_id: rest for run_id, *rest in given}
-    assert handed.keys() == {run.id, failed.id}, given  # not the one refused Pending
+    assert handed.keys() == {run.id, failed.id, broke.id}, given  # not the one refused Pending
     assert handed[run.id][0] == kept and handed[failed.id][0] == broken
     assert all(free_then <= 1 for _, free_then in handed.values())  # each held a slot
     assert free == 2 and free_after_refusal == 2  # every slot given back
@@ -206,6 +217,8 @@ def test_a_run_is_started_in_process_through_baseworkers_own_bookkeeping(prefect
     assert run.infrastructure_pid == f"here:{run.id}"
     assert failed.state.type.value == "CRASHED", failed.state
     assert "no engine here" in failed.state.message
+    assert broke.state.type.value == "CRASHED", broke.state
+    assert "the engine broke" in broke.state.message
 
 
 def test_placeholders_prefect_deploy_would_fill():
