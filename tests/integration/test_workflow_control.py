@@ -36,8 +36,8 @@ def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_mo
         name: wf-cancel
         status: active
         steps:
-          - {name: one, event: wf-probe, input: {sleep: 120}}
-          - {name: two, event: wf-probe, input: {sleep: 120}}
+          - {name: one, event: wf-probe, input: {sleep: 300}}
+          - {name: two, event: wf-probe, input: {sleep: 300}}
           - {name: after, event: wf-probe, needs: [one]}
         """,
     )
@@ -58,11 +58,13 @@ def test_cancelling_a_workflow_run_stops_its_running_steps_and_starts_nothing_mo
     # Meanwhile its dashboard page follows it (and refreshes itself while it runs).
     import streamlit as st
 
-    app = workflow_page("wf-cancel", tmp_path, monkeypatch)
-    assert any(h.value == "Latest run: RUNNING" for h in app.subheader), app.subheader
-    assert "\\nrunning" in graph_node(app, "one") and "\\nrunning" in graph_node(app, "two")
-    assert "\\npending" in graph_node(app, "after"), graph_node(app, "after")
-    st.cache_resource.clear()
+    try:
+        app = workflow_page("wf-cancel", tmp_path, monkeypatch)
+        assert any(h.value == "Latest run: RUNNING" for h in app.subheader), app.subheader
+        assert "\\nrunning" in graph_node(app, "one") and "\\nrunning" in graph_node(app, "two")
+        assert "\\npending" in graph_node(app, "after"), graph_node(app, "after")
+    finally:
+        st.cache_resource.clear()
 
     async def cancel():
         async with get_client() as client:
