@@ -141,17 +141,20 @@ def test_max_parallel_overlap_and_priority_of_the_workflow_run(worker, ssh_serve
         steps:  # a and b succeed only if they run at once; c and d wait for a slot
           - {{name: a, event: wf-meet, input: {{dir: {meet}, me: a, other: b, value: 1}}}}
           - {{name: b, event: wf-meet, input: {{dir: {meet}, me: b, other: a, value: 2}}}}
-          - {{name: c, event: wf-probe, input: {{sleep: 1}}}}
-          - {{name: d, event: wf-probe, input: {{sleep: 1}}}}
+          - {{name: c, event: wf-probe, input: {{sleep: 10}}}}
+          - {{name: d, event: wf-probe, input: {{sleep: 10}}}}
         """,
     )
     first = cronium("trigger", "wf-narrow", "--json")
     assert first.returncode == 0, first.stderr
     first_id = json.loads(first.stdout)["run_id"]
     wait_for(lambda: _read_run(first_id).state.is_running(), "the first run to run", 120)
+    # A second run while it runs (its steps c and d take 10 s: a CLI process under load
+    # once took longer than the whole first run did with 1 s steps).
     second = cronium("trigger", "wf-narrow", "--json")
     assert second.returncode == 0, second.stderr
     second_id = json.loads(second.stdout)["run_id"]
+    assert not _read_run(first_id).state.is_final(), "the first run ended before the second"
     ended = wait_for(
         lambda: (r := _read_run(first_id)).state.is_final() and r, "the first run", 180
     )
