@@ -30,6 +30,10 @@ __all__ = ["SSHExecutor"]
 _CHUNK = 32 * 1024
 
 
+class _ConnectionGone(ConnectionFailed):
+    """The connection closed before the script started: nothing ran on the server."""
+
+
 @dataclass
 class _RemoteRun:
     transport: paramiko.Transport
@@ -64,15 +68,22 @@ class SSHExecutor(Executor[_RemoteRun]):
     def run(self, request: ExecutionRequest) -> ExecutionResult:
         # A new connection first removes what dead workers left on this server.
         reap = reap_command(self.remote_dir, self.stale_after)
-        with self.pool.transport(self.server, self.name, self.say, reap) as transport:
-            self._transport = transport
-            try:
-                return super().run(request)
-            except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise ConnectionFailed(
-                    f"connection to server {self.name!r} ({self.server.host}:{self.server.port})"
-                    f" failed during the run: {exc}"
-                ) from None
+        for last in (False, True):
+            with self.pool.transport(self.server, self.name, self.say, reap) as transport:
+                self._transport = transport
+                try:
+                    return super().run(request)
+                except _ConnectionGone:
+                    if last:
+                        raise
+                    # It closed before the script started (a pooled connection the server
+                    # or the network dropped): nothing ran. Once more, on another one.
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    raise ConnectionFailed(
+                        f"connection to server {self.name!r} ({self.server.host}:"
+                        f"{self.server.port}) failed during the run: {exc}"
+                    ) from None
+        raise AssertionError("unreachable")
 
     def start(self, request: ExecutionRequest) -> _RemoteRun:
         handle = _RemoteRun(
@@ -99,7 +110,8 @@ class SSHExecutor(Executor[_RemoteRun]):
             )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.cleanup(handle)
-            raise ConnectionFailed(f"{self.name}: cannot start the script: {exc}") from None
+            failed = _ConnectionGone if not self._transport.is_active() else ConnectionFailed
+            raise failed(f"{self.name}: cannot start the script: {exc}") from None
         return handle
 
     def _open_files(self) -> RemoteFiles:
@@ -115,7 +127,8 @@ class SSHExecutor(Executor[_RemoteRun]):
                 )
             return ExecFiles(self._transport, timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise ConnectionFailed(f"{self.name}: cannot open SFTP: {exc}") from None
+            failed = _ConnectionGone if not self._transport.is_active() else ConnectionFailed
+            raise failed(f"{self.name}: cannot open SFTP: {exc}") from None
 
     def stream(self, handle: _RemoteRun, sink: LineSink) -> None:
         try:

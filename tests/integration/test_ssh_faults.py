@@ -99,3 +99,32 @@ def test_remote_json_output_over_the_limit_fails_without_downloading_it(ssh_serv
     assert record["status"] == "FAILURE"
     assert "output is 5000000 bytes, over the limit of 1048576 bytes" in record["error"]
     assert json.dumps(record).count("x" * 100) == 0
+
+
+def test_a_pooled_connection_dropped_before_a_run_starts_is_replaced(ssh_server, monkeypatch):
+    """The connection the pool lends can close between the pool's check and the script's
+    start (the server or the network dropped it): nothing ran, so the run starts on another
+    connection instead of failing with 'SSH session not active' (seen once in CI)."""
+    import contextlib
+
+    from cronium_prefect.executors.ssh_pool import ConnectionPool
+
+    from .helpers import script_lines
+
+    ssh_server("ssh-main")
+    lend = ConnectionPool.transport
+    dropped: list = []
+
+    @contextlib.contextmanager
+    def dropping_the_first(self, *args, **kwargs):
+        with lend(self, *args, **kwargs) as transport:
+            if not dropped:  # closed right after the pool looked at it
+                transport.close()
+                dropped.append(transport)
+            yield transport
+
+    monkeypatch.setattr(ConnectionPool, "transport", dropping_the_first)
+    state, record = run_flow(event_from(remote("ssh-dropped", "bash", "echo still ran")))
+    assert record["status"] == "SUCCESS", record["error"]
+    assert dropped and not dropped[0].is_active()
+    assert "[ssh-main stdout] still ran" in script_lines(record["run_id"])
