@@ -332,7 +332,9 @@ def test_sign_in_in_a_browser_survives_a_refresh_and_signs_out(users_db, dashboa
         wait(lambda: "Signed in as r-view" in body(browser), what="the refresh")
     except AssertionError as exc:  # once in CI (1 of 4 runs): say what the page showed
         cookie = browser.get_cookie(auth.COOKIE) is not None
-        raise AssertionError(f"{exc}; cookie kept: {cookie}; page: {body(browser)[-1500:]}")
+        raise AssertionError(
+            f"{exc}; cookie kept: {cookie}; page: {body(browser)[-1500:]}"
+        ) from None
     assert not _run_now_button(browser).is_enabled()
     browser.get(f"{dashboard}/signout")
     wait(lambda: browser.find_elements(By.ID, "sign-in"), what="the sign-in form")
