@@ -14,17 +14,14 @@ import streamlit as st
 from prefect.client.orchestration import PrefectClient
 
 from cronium_prefect.event import is_event_name
-from cronium_prefect.flows.listing import schedule_text
+from cronium_prefect.flows.listing import EventFilter, schedule_text
 from cronium_prefect.flows.report import RECORD_TYPES, record_from_artifact
 from cronium_prefect.flows.resolve import deployment_name
-from cronium_prefect.flows.status import deployed_status, status_query
+from cronium_prefect.flows.status import deployed_status
 from cronium_prefect.names import (
     CHAINS_TAG,
     FINAL_STATE_TYPES,
-    OWNER_TAG,
-    SERVER_TAG,
     TRIGGER_TAG,
-    TYPE_TAG,
     WEBHOOK_TAG,
     Trigger,
     tag_value,
@@ -121,21 +118,6 @@ async def tagged_events(client: PrefectClient, tag: str) -> list[str]:
     return sorted(d["name"] for d in found)
 
 
-def _deployment_filter(
-    search: str, status: str, tag: str, type_: str, server: str, owner: str
-) -> dict[str, Any]:
-    """The `deployments` part of a filter body for the events page's filters."""
-    deployments: dict[str, Any] = status_query(status) if status else {}
-    if search:
-        deployments["name"] = {"like_": search}
-    prefixed = [(TYPE_TAG, type_), (SERVER_TAG, server), (OWNER_TAG, owner)]
-    tags = [f"{prefix}{value}" for prefix, value in prefixed if value] + ([tag] if tag else [])
-    tags += deployments.get("tags", {}).get("all_", [])
-    if tags:
-        deployments["tags"] = {"all_": tags}
-    return deployments
-
-
 @st.cache_data(ttl=5, show_spinner=False)
 def events_page(
     search: str = "",
@@ -149,7 +131,8 @@ def events_page(
     last_n: int = 10,
 ) -> dict[str, Any]:
     """One page of events matching the filters, with next/last run and success rate."""
-    deployments = _deployment_filter(search, status, tag, type_, server, owner)
+    which = EventFilter(status or None, search, tag, type_, server, owner)
+    deployments = which.deployments()
 
     async def fetch(client: PrefectClient) -> dict[str, Any]:
         listing = await post(

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from prefect.client.orchestration import PrefectClient, get_client
 
-from cronium_prefect.names import FINAL_STATE_TYPES, WORKFLOW_FLOW_NAME
+from cronium_prefect.event import EventStatus
+from cronium_prefect.names import (
+    FINAL_STATE_TYPES,
+    FLOW_NAME,
+    OWNER_TAG,
+    SERVER_TAG,
+    TYPE_TAG,
+    WORKFLOW_FLOW_NAME,
+)
 
 from .deploy import read_deployed_events
-from .status import deployed_status
+from .status import deployed_status, status_query
 
-__all__ = ["list_events", "list_workflows", "schedule_text"]
+__all__ = [
+    "EventFilter",
+    "count_events",
+    "event_pages",
+    "list_events",
+    "list_workflows",
+    "schedule_text",
+]
 
 _RUNS = 200
+_PAGE = 200  # the most Prefect's /deployments/filter returns at once
 
 
 def schedule_text(event: dict[str, Any]) -> str | None:
@@ -61,40 +79,116 @@ async def _runs(
     return first
 
 
-async def list_events(status: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
-    """One row per deployed event (archived ones only when asked for), read as plain JSON."""
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a listing shows; every field is asked of the API (the facet tags
+    `apply` writes), so a page costs the same with 10 or 10,000 events. `status` None:
+    every status but archived."""
+
+    status: str | None = None
+    name: str = ""  # a part of the name, any case
+    tag: str = ""
+    type: str = ""
+    server: str = ""
+    owner: str = ""
+
+    def deployments(self, status: str | None = None) -> dict[str, Any]:
+        """The `deployments` part of a filter body (for `status`, else the filter's own)."""
+        status = status or self.status
+        deployments: dict[str, Any] = status_query(status) if status else {}
+        if self.name:
+            deployments["name"] = {"like_": self.name}
+        facets = [(TYPE_TAG, self.type), (SERVER_TAG, self.server), (OWNER_TAG, self.owner)]
+        tags = [f"{prefix}{value}" for prefix, value in facets if value]
+        tags += [self.tag] if self.tag else []
+        tags += deployments.get("tags", {}).get("all_", [])
+        if tags:
+            deployments["tags"] = {"all_": tags}
+        return deployments
+
+    def shows(self, status: str) -> bool:
+        return status == self.status if self.status else status != EventStatus.archived.value
+
+
+def _query(deployments: dict[str, Any]) -> dict[str, Any]:
+    return {"flows": {"name": {"any_": [FLOW_NAME]}}, "deployments": deployments}
+
+
+async def count_events(client: PrefectClient, which: EventFilter) -> int:
+    """How many events `which` shows (the API cannot exclude a tag: all minus archived)."""
+
+    async def count(deployments: dict[str, Any]) -> int:
+        return (await client.request("POST", "/deployments/count", json=_query(deployments))).json()
+
+    if which.status:
+        return await count(which.deployments())
+    every, archived = await asyncio.gather(
+        count(which.deployments()), count(which.deployments(EventStatus.archived.value))
+    )
+    return every - archived
+
+
+async def event_pages(
+    client: PrefectClient, which: EventFilter, limit: int | None = None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The events `which` shows, by name, a page of rows at a time as the API gives them
+    (at most `limit` rows in all; None: every one). Each page's next and last runs are
+    read while the next page of deployments is."""
+    size = _PAGE if limit is None else max(1, min(_PAGE, limit))
+    body = {**_query(which.deployments()), "sort": "NAME_ASC", "limit": size}
+
+    async def deployments(offset: int) -> list[dict[str, Any]]:
+        page = {**body, "offset": offset}
+        return (await client.request("POST", "/deployments/filter", json=page)).json()
+
+    shown, offset = 0, 0
+    following: asyncio.Future | None = asyncio.ensure_future(deployments(0))
+    try:
+        while following is not None:
+            batch = await following
+            offset += len(batch)
+            chosen = [
+                d for d in batch if which.shows(deployed_status(d["paused"], d["tags"]).value)
+            ]
+            chosen = chosen if limit is None else chosen[: limit - shown]
+            shown += len(chosen)
+            more = len(batch) == size and (limit is None or shown < limit)
+            following = asyncio.ensure_future(deployments(offset)) if more else None
+            if chosen:
+                yield await _rows(client, chosen)
+    finally:
+        if following is not None:
+            following.cancel()
+
+
+async def list_events(which: EventFilter = EventFilter()) -> list[dict[str, Any]]:
+    """Every event `which` shows, as rows."""
     async with get_client() as client:
-        deployments = await read_deployed_events(client)
-        statuses = {n: deployed_status(d.paused, d.tags).value for n, d in deployments.items()}
-        chosen = [
-            d
-            for d in deployments.values()
-            if (status is None and statuses[d.name] != "archived") or statuses[d.name] == status
-        ]
-        chosen = [d for d in chosen if tag is None or tag in d.tags]
-        ids = [d.id for d in chosen]
-        next_runs: dict[str, dict[str, Any]] = {}
-        last_runs: dict[str, dict[str, Any]] = {}
-        if ids:
-            next_runs, last_runs = await asyncio.gather(
-                _runs(client, ids, ["SCHEDULED"], "NEXT_SCHEDULED_START_TIME_ASC"),
-                _runs(client, ids, list(FINAL_STATE_TYPES), "END_TIME_DESC"),
-            )
+        return [row async for page in event_pages(client, which) for row in page]
+
+
+async def _rows(client: PrefectClient, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per deployment (its event, status, next and last run), read as plain JSON."""
+    ids = [d["id"] for d in chosen]
+    next_runs, last_runs = await asyncio.gather(
+        _runs(client, ids, ["SCHEDULED"], "NEXT_SCHEDULED_START_TIME_ASC"),
+        _runs(client, ids, list(FINAL_STATE_TYPES), "END_TIME_DESC"),
+    )
     rows = []
-    for deployment in sorted(chosen, key=lambda d: d.name):
-        event = deployment.parameters.get("event") or {}
-        upcoming, last = next_runs.get(deployment.id), last_runs.get(deployment.id)
+    for deployment in chosen:
+        event = (deployment.get("parameters") or {}).get("event") or {}
+        upcoming, last = next_runs.get(deployment["id"]), last_runs.get(deployment["id"])
         rows.append(
             {
-                "name": deployment.name,
+                "name": deployment["name"],
                 "type": event.get("type"),
-                "status": statuses[deployment.name],
+                "status": deployed_status(deployment["paused"], deployment["tags"]).value,
                 "schedule": schedule_text(event),
                 "tags": event.get("tags", []),
                 "next_run": _iso(upcoming.get("next_scheduled_start_time")) if upcoming else None,
                 "last_run": _iso(last.get("end_time")) if last else None,
                 "last_status": (last.get("state") or {}).get("name") if last else None,
-                "deployment_id": deployment.id,
+                "deployment_id": deployment["id"],
             }
         )
     return rows

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from cronium_prefect.loader import kind_of
 from cronium_prefect.workflow import Workflow
 
 from .common import JsonOption, audit, err, fail_usage, out, print_json
+from .listing import events
 
 __all__ = ["register"]
 
@@ -318,51 +318,6 @@ def _apply(
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("applying", total=total)
         return run(lambda n: progress.advance(task, n))
-
-
-def events(
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    tag: Annotated[str | None, typer.Option(help="Only events with this tag.")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List events: status, schedule, next run, last run and its status.
-
-    Archived events are listed only with --status archived.
-    """
-    from cronium_prefect.flows.listing import list_events
-
-    if status is not None and status not in EventStatus.__members__:
-        raise fail_usage(f"--status {status!r}: use one of {', '.join(EventStatus.__members__)}")
-    rows = asyncio.run(list_events(status=status, tag=tag))
-    if as_json:
-        print_json(rows)
-        return
-    sys.stdout.write(
-        columns(
-            ("event", "type", "status", "schedule", "next run", "last run"),
-            [
-                (
-                    row["name"],
-                    row["type"] or "-",
-                    row["status"],
-                    row["schedule"] or "manual",
-                    row["next_run"] or "-",
-                    f"{row['last_run']} {row['last_status']}" if row["last_run"] else "-",
-                )
-                for row in rows
-            ],
-        )
-        + "\n"
-    )
-
-
-def columns(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """Plain aligned columns, one line per row (rich's Table took 13 s for 10,000 rows)."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    return "\n".join(
-        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in (tuple(h.upper() for h in header), *rows)
-    )
 
 
 def _set_status(name: str, status: EventStatus) -> None:

@@ -30,7 +30,7 @@ def workflows(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(rows)
         return
-    from .events import columns
+    from .listing import columns
 
     sys.stdout.write(
         columns(

@@ -85,11 +85,15 @@ def test_apply_creates_deployments_with_schedules_status_queue_and_overlap(prefe
     assert archived.paused and archived.work_queue_name == "low"
     assert archived.global_concurrency_limit is None
 
-    listing = {row["name"]: row for row in json.loads(cronium("events", "--json").stdout)}
+    listing = {
+        row["name"]: row for row in json.loads(cronium("events", "--name", "ap-", "--json").stdout)
+    }
     assert "ap-archived" not in listing
     assert listing["ap-nightly"]["status"] == "active"
     assert listing["ap-nightly"]["schedule"] == "cron 0 3 * * * (Europe/Berlin)"
-    archived_only = json.loads(cronium("events", "--status", "archived", "--json").stdout)
+    archived_only = json.loads(
+        cronium("events", "--status", "archived", "--name", "ap-", "--json").stdout
+    )
     assert [row["name"] for row in archived_only if row["name"].startswith("ap-")] == [
         "ap-archived"
     ]
@@ -144,7 +148,7 @@ def test_pause_resume_delete(prefect_api, tmp_path):
 
 
 def _listed_status(name: str) -> str:
-    listed = cronium("events", "--json")
+    listed = cronium("events", "--name", name, "--json")
     assert listed.returncode == 0, listed.stderr
     return {row["name"]: row["status"] for row in json.loads(listed.stdout)}[name]
 
@@ -297,7 +301,7 @@ def test_bulk_reader_pages_and_listing_table_read_the_same_deployments(
         assert got.tags == d.tags and got.parameters == d.parameters
     assert full["ap-nightly"].parameter_openapi_schema == deploy.PARAMETER_SCHEMA
 
-    lines = cronium("events").stdout.splitlines()
+    lines = cronium("events", "--name", "ap-").stdout.splitlines()
     assert lines[0].split() == ["EVENT", "TYPE", "STATUS", "SCHEDULE", "NEXT", "RUN", "LAST", "RUN"]
     nightly = next(line for line in lines if line.startswith("ap-nightly "))
     assert nightly.split()[:5] == ["ap-nightly", "bash", "active", "cron", "0"]

@@ -95,5 +95,5 @@ def test_a_pool_of_another_type_is_refused_naming_it(prefect_api, tmp_path):
     said = " ".join(done.stderr.split())
     assert done.returncode == 1 and f"work pool '{other}' exists with type 'process'" in said
     assert "`pool:` field" in said and "Traceback" not in done.stderr
-    listed = json.loads(cronium("events", "--json").stdout)
+    listed = json.loads(cronium("events", "--name", "pool-other", "--json").stdout)
     assert "pool-other" not in {row["name"] for row in listed}  # nothing written

@@ -150,7 +150,9 @@ def test_max_executions_pauses_the_event_and_resume_starts_a_new_count(worker, t
         return found[2]
 
     assert wait_paused() == 2
-    listing = {r["name"]: r for r in json.loads(cronium("events", "--json").stdout)}
+    listing = {
+        r["name"]: r for r in json.loads(cronium("events", "--name", "wk-limited", "--json").stdout)
+    }
     assert listing["wk-limited"]["status"] == "paused"
     assert cronium("resume", "wk-limited").returncode == 0
     assert wait_paused() == 4
