@@ -56,7 +56,7 @@ def _print_version(asked: bool) -> None:
 
 # `up` starts (or finds) the API itself; the others need none (users, tokens and the audit
 # log are tables in the database, not Prefect objects).
-_NO_API = (None, "up", "export", "init", "user", "token", "audit")
+_NO_API = (None, "up", "prepare-database", "export", "init", "user", "token", "audit")
 _RUNS_SCRIPTS = ("run", "worker")  # (`up` checks its settings first itself)
 
 

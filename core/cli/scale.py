@@ -5,7 +5,10 @@ of one process's memory). `cronium up --redis URL --api-processes N` starts it."
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
+import sys
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -15,6 +18,7 @@ __all__ = [
     "MAX_API_PROCESSES",
     "check_scaled",
     "prepare_database",
+    "prepare_database_command",
     "scaled_env",
     "start_prefect_services",
 ]
@@ -111,3 +115,30 @@ def start_prefect_services(env: dict[str, str], log: IO[str] | None = None) -> s
     from .api import start_prefect
 
     return start_prefect(["server", "services", "start"], env, log)
+
+
+def prepare_database_command() -> None:
+    """Migrate Prefect's database and register its block types, then exit: once, before the
+    scaled server's API processes start (they must not do both together; see
+    deploy/compose.scaled.yaml). The database: PREFECT_SERVER_DATABASE_CONNECTION_URL."""
+    from .common import fail
+
+    url = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL", "")
+    if not url.startswith("postgresql+asyncpg://"):
+        given = f"{_without_password(url)!r} is not" if url else "not set: give"
+        raise fail(
+            f"PREFECT_SERVER_DATABASE_CONNECTION_URL: {given} a postgresql+asyncpg:// URL "
+            "(the scaled server's database)"
+        )
+    with socket.socket() as probe:  # a free loopback port for the one API process
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    on_start = {
+        "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "true",
+        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "true",
+    }
+    try:
+        prepare_database(port, on_start, log=sys.stderr)
+    except CroniumError as exc:
+        raise fail(str(exc)) from None
+    sys.stderr.write("Prefect's database is migrated and its block types registered\n")

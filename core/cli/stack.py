@@ -16,13 +16,20 @@ import typer
 from cronium_prefect.errors import CroniumError
 
 from .common import checked_settings, err, fail, fail_usage, out
-from .scale import check_scaled, prepare_database, scaled_env, start_prefect_services
+from .scale import (
+    check_scaled,
+    prepare_database,
+    prepare_database_command,
+    scaled_env,
+    start_prefect_services,
+)
 
 __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
     app.command()(up)
+    app.command("prepare-database")(prepare_database_command)
     app.command()(dashboard)
 
 

@@ -299,3 +299,40 @@ def test_three_workers_drain_runs_each_exactly_once_though_an_api_process_dies(
     duplicates = len(written) - len(set(written))
     assert duplicates == 0, f"{duplicates} runs executed more than once"
     assert set(written) == created, f"{len(created - set(written))} runs never executed"
+
+
+def test_prepare_database_migrates_and_registers_block_types_then_exits(postgres_cluster, tmp_path):
+    """What deploy/compose.scaled.yaml runs once before the API processes; a URL that is
+    not PostgreSQL is refused, naming the variable, its password hidden."""
+    from tests.cli import CLI
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    base["CRONIUM_HOME"] = str(tmp_path)
+    for url, named in (
+        (None, "PREFECT_SERVER_DATABASE_CONNECTION_URL: not set"),
+        ("postgresql://u:s3cret@db/prefect", "'postgresql://***@db/prefect' is not a"),
+        ("mysql://u:s3cret@db/x", "'mysql://***@db/x' is not a postgresql+asyncpg:// URL"),
+    ):
+        env = base if url is None else {**base, "PREFECT_SERVER_DATABASE_CONNECTION_URL": url}
+        refused = subprocess.run(
+            [*CLI, "prepare-database"], env=env, capture_output=True, text=True
+        )
+        assert refused.returncode == 1 and named in refused.stderr, refused.stderr
+        assert "s3cret" not in refused.stderr and "Traceback" not in refused.stderr
+
+    name = "prep_" + uuid.uuid4().hex[:8]
+    url = postgres_cluster.create_database(name)
+    env = {**base, "PREFECT_SERVER_DATABASE_CONNECTION_URL": url}
+    done = subprocess.run(
+        [*CLI, "prepare-database"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "migrated and its block types registered" in done.stderr
+
+    def query(sql: str) -> str:
+        psql = [str(postgres_cluster.bin / "psql"), "-h", "127.0.0.1", "-p"]
+        psql += [str(postgres_cluster.port), "-U", "postgres", "-d", name, "-Atc", sql]
+        return subprocess.run(psql, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert query("select count(*) from alembic_version") == "1"
+    assert {"secret", "cronium-ssh-server"} <= set(query("select slug from block_type").split())

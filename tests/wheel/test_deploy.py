@@ -57,7 +57,9 @@ def image() -> str:
     return IMAGE
 
 
-def _compose(env_file: Path, *args: str) -> subprocess.CompletedProcess:
+def _compose(
+    env_file: Path, *args: str, files: tuple[str, ...] = ("compose.yaml",)
+) -> subprocess.CompletedProcess:
     if not shutil.which("docker-compose"):
         from tests.conftest import _unavailable
 
@@ -67,8 +69,7 @@ def _compose(env_file: Path, *args: str) -> subprocess.CompletedProcess:
             "docker-compose",
             "--env-file",
             str(env_file),
-            "-f",
-            str(ROOT / "deploy" / "compose.yaml"),
+            *(part for name in files for part in ("-f", str(ROOT / "deploy" / name))),
             *args,
         ],
         capture_output=True,
@@ -112,6 +113,40 @@ def test_compose_file_is_valid_and_takes_every_secret_from_the_environment(tmp_p
         partial = tmp_path / f"without-{missing}.env"
         partial.write_text("".join(f"{k}={v}\n" for k, v in ENV.items() if k != missing))
         refused = _compose(partial, "config")
+        assert refused.returncode != 0 and f"set {missing}" in refused.stderr, refused.stderr
+
+
+def test_the_scaled_compose_file_runs_the_settings_cronium_up_uses(tmp_path):
+    """compose.scaled.yaml over compose.yaml: Redis, the database prepared once, N API
+    processes without the services, the services apart, with exactly the settings of
+    `cronium up --redis` (core/cli/scale.py), and every secret still from outside."""
+    from cronium_prefect.cli.scale import scaled_env
+
+    files = ("compose.yaml", "compose.scaled.yaml")
+    env_file = tmp_path / "stack.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in ENV.items()) + "PREFECT_API_PROCESSES=3\n")
+    done = _compose(env_file, "config", files=files)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    server, apart = services["server"], services["services"]
+    assert server["command"][-3:] == ["--workers", "3", "--no-services"]
+    assert apart["entrypoint"] == ["prefect"]
+    assert apart["command"] == ["server", "services", "start"]
+    assert services["prepare"]["command"] == ["prepare-database"]  # the cronium image's
+    expected = scaled_env("redis://redis:6379/0")
+    database = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+    for service in (server, apart):
+        assert {k: service["environment"].get(k) for k in expected} == expected
+        assert service["environment"][database] == services["prepare"]["environment"][database]
+        assert service["depends_on"]["prepare"]["condition"] == "service_completed_successfully"
+        assert service["depends_on"]["redis"]["condition"] == "service_started"
+    assert "REDIS" not in " ".join(services["worker"]["environment"])  # the server's alone
+    text = (ROOT / "deploy" / "compose.scaled.yaml").read_text()
+    assert not any(value in text for value in ENV.values())
+    for missing in ENV:
+        partial = tmp_path / f"without-{missing}.env"
+        partial.write_text("".join(f"{k}={v}\n" for k, v in ENV.items() if k != missing))
+        refused = _compose(partial, "config", files=files)
         assert refused.returncode != 0 and f"set {missing}" in refused.stderr, refused.stderr
 
 
