@@ -405,14 +405,15 @@ def table(stages: dict[str, Any], small: int, large: int, large_db: str) -> list
         ]
     print(f"\n{'metric':74}{'ours':>9}{'baseline':>10}{'ratio':>8}{'cpu c+s':>12}{'load':>6}  goal")
     for row in rows:
-        step = row["details"]["step"]
+        step = row.get("details", {}).get("step")  # the parse row measures no process
         base_text = f"{row['baseline']:>9.1f}s" if row["baseline"] is not None else f"{'-':>10}"
         ratio = f"{row['ratio']:>7.2f}x" if row["ratio"] is not None else f"{'-':>8}"
-        cpu = f"{step['client_cpu_s']:.1f}+{step['server_cpu_s']:.1f}"
+        cpu = f"{step['client_cpu_s']:.1f}+{step['server_cpu_s']:.1f}" if step else "-"
+        load = f"{step['load_before']:>6.1f}" if step else f"{'-':>6}"
         met = {True: "met", False: "NOT MET", None: ""}[row["met"]]
         print(
             f"{row['metric']:74}{row['ours']:>8.2f}s{base_text}{ratio}{cpu:>12}"
-            f"{step['load_before']:>6.1f}  {row['goal']} {met}"
+            f"{load}  {row['goal']} {met}"
         )
     print("cpu c+s: CPU seconds of the cronium process + of the Prefect server during the step")
     return rows

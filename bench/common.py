@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,9 +40,15 @@ def parse_with_image(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def prefect_api(postgres: bool = False, server_env: dict[str, str] | None = None) -> Iterator[str]:
+def prefect_api(
+    postgres: bool = False,
+    server_env: dict[str, str] | None = None,
+    api_processes: int | None = None,
+) -> Iterator[str]:
     """PREFECT_API_URL when set; else a temporary server started (and stopped) here, on
     SQLite or on a throwaway PostgreSQL cluster (tests/postgres.py), with `server_env`.
+    `api_processes`: Prefect's scaled server instead, as `cronium up --redis` starts it
+    (PostgreSQL, a redis-server of its own, N API processes, the services apart).
 
     Must be entered before anything imports Prefect, so the settings pick the URL up.
     """
@@ -59,9 +66,10 @@ def prefect_api(postgres: bool = False, server_env: dict[str, str] | None = None
         }
     )
     from cronium_prefect.cli.api import start_prefect_server, wait_until_healthy
+    from cronium_prefect.cli.scale import prepare_database, scaled_env, start_prefect_services
 
-    cluster, env = None, dict(server_env or {})
-    if postgres:
+    cluster, env, helpers = None, dict(server_env or {}), []
+    if postgres or api_processes:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.postgres import Postgres
 
@@ -70,15 +78,42 @@ def prefect_api(postgres: bool = False, server_env: dict[str, str] | None = None
     global server_log, database_url
     database_url = env.get("PREFECT_API_DATABASE_CONNECTION_URL")
     server_log = home / "prefect-server.log"
-    with open(server_log, "w") as log:
-        server = start_prefect_server(port, env, log=log)
     try:
-        wait_until_healthy(url, server)
+        with open(server_log, "w") as log:
+            if api_processes:
+                redis_port = free_port()
+                helpers.append(_start_redis(redis_port, home, log))
+                prepare_database(port, env, log)
+                env.update(scaled_env(f"redis://127.0.0.1:{redis_port}/0"))
+            server = start_prefect_server(
+                port, env, log=log, api_processes=api_processes or 1, services=not api_processes
+            )
+            helpers.append(server)
+            wait_until_healthy(url, server)
+            if api_processes:
+                helpers.append(start_prefect_services(env, log))
         yield url
     finally:
-        stop(server)
+        stop(*reversed(helpers))
         if cluster is not None:
             cluster.stop()
+
+
+def _start_redis(port: int, home: Path, log: Any) -> subprocess.Popen:
+    """Debian's redis-server on `port`, no persistence, until it accepts connections."""
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--dir", str(home)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(300):
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return redis
+        time.sleep(0.1)
+    redis.kill()
+    raise RuntimeError("redis-server did not start")
 
 
 def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:

@@ -275,13 +275,16 @@ def docker_daemon_pids() -> list[int]:
 
 
 def server_pid() -> int:
-    """The `prefect server start` process this process started (prefect_api)."""
+    """The `prefect server start` process this process started (prefect_api); its
+    descendants are the API processes."""
     for pid in descendants(os.getpid())[1:]:
         try:
             arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if b"prefect" in arguments and b"server" in arguments and b"start" in arguments:
+            if b"services" in arguments:  # the scaled server's services process
+                continue
             return pid
     raise RuntimeError("no Prefect server among this process's children")
 
