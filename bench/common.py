@@ -214,6 +214,14 @@ def metric(
     }
 
 
+def print_goals(rows: list[dict[str, Any]]) -> None:
+    """One line per row: the figure, its goal and whether it is met."""
+    for row in rows:
+        met = {True: "met", False: "NOT MET", None: "no goal"}[row["met"]]
+        ratio = f"; ratio {row['ratio']}" if row.get("ratio") is not None else ""
+        print(f"{row['metric']}: {row['ours']} {row['unit']} (goal {row['goal']}: {met}{ratio})")
+
+
 def write_result(
     name: str, data: dict[str, Any], metrics: list[dict[str, Any]] | None = None
 ) -> Path:

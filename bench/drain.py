@@ -43,7 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
-from common import metric, prefect_api, stop, write_result  # noqa: E402
+from common import metric, prefect_api, print_goals, stop, write_result  # noqa: E402
 from harness import (  # noqa: E402
     CpuMeter,
     apply,
@@ -289,9 +289,7 @@ def report(args: argparse.Namespace, phases: dict[str, list[dict]]) -> None:
                 f"{p['mean_runs_in_hand']:>6.1f}{p['duplicates']:>6}{p['never_executed']:>9}"
                 f"{server_cpu_per_run(p):>12.3f}  {p['runs_per_worker']}"
             )
-    for row in rows:
-        print(f"{row['metric']}: {row['ours']} {row['unit']} (goal {row['goal']}: "
-              f"{'met' if row['met'] else 'NOT MET'}; ratio {row.get('ratio')})")  # fmt: skip
+    print_goals(rows)
     for topology, pair in phases.items():
         for p in pair:
             print(f"CPU s, {topology}, {p['workers']} worker(s): {p['cpu_s']} "

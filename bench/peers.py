@@ -40,7 +40,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
-from common import metric, parse_with_image, prefect_api, stop, write_result  # noqa: E402
+from common import (  # noqa: E402
+    metric,
+    parse_with_image,
+    prefect_api,
+    print_goals,
+    stop,
+    write_result,
+)
 from harness import apply, start_worker, wait_final, wait_for_workers  # noqa: E402
 
 POLL = 0.1  # the protocol's
@@ -243,9 +250,7 @@ def report(args: argparse.Namespace, figures: dict[str, dict]) -> None:
     print("published (Windmill's competitor benchmark, hardware not stated):")
     for name, version, median, rate in PUBLISHED:
         print(f"  {name + ' ' + version:32}{median:>8.3f}s{'-':>9}{rate:>9.1f}")
-    for row in rows:
-        print(f"{row['metric']}: {row['ours']} (goal {row['goal']}: "
-              f"{'met' if row['met'] else 'NOT MET'})")  # fmt: skip
+    print_goals(rows)
     print(f"written to {path}")
 
 

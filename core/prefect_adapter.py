@@ -129,8 +129,52 @@ class InProcessSubmission:
     keeping its bookkeeping (the submitting set, the cancellation observer, the slot);
     tests/unit/test_prefect_adapter.py pins each private name it uses.
 
+    Its polls ask for as many runs as it has free slots (`_get_scheduled_flow_runs`, for
+    which BaseWorker has no option either): BaseWorker asks for every due run (the
+    endpoint's default limit, 200) and takes as many as it has slots; with 300 runs waiting
+    one poll cost the server 0.40-0.46 CPU-s, against 0.12-0.20 s for 8 (bench/poll_cost.py),
+    and a backlog is polled on every freed slot. A run the server refuses Pending (its
+    deployment's concurrency) is rescheduled by the server's
+    `deployments.concurrency_slot_wait_seconds` (30 s), past the worker's prefetch, so it
+    hides nothing from the next poll; should that be set shorter, the poll after a refusal
+    asks for every due run, as BaseWorker does.
+
     The worker defines `run_in_process(flow_run, deployment, task_status)`: it calls
     `task_status.started(infrastructure_id)` once the run is its own, then runs it."""
+
+    _refused_since_poll = False  # a run was refused Pending since the last poll
+
+    async def _get_scheduled_flow_runs(self) -> list[Any]:
+        from datetime import datetime, timedelta, timezone
+
+        import httpx
+        from prefect.client.schemas.responses import WorkerFlowRunResponse
+
+        worker: Any = self
+        limiter, refused = worker._limiter, self._refused_since_poll
+        self._refused_since_poll = False
+        if limiter is None or refused:
+            return await super()._get_scheduled_flow_runs()  # type: ignore[misc]
+        free = int(limiter.available_tokens)
+        if free < 1:
+            return []
+        before = datetime.now(timezone.utc) + timedelta(seconds=int(worker._prefetch_seconds))
+        try:
+            response = await worker.client.request(
+                "POST",
+                "/work_pools/{name}/get_scheduled_flow_runs",
+                path_params={"name": worker._work_pool_name},
+                json={
+                    "work_queue_names": list(worker._work_queues),
+                    "scheduled_before": before.isoformat(),
+                    "limit": free,
+                },
+            )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:  # as BaseWorker: made on the next heartbeat
+                return []
+            raise
+        return WorkerFlowRunResponse.model_validate_list(response.json())
 
     async def run_in_process(
         self, flow_run: FlowRun, deployment: DeploymentResponse | None, task_status: Any
@@ -160,6 +204,7 @@ class InProcessSubmission:
                     )
                     return
             if not await worker._propose_pending_state(flow_run):
+                self._refused_since_poll = True
                 return
             started = await worker._runs_task_group.start(self._run_here, flow_run, deployment)
             handed_over = True

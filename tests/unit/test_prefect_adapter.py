@@ -243,3 +243,56 @@ def test_next_times_from_the_schedulers_own_models():
         "2026-01-01T12:00:00+00:00",
         "2026-01-01T12:15:00+00:00",
     ]
+
+
+def test_a_poll_asks_for_as_many_runs_as_there_are_free_slots(prefect_api):
+    """InProcessSubmission's `_get_scheduled_flow_runs`: 5 runs due, 2 free slots, 2 asked
+    for; no free slot, none; the poll after a run was refused Pending, and a worker without
+    a limit, ask for every due run (BaseWorker's own poll); a pool not made yet is no runs."""
+    import inspect
+
+    from prefect.states import Running
+
+    assert "self._get_scheduled_flow_runs()" in inspect.getsource(
+        BaseWorker.get_and_submit_flow_runs
+    )
+    pool = f"adapter-polls-{uuid.uuid4().hex[:8]}"
+
+    async def go():
+        async with get_client() as client:
+            flow_id = await client.create_flow_from_name("adapter-polls")
+            await client.create_work_pool(WorkPoolCreate(name=pool, type=_InProcessProbe.type))
+            due = await client.create_deployment(flow_id, "due", work_pool_name=pool)
+            for _ in range(5):
+                await client.create_flow_run_from_deployment(due)
+            seen = {}
+            async with _InProcessProbe(work_pool_name=pool, limit=2) as worker:
+                for attribute in ("_prefetch_seconds", "_work_pool_name", "_work_queues"):
+                    assert hasattr(worker, attribute), attribute
+                seen["two free"] = len(await worker._get_scheduled_flow_runs())
+                worker.limiter.acquire_on_behalf_of_nowait("a")
+                seen["one free"] = len(await worker._get_scheduled_flow_runs())
+                worker.limiter.acquire_on_behalf_of_nowait("b")
+                seen["none free"] = len(await worker._get_scheduled_flow_runs())
+                worker.limiter.release_on_behalf_of("a")
+                taken = await client.create_flow_run_from_deployment(due)
+                await client.set_flow_run_state(taken.id, Running(), force=True)
+                worker.limiter.acquire_on_behalf_of_nowait(taken.id)
+                await worker._submit_run(taken)  # refused Pending: it is running elsewhere
+                seen["after a refusal"] = len(await worker._get_scheduled_flow_runs())
+                seen["the next"] = len(await worker._get_scheduled_flow_runs())
+            async with _InProcessProbe(work_pool_name=pool) as unlimited:
+                seen["no limit"] = len(await unlimited._get_scheduled_flow_runs())
+            async with _InProcessProbe(work_pool_name=pool + "-none", limit=2) as nowhere:
+                seen["no pool"] = len(await nowhere._get_scheduled_flow_runs())
+            return seen
+
+    assert asyncio.run(go()) == {
+        "two free": 2,
+        "one free": 1,
+        "none free": 0,
+        "after a refusal": 5,
+        "the next": 1,
+        "no limit": 5,
+        "no pool": 0,
+    }
