@@ -113,6 +113,11 @@ def worker_logger(worker: BaseWorker) -> logging.Logger | logging.LoggerAdapter:
     return worker._logger
 
 
+# The most runs a poll may ask for: Prefect's API refuses a limit above its default limit
+# (PREFECT_SERVER_API_DEFAULT_LIMIT, 200), which is also what BaseWorker's poll gets.
+_MOST_RUNS_PER_POLL = 200
+
+
 class InProcessSubmission:
     """For a BaseWorker whose flow runs execute in its own process: how a run it took is
     started, with three API calls instead of seven and one event instead of four.
@@ -155,9 +160,13 @@ class InProcessSubmission:
         self._refused_since_poll = False
         if limiter is None or refused:
             return await super()._get_scheduled_flow_runs()  # type: ignore[misc]
-        free = int(limiter.available_tokens)
-        if free < 1:
-            return []
+        # Runs still being submitted here are Scheduled until their Pending is accepted:
+        # the server returns them too (BaseWorker skips them), so they are added; and 0
+        # free slots still polls, as the poll is what keeps the pool's queues and
+        # deployments Ready in Prefect's UI.
+        wanted = int(limiter.available_tokens) + len(worker._submitting_flow_run_ids)
+        if wanted >= _MOST_RUNS_PER_POLL:  # the endpoint refuses more (422)
+            return await super()._get_scheduled_flow_runs()  # type: ignore[misc]
         before = datetime.now(timezone.utc) + timedelta(seconds=int(worker._prefetch_seconds))
         try:
             response = await worker.client.request(
@@ -167,7 +176,7 @@ class InProcessSubmission:
                 json={
                     "work_queue_names": list(worker._work_queues),
                     "scheduled_before": before.isoformat(),
-                    "limit": free,
+                    "limit": wanted,
                 },
             )
         except httpx.HTTPStatusError as exc:
@@ -175,11 +184,6 @@ class InProcessSubmission:
                 return []
             raise
         return WorkerFlowRunResponse.model_validate_list(response.json())
-
-    async def run_in_process(
-        self, flow_run: FlowRun, deployment: DeploymentResponse | None, task_status: Any
-    ) -> None:
-        raise NotImplementedError
 
     async def _submit_run(self, flow_run: FlowRun) -> None:
         from prefect.exceptions import ObjectNotFound

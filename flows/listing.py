@@ -29,6 +29,7 @@ __all__ = [
     "event_pages",
     "list_events",
     "list_workflows",
+    "quiet_task",
     "schedule_text",
 ]
 
@@ -134,7 +135,9 @@ async def event_pages(
     """The events `which` shows, by name, a page of rows at a time as the API gives them
     (at most `limit` rows in all; None: every one). Each page's next and last runs are
     read while the next page of deployments is."""
-    size = _PAGE if limit is None else max(1, min(_PAGE, limit))
+    # Archived events are dropped here when no status is asked for: whole pages then, or a
+    # small limit behind many archived names would take a request per name.
+    size = _PAGE if limit is None or which.status is None else max(1, min(_PAGE, limit))
     body = {**_query(which.deployments()), "sort": "NAME_ASC", "limit": size}
 
     async def deployments(offset: int) -> list[dict[str, Any]]:
@@ -142,7 +145,7 @@ async def event_pages(
         return (await client.request("POST", "/deployments/filter", json=page)).json()
 
     shown, offset = 0, 0
-    following: asyncio.Future | None = asyncio.ensure_future(deployments(0))
+    following: asyncio.Future | None = quiet_task(deployments(0))
     try:
         while following is not None:
             batch = await following
@@ -153,12 +156,20 @@ async def event_pages(
             chosen = chosen if limit is None else chosen[: limit - shown]
             shown += len(chosen)
             more = len(batch) == size and (limit is None or shown < limit)
-            following = asyncio.ensure_future(deployments(offset)) if more else None
+            following = quiet_task(deployments(offset)) if more else None
             if chosen:
                 yield await _rows(client, chosen)
     finally:
         if following is not None:
             following.cancel()
+
+
+def quiet_task(coroutine: Any) -> asyncio.Future:
+    """A task whose failure, should nobody await it (the listing ended first), is not
+    reported as "never retrieved" with a traceback."""
+    task = asyncio.ensure_future(coroutine)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
 
 
 async def list_events(which: EventFilter = EventFilter()) -> list[dict[str, Any]]:

@@ -25,7 +25,12 @@ HEADER = ("event", "type", "status", "schedule", "next run", "last run")
 
 def events(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    name: Annotated[str, typer.Option(help="Only events whose name contains this.")] = "",
+    name: Annotated[
+        str,
+        typer.Option(
+            help="Only events whose name contains this (any case; _ and % as in SQL LIKE)."
+        ),
+    ] = "",
     tag: Annotated[str, typer.Option(help="Only events with this tag.")] = "",
     type_: Annotated[str, typer.Option("--type", help="Only events of this type.")] = "",
     server: Annotated[str, typer.Option(help="Only events that run on this server.")] = "",
@@ -59,13 +64,13 @@ async def _print(which: Any, limit: int | None, as_json: bool) -> tuple[int, int
     """Write the rows page by page; (how many were written, how many there are)."""
     from prefect.client.orchestration import get_client
 
-    from cronium_prefect.flows.listing import count_events, event_pages
+    from cronium_prefect.flows.listing import count_events, event_pages, quiet_task
     from cronium_prefect.flows.status import migrate_legacy_status
 
     write = _JsonArray() if as_json else _Table()
     async with get_client() as client:
         await migrate_legacy_status(client)  # the API's filters read the current tags only
-        total = asyncio.ensure_future(count_events(client, which))
+        total = quiet_task(count_events(client, which))
         shown = 0
         async for page in event_pages(client, which, limit):
             write(page)

@@ -81,10 +81,14 @@ def check_scaled(
 
 
 def _without_password(url: str) -> str:
-    """The URL as it may be shown: whatever stands between `//` and `@` is hidden."""
+    """The URL as it may be shown: whatever stands between `//` and the last `@` is
+    hidden (a password may hold `@` or `/`); text that is no URL but has an `@` or `=`
+    (a DSN's password=...) is not shown at all."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    if not sep:
+        return "(not shown)" if "@" in url or "=" in url else url
+    if "@" in rest:
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
     return url
 
 

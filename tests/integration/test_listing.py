@@ -23,7 +23,7 @@ def _seed(tmp_path) -> dict[str, dict]:
     made = {}
     for i in range(13):
         event = {
-            "name": f"ls-{i:02d}",
+            "name": f"lsx-{i:02d}",
             "type": TYPES[i % 3],
             "script": "true",
             "status": STATUSES[i % 4],
@@ -38,7 +38,7 @@ def _seed(tmp_path) -> dict[str, dict]:
 
 
 def _names(*args: str) -> tuple[list[str], str]:
-    listed = cronium("events", "--name", "ls-", "--json", *args)
+    listed = cronium("events", "--name", "lsx-", "--json", *args)
     assert listed.returncode == 0, listed.stderr
     return [row["name"] for row in json.loads(listed.stdout)], listed.stderr.strip()
 
@@ -69,11 +69,11 @@ def test_limit_all_filters_and_the_total(prefect_api, tmp_path):
         expected(type="node")[:1],
         f"1 of {len(expected(type='node'))} events (--limit N or --all for more)",
     )
-    assert _names("--name", "LS-1") == ([n for n in shown if n.startswith("ls-1")], "2 events")
+    assert _names("--name", "LSX-1") == ([n for n in shown if n.startswith("lsx-1")], "2 events")
     assert _names("--name", "no-such") == ([], "0 events")
 
     # The table: a header, one line per event, nothing else on stdout.
-    table = cronium("events", "--name", "ls-", "--limit", "3")
+    table = cronium("events", "--name", "lsx-", "--limit", "3")
     lines = table.stdout.splitlines()
     assert lines[0].split()[:3] == ["EVENT", "TYPE", "STATUS"]
     assert [line.split()[0] for line in lines[1:]] == shown[:3]
@@ -93,7 +93,7 @@ def test_pages_of_two_list_what_one_page_lists(prefect_api, tmp_path, monkeypatc
     """Several pages (archived events dropped from some, a limit ending mid-page) give the
     rows one page gives, in order, with next and last runs read per page."""
     _seed(tmp_path)
-    which = EventFilter(name="ls-")
+    which = EventFilter(name="lsx-")
 
     async def read(limit=None) -> tuple[list[list[str]], int]:
         async with get_client() as client:

@@ -307,18 +307,22 @@ def test_prepare_database_migrates_and_registers_block_types_then_exits(postgres
     from tests.cli import CLI
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    base["CRONIUM_HOME"] = str(tmp_path)
+    base.update(CRONIUM_HOME=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"))
     for url, named in (
         (None, "PREFECT_SERVER_DATABASE_CONNECTION_URL: not set"),
         ("postgresql://u:s3cret@db/prefect", "'postgresql://***@db/prefect' is not a"),
         ("mysql://u:s3cret@db/x", "'mysql://***@db/x' is not a postgresql+asyncpg:// URL"),
+        ("postgresql://u:s3/c@ret@db/x", "'postgresql://***@db/x' is not a"),  # @ and / in it
+        ("host=db password=s3cret", "'(not shown)' is not a"),
     ):
         env = base if url is None else {**base, "PREFECT_SERVER_DATABASE_CONNECTION_URL": url}
         refused = subprocess.run(
             [*CLI, "prepare-database"], env=env, capture_output=True, text=True
         )
         assert refused.returncode == 1 and named in refused.stderr, refused.stderr
-        assert "s3cret" not in refused.stderr and "Traceback" not in refused.stderr
+        for part in ("s3cret", "s3/c", "c@ret"):
+            assert part not in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
 
     name = "prep_" + uuid.uuid4().hex[:8]
     url = postgres_cluster.create_database(name)

@@ -208,10 +208,11 @@ def _cases(rng: random.Random) -> list[tuple[str, bytes]]:
     for method in (b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"FOO", b"G\x00ET"):
         add(f"method {method!r}", b"/hooks/fz-token", [json_type, bearer], good, method)
     # Signatures: right secret over other bytes, stale and future times, GitHub's over a
-    # different body; never a run. The window is 300 s either way; these are sent up to a
-    # minute after `now` (a 301 s future stamp was inside the window by then: a run).
+    # different body; never a run. The window is 300 s either way. These are sent well
+    # after `now`: a past stamp only gets older, but a future one comes closer (a stamp
+    # 301 s ahead was inside the window by then: a run), so the future ones are far out.
     now = int(time.time())
-    for delta in (-10_000, -301, 361, 10**9):
+    for delta in (-10_000, -301, 3600, 10**9):
         stamp = str(now + delta).encode()
         signature = sign(SIGNING, stamp.decode(), good).encode()
         add(

@@ -272,8 +272,14 @@ def test_a_poll_asks_for_as_many_runs_as_there_are_free_slots(prefect_api):
                 seen["two free"] = len(await worker._get_scheduled_flow_runs())
                 worker.limiter.acquire_on_behalf_of_nowait("a")
                 seen["one free"] = len(await worker._get_scheduled_flow_runs())
+                worker._submitting_flow_run_ids.add("being-submitted")  # one more asked for
+                seen["one free, one being submitted"] = len(await worker._get_scheduled_flow_runs())
+                worker._submitting_flow_run_ids.discard("being-submitted")
                 worker.limiter.acquire_on_behalf_of_nowait("b")
+                polled = (await client.read_deployment(due)).last_polled
                 seen["none free"] = len(await worker._get_scheduled_flow_runs())
+                # Still a poll: what keeps the deployment Ready in Prefect's UI.
+                seen["polled"] = (await client.read_deployment(due)).last_polled > polled
                 worker.limiter.release_on_behalf_of("a")
                 taken = await client.create_flow_run_from_deployment(due)
                 await client.set_flow_run_state(taken.id, Running(), force=True)
@@ -283,6 +289,8 @@ def test_a_poll_asks_for_as_many_runs_as_there_are_free_slots(prefect_api):
                 seen["the next"] = len(await worker._get_scheduled_flow_runs())
             async with _InProcessProbe(work_pool_name=pool) as unlimited:
                 seen["no limit"] = len(await unlimited._get_scheduled_flow_runs())
+            async with _InProcessProbe(work_pool_name=pool, limit=250) as large:
+                seen["limit over the API's 200"] = len(await large._get_scheduled_flow_runs())
             async with _InProcessProbe(work_pool_name=pool + "-none", limit=2) as nowhere:
                 seen["no pool"] = len(await nowhere._get_scheduled_flow_runs())
             return seen
@@ -290,9 +298,12 @@ def test_a_poll_asks_for_as_many_runs_as_there_are_free_slots(prefect_api):
     assert asyncio.run(go()) == {
         "two free": 2,
         "one free": 1,
+        "one free, one being submitted": 2,
         "none free": 0,
+        "polled": True,
         "after a refusal": 5,
         "the next": 1,
         "no limit": 5,
+        "limit over the API's 200": 5,
         "no pool": 0,
     }

@@ -133,6 +133,8 @@ def test_the_scaled_compose_file_runs_the_settings_cronium_up_uses(tmp_path):
     assert apart["entrypoint"] == ["prefect"]
     assert apart["command"] == ["server", "services", "start"]
     assert services["prepare"]["command"] == ["prepare-database"]  # the cronium image's
+    assert services["prepare"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     expected = scaled_env("redis://redis:6379/0")
     database = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
     for service in (server, apart):
