@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "dashboard_events": ([], ["--events", "500", "--repeat", "2"]),
     "webhooks": ([], ["--seconds", "15", "--runs", "3"]),
     "workflows": ([], ["--quick"]),
+    "peers": ([], ["--quick"]),
 }
 
 
