@@ -14,7 +14,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from prefect.utilities.callables import parameter_schema
 
 from cronium_prefect import Event
-from cronium_prefect.cli.events import columns
+from cronium_prefect.cli.listing import columns
 from cronium_prefect.flows import deploy
 
 EVENT = Event.model_validate(
