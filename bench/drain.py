@@ -75,7 +75,7 @@ script: |
 """
 
 
-def save_server(sshd) -> None:
+def save_server(sshd, name: str = SERVER) -> None:
     from pydantic import SecretStr
 
     from cronium_prefect.blocks import SSHServer
@@ -88,7 +88,7 @@ def save_server(sshd) -> None:
         private_key=SecretStr(sshd.client_key),
         host_key=sshd.host_key_line,
         connect_timeout=5,
-    ).save(SERVER, overwrite=True, _sync=True)
+    ).save(name, overwrite=True, _sync=True)
 
 
 def phase(workers: int, runs: int, work: Path, markers: Path, groups: dict) -> dict:
