@@ -185,6 +185,11 @@ class InProcessSubmission:
             raise
         return WorkerFlowRunResponse.model_validate_list(response.json())
 
+    async def run_in_process(
+        self, flow_run: FlowRun, deployment: DeploymentResponse | None, task_status: Any
+    ) -> None:
+        raise NotImplementedError
+
     async def _submit_run(self, flow_run: FlowRun) -> None:
         from prefect.exceptions import ObjectNotFound
 
