@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,10 +80,12 @@ def prefect_api(
     try:
         with open(server_log, "w") as log:
             if api_processes:
-                redis_port = free_port()
-                helpers.append(_start_redis(redis_port, home, log))
+                from tests.redis import start_redis
+
+                redis, redis_url = start_redis(home)
+                helpers.append(redis)
                 prepare_database(port, env, log)
-                env.update(scaled_env(f"redis://127.0.0.1:{redis_port}/0"))
+                env.update(scaled_env(redis_url))
             server = start_prefect_server(
                 port, env, log=log, api_processes=api_processes or 1, services=not api_processes
             )
@@ -97,23 +98,6 @@ def prefect_api(
         stop(*reversed(helpers))
         if cluster is not None:
             cluster.stop()
-
-
-def _start_redis(port: int, home: Path, log: Any) -> subprocess.Popen:
-    """Debian's redis-server on `port`, no persistence, until it accepts connections."""
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", str(home)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    for _ in range(300):
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return redis
-        time.sleep(0.1)
-    redis.kill()
-    raise RuntimeError("redis-server did not start")
 
 
 def stop(*processes: subprocess.Popen, timeout: float = 30) -> None:

@@ -51,6 +51,7 @@ from harness import (  # noqa: E402
     database_pids,
     descendants,
     loadavg,
+    scaled_helpers,
     server_pid,
     start_worker,
     state_times,
@@ -215,19 +216,6 @@ def this_process_on(url: str):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     return temporary_settings({PREFECT_API_URL: url})
-
-
-def scaled_helpers() -> list[int]:
-    """The scaled server's services process and redis-server ([] on the single server)."""
-    found = []
-    for pid in descendants(os.getpid())[1:]:
-        try:
-            arguments = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"services\0start" in arguments or b"redis-server" in arguments:
-            found += descendants(pid)
-    return found
 
 
 def server_cpu_per_run(phase: dict) -> float:

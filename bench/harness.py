@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -274,19 +274,32 @@ def docker_daemon_pids() -> list[int]:
     return pids_named("dockerd", "containerd")
 
 
+def _own_commands() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, arguments) of each process this one started, and theirs."""
+    for pid in descendants(os.getpid())[1:]:
+        try:
+            yield pid, Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+
+
 def server_pid() -> int:
     """The `prefect server start` process this process started (prefect_api); its
     descendants are the API processes."""
-    for pid in descendants(os.getpid())[1:]:
-        try:
-            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"prefect" in arguments and b"server" in arguments and b"start" in arguments:
-            if b"services" in arguments:  # the scaled server's services process
-                continue
+    for pid, arguments in _own_commands():
+        if {b"prefect", b"server", b"start"} <= set(arguments) and b"services" not in arguments:
             return pid
     raise RuntimeError("no Prefect server among this process's children")
+
+
+def scaled_helpers() -> list[int]:
+    """The scaled server's services process and redis-server, with their children ([] on
+    the single-process server)."""
+    found = []
+    for pid, arguments in _own_commands():
+        if b"services" in arguments or any(a.endswith(b"redis-server") for a in arguments):
+            found += descendants(pid)
+    return found
 
 
 def database_pids(server_pid: int) -> list[int]:

@@ -110,9 +110,13 @@ class SSHExecutor(Executor[_RemoteRun]):
             )
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.cleanup(handle)
-            failed = _ConnectionGone if not self._transport.is_active() else ConnectionFailed
-            raise failed(f"{self.name}: cannot start the script: {exc}") from None
+            raise self._failure(f"{self.name}: cannot start the script: {exc}") from None
         return handle
+
+    def _failure(self, message: str) -> ConnectionFailed:
+        """The error for a failure before the script started: _ConnectionGone when the
+        connection itself has closed (run() then tries once more on another)."""
+        return (_ConnectionGone if not self._transport.is_active() else ConnectionFailed)(message)
 
     def _open_files(self) -> RemoteFiles:
         """SFTP, else (a server without the subsystem) exec channels, said once."""
@@ -127,8 +131,7 @@ class SSHExecutor(Executor[_RemoteRun]):
                 )
             return ExecFiles(self._transport, timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            failed = _ConnectionGone if not self._transport.is_active() else ConnectionFailed
-            raise failed(f"{self.name}: cannot open SFTP: {exc}") from None
+            raise self._failure(f"{self.name}: cannot open SFTP: {exc}") from None
 
     def stream(self, handle: _RemoteRun, sink: LineSink) -> None:
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -284,42 +283,15 @@ def postgres_api(tmp_path_factory, postgres_cluster):
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """Debian's redis-server on a free loopback port (one per xdist worker), no persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    from tests.redis import start_redis
+
+    if shutil.which("redis-server") is None:
         _unavailable("the scaled-server tests need Debian's redis-server")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    with open(folder / "redis.log", "w") as log:
-        server = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(folder),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                stop(server)
-                pytest.fail(f"redis-server did not start: {(folder / 'redis.log').read_text()}")
-            time.sleep(0.1)
-    # Database 0; another stack on this Redis takes another database (`.../1`): Prefect's
-    # consumer groups have fixed names, and two installations would share their events.
-    yield f"redis://127.0.0.1:{port}/0"
+    try:
+        server, url = start_redis(tmp_path_factory.mktemp("redis"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
     stop(server)
 
 

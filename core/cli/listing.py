@@ -106,7 +106,7 @@ class _Table:
         rows = [_cells(row) for row in page]
         if not self.started:
             self.widths = _widths(HEADER, rows)
-            sys.stdout.write(_line(tuple(h.upper() for h in HEADER), self.widths) + "\n")
+            sys.stdout.write(_heading(HEADER, self.widths) + "\n")
             self.started = True
         else:
             self.widths = [
@@ -117,7 +117,7 @@ class _Table:
 
     def end(self) -> None:
         if not self.started:
-            sys.stdout.write(_line(tuple(h.upper() for h in HEADER), self.widths) + "\n")
+            sys.stdout.write(_heading(HEADER, self.widths) + "\n")
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -141,7 +141,11 @@ def _line(cells: tuple[str, ...], widths: list[int]) -> str:
     ).rstrip()
 
 
+def _heading(header: tuple[str, ...], widths: list[int]) -> str:
+    return _line(tuple(h.upper() for h in header), widths)
+
+
 def columns(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     """Plain aligned columns, one line per row (rich's Table took 13 s for 10,000 rows)."""
     widths = _widths(header, rows)
-    return "\n".join(_line(line, widths) for line in (tuple(h.upper() for h in header), *rows))
+    return "\n".join([_heading(header, widths), *(_line(row, widths) for row in rows)])
